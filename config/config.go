@@ -1,0 +1,321 @@
+// Package config defines pmsbridge's configuration: the Config struct, its
+// defaults, loading with viper (defaults < YAML file < PMSBRIDGE_* environment
+// < flags), validation that reports every problem at once, and the region
+// table. Config is passed to the rest of the program as a value; nothing reads
+// it from a global.
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of one pmsbridge deployment (one region).
+// The yaml/mapstructure names are the public config names of design.md.
+type Config struct {
+	// Region is this deployment's region code: au, nz, ca, ie, uk or us. Required.
+	Region string `mapstructure:"region"`
+	// PublicURL is the address users reach this deployment at. Default: the
+	// region's host from Regions.URLPattern (https://{region}.physitrack.com).
+	PublicURL string `mapstructure:"public_url"`
+
+	HTTP     HTTP     `mapstructure:"http"`
+	Redis    Redis    `mapstructure:"redis"`
+	Cliniko  Cliniko  `mapstructure:"cliniko"`
+	Secrets  Secrets  `mapstructure:"secrets"`
+	Webhooks Webhooks `mapstructure:"webhooks"`
+	Admin    Admin    `mapstructure:"admin"`
+	Sync     Sync     `mapstructure:"sync"`
+	Worker   Worker   `mapstructure:"worker"`
+	Log      Log      `mapstructure:"log"`
+	Regions  Regions  `mapstructure:"regions"`
+}
+
+// HTTP configures the web server.
+type HTTP struct {
+	// Addr is the listen address. Default ":8080".
+	Addr string `mapstructure:"addr"`
+	// ExtraHosts are further host names this deployment answers for, beside
+	// the host of public_url (e.g. an internal load-balancer name).
+	ExtraHosts []string `mapstructure:"extra_hosts"`
+}
+
+// Redis configures the one Redis that holds queues and records.
+type Redis struct {
+	// URL is redis://[:password@]host:port/db, rediss://… (TLS) or
+	// redis-sentinel://[:password@]host1:port,host2:port/db?master=name.
+	// Default "redis://localhost:6379/0".
+	URL string `mapstructure:"url"`
+}
+
+// Cliniko configures the Cliniko API client.
+type Cliniko struct {
+	// BaseURL is the API address with a {shard} placeholder.
+	// Default "https://api.{shard}.cliniko.com/v1".
+	BaseURL string `mapstructure:"base_url"`
+	// UserAgent identifies us to Cliniko: "Name (email)". Required.
+	UserAgent string `mapstructure:"user_agent"`
+	// RequestsPerMinute is the request budget per Cliniko user, shared by
+	// every process. Default 200 (Cliniko's documented limit).
+	RequestsPerMinute int `mapstructure:"requests_per_minute"`
+	// Timeout bounds one HTTP request to Cliniko. Default 15s.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Secrets holds the keys that encrypt sensitive fields at rest.
+type Secrets struct {
+	// EncryptionKey is 32 random bytes, base64-encoded (AES-256-GCM). Required.
+	EncryptionKey string `mapstructure:"encryption_key"`
+	// PreviousEncryptionKeys are older keys still accepted for decryption
+	// while records are re-encrypted after a rotation.
+	PreviousEncryptionKeys []string `mapstructure:"previous_encryption_keys"`
+}
+
+// Webhooks configures the platform's programme webhook.
+type Webhooks struct {
+	// Secret signs webhook bodies (HMAC-SHA256). Empty disables the webhook
+	// endpoint (it answers 503).
+	Secret string `mapstructure:"secret"`
+}
+
+// Admin configures support access.
+type Admin struct {
+	// Token is the bearer token for /admin. Empty disables /admin (503).
+	Token string `mapstructure:"token"`
+}
+
+// Sync configures the periodic birth-year sync from Cliniko.
+type Sync struct {
+	// Interval between two syncs. Default 15m; at least 1m.
+	Interval time.Duration `mapstructure:"interval"`
+}
+
+// Worker configures the job workers.
+type Worker struct {
+	// Concurrency is how many jobs one work process runs at once. Default 10.
+	Concurrency int `mapstructure:"concurrency"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is "json" or "text". Default "json" ("text" in dev).
+	Format string `mapstructure:"format"`
+	// Level is debug, info, warn or error. Default "info".
+	Level string `mapstructure:"level"`
+}
+
+// Regions describes the platform's regional deployments.
+type Regions struct {
+	// URLPattern makes a region's public address from its code.
+	// Default "https://{region}.physitrack.com".
+	URLPattern string `mapstructure:"url_pattern"`
+}
+
+// RegionCodes lists the platform's regions in display order.
+var RegionCodes = []string{"au", "nz", "ca", "ie", "uk", "us"}
+
+// RegionNames gives each region's name for pages.
+var RegionNames = map[string]string{
+	"au": "Australia", "nz": "New Zealand", "ca": "Canada",
+	"ie": "Ireland", "uk": "United Kingdom", "us": "United States",
+}
+
+// RegionURL returns the public address of a region.
+func (c Config) RegionURL(region string) string {
+	return strings.ReplaceAll(c.Regions.URLPattern, "{region}", region)
+}
+
+// Hosts returns the host names this deployment answers for (lower case,
+// without port).
+func (c Config) Hosts() []string {
+	var hs []string
+	if u, err := url.Parse(c.PublicURL); err == nil && u.Hostname() != "" {
+		hs = append(hs, strings.ToLower(u.Hostname()))
+	}
+	for _, h := range c.HTTP.ExtraHosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if hh, _, err := net.SplitHostPort(h); err == nil {
+			h = hh
+		}
+		if h != "" {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// SecureCookies reports whether cookies must carry the Secure flag.
+func (c Config) SecureCookies() bool { return strings.HasPrefix(c.PublicURL, "https://") }
+
+// WithDefaults returns a copy of c with every unset field given its default.
+func (c Config) WithDefaults() Config {
+	if c.Regions.URLPattern == "" {
+		c.Regions.URLPattern = "https://{region}.physitrack.com"
+	}
+	if c.PublicURL == "" && c.Region != "" {
+		c.PublicURL = c.RegionURL(c.Region)
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = ":8080"
+	}
+	if c.Redis.URL == "" {
+		c.Redis.URL = "redis://localhost:6379/0"
+	}
+	if c.Cliniko.BaseURL == "" {
+		c.Cliniko.BaseURL = "https://api.{shard}.cliniko.com/v1"
+	}
+	if c.Cliniko.RequestsPerMinute == 0 {
+		c.Cliniko.RequestsPerMinute = 200
+	}
+	if c.Cliniko.Timeout == 0 {
+		c.Cliniko.Timeout = 15 * time.Second
+	}
+	if c.Sync.Interval == 0 {
+		c.Sync.Interval = 15 * time.Minute
+	}
+	if c.Worker.Concurrency == 0 {
+		c.Worker.Concurrency = 10
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	return c
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct{ Problems []string }
+
+func (e *ValidationError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+var (
+	userAgentRe = regexp.MustCompile(`^([^()]*[^()\s])\s+\(([^()\s]+)\)$`)
+	regionSet   = func() map[string]bool {
+		m := map[string]bool{}
+		for _, r := range RegionCodes {
+			m[r] = true
+		}
+		return m
+	}()
+)
+
+// ParseUserAgent checks a Cliniko User-Agent of the form "Name (email)".
+func ParseUserAgent(ua string) error {
+	m := userAgentRe.FindStringSubmatch(strings.TrimSpace(ua))
+	if m == nil {
+		return fmt.Errorf("must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
+	}
+	if a, err := mail.ParseAddress(m[2]); err != nil || a.Address != m[2] || !strings.Contains(m[2][strings.Index(m[2], "@"):], ".") {
+		return fmt.Errorf("the part in brackets must be an email address")
+	}
+	return nil
+}
+
+// Validate reports every problem with c (after WithDefaults) at once, one
+// line each, naming the config key and its environment variable. Secret
+// values are never echoed.
+func (c Config) Validate() error {
+	var p []string
+	add := func(key, format string, args ...any) {
+		p = append(p, fmt.Sprintf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+	}
+	if c.Region == "" {
+		add("region", "is required: one of %s", strings.Join(RegionCodes, ", "))
+	} else if !regionSet[c.Region] {
+		add("region", "%q is not a known region: use one of %s", c.Region, strings.Join(RegionCodes, ", "))
+	}
+	if !strings.Contains(c.Regions.URLPattern, "{region}") {
+		add("regions.url_pattern", "must contain {region}")
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("public_url", "%q is not an http(s) address like https://au.physitrack.com", c.PublicURL)
+	} else if u.Path != "" || u.RawQuery != "" {
+		add("public_url", "must be just scheme and host (no path): %q", c.PublicURL)
+	}
+	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil || port == "" {
+		add("http.addr", "%q is not a listen address like :8080 or 127.0.0.1:8080", c.HTTP.Addr)
+	}
+	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
+		add("redis.url", "%v", err)
+	}
+	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")
+	}
+	if c.Cliniko.UserAgent == "" {
+		add("cliniko.user_agent", "is required: Cliniko blocks requests without it; set it to \"Your Product (contact@your.domain)\"")
+	} else if err := ParseUserAgent(c.Cliniko.UserAgent); err != nil {
+		add("cliniko.user_agent", "%v", err)
+	}
+	if c.Cliniko.RequestsPerMinute < 1 || c.Cliniko.RequestsPerMinute > 100000 {
+		add("cliniko.requests_per_minute", "must be between 1 and 100000, got %d", c.Cliniko.RequestsPerMinute)
+	}
+	if c.Cliniko.Timeout < time.Second || c.Cliniko.Timeout > 5*time.Minute {
+		add("cliniko.timeout", "must be between 1s and 5m, got %s", c.Cliniko.Timeout)
+	}
+	if c.Secrets.EncryptionKey == "" {
+		add("secrets.encryption_key", "is required: 32 random bytes, base64-encoded (make one with: openssl rand -base64 32)")
+	} else if _, err := DecodeKey(c.Secrets.EncryptionKey); err != nil {
+		add("secrets.encryption_key", "%v", err)
+	}
+	for i, k := range c.Secrets.PreviousEncryptionKeys {
+		if _, err := DecodeKey(k); err != nil {
+			add("secrets.previous_encryption_keys", "entry %d: %v", i+1, err)
+		}
+	}
+	if c.Webhooks.Secret != "" && len(c.Webhooks.Secret) < 16 {
+		add("webhooks.secret", "is too short: use at least 16 characters (or leave empty to disable the webhook)")
+	}
+	if c.Admin.Token != "" && len(c.Admin.Token) < 16 {
+		add("admin.token", "is too short: use at least 16 characters (or leave empty to disable /admin)")
+	}
+	if c.Sync.Interval < time.Minute {
+		add("sync.interval", "must be at least 1m, got %s", c.Sync.Interval)
+	}
+	if c.Worker.Concurrency < 1 || c.Worker.Concurrency > 1000 {
+		add("worker.concurrency", "must be between 1 and 1000, got %d", c.Worker.Concurrency)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		add("log.format", "must be json or text, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	sort.Strings(p)
+	return &ValidationError{Problems: p}
+}
+
+// DecodeKey decodes a base64 AES-256 key and checks its length.
+func DecodeKey(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimSpace(s)); err != nil {
+			return nil, fmt.Errorf("is not valid base64 (make one with: openssl rand -base64 32)")
+		}
+	}
+	if len(b) != 32 {
+		return nil, fmt.Errorf("must decode to 32 bytes, got %d (make one with: openssl rand -base64 32)", len(b))
+	}
+	return b, nil
+}
+
+// EnvName returns the environment variable for a config key.
+func EnvName(key string) string {
+	return "PMSBRIDGE_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}

@@ -1,0 +1,264 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// Key describes one configuration key: its name, flag, default and whether
+// it is secret.
+type Key struct {
+	Name    string // file key, e.g. "http.addr"
+	Flag    string // command-line flag, e.g. "http-addr"
+	Usage   string
+	Default any
+	Secret  bool
+}
+
+// Keys lists every configuration key, in the order --help and --print-config
+// show them.
+var Keys = []Key{
+	{Name: "region", Flag: "region", Usage: "region code of this deployment: au, nz, ca, ie, uk or us"},
+	{Name: "public_url", Flag: "public-url", Usage: "public address of this deployment (default https://{region}.physitrack.com)"},
+	{Name: "http.addr", Flag: "http-addr", Usage: "HTTP listen address", Default: ":8080"},
+	{Name: "http.extra_hosts", Flag: "http-extra-hosts", Usage: "further host names to answer for (comma-separated)", Default: []string{}},
+	{Name: "redis.url", Flag: "redis-url", Usage: "Redis URL: redis://, rediss:// or redis-sentinel://…?master=name", Default: "redis://localhost:6379/0", Secret: true},
+	{Name: "cliniko.base_url", Flag: "cliniko-base-url", Usage: "Cliniko API address with {shard}", Default: "https://api.{shard}.cliniko.com/v1"},
+	{Name: "cliniko.user_agent", Flag: "cliniko-user-agent", Usage: "User-Agent sent to Cliniko: \"Name (email)\" (required)"},
+	{Name: "cliniko.requests_per_minute", Flag: "cliniko-requests-per-minute", Usage: "Cliniko request budget per Cliniko user", Default: 200},
+	{Name: "cliniko.timeout", Flag: "cliniko-timeout", Usage: "timeout of one Cliniko request", Default: 15 * time.Second},
+	{Name: "secrets.encryption_key", Flag: "secrets-encryption-key", Usage: "base64 of 32 random bytes that encrypt keys and patient contact details (required)", Secret: true},
+	{Name: "secrets.previous_encryption_keys", Flag: "secrets-previous-encryption-keys", Usage: "older encryption keys still accepted after a rotation (comma-separated)", Default: []string{}, Secret: true},
+	{Name: "webhooks.secret", Flag: "webhooks-secret", Usage: "HMAC secret of the programme webhook (empty disables it)", Secret: true},
+	{Name: "admin.token", Flag: "admin-token", Usage: "bearer token for /admin (empty disables it)", Secret: true},
+	{Name: "sync.interval", Flag: "sync-interval", Usage: "interval of the birth-year sync from Cliniko", Default: 15 * time.Minute},
+	{Name: "worker.concurrency", Flag: "worker-concurrency", Usage: "jobs one work process runs at once", Default: 10},
+	{Name: "log.format", Flag: "log-format", Usage: "log format: json or text", Default: "json"},
+	{Name: "log.level", Flag: "log-level", Usage: "log level: debug, info, warn or error", Default: "info"},
+	{Name: "regions.url_pattern", Flag: "regions-url-pattern", Usage: "public address of a region, with {region}", Default: "https://{region}.physitrack.com"},
+}
+
+// AddFlags registers a flag for every key (plus --config) on fs.
+func AddFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML config file (keys as in config/pmsbridge.sample.yaml)")
+	for _, k := range Keys {
+		switch d := k.Default.(type) {
+		case int:
+			fs.Int(k.Flag, d, k.Usage)
+		case time.Duration:
+			fs.Duration(k.Flag, d, k.Usage)
+		case []string:
+			fs.StringSlice(k.Flag, d, k.Usage)
+		case string:
+			fs.String(k.Flag, d, k.Usage)
+		default:
+			fs.String(k.Flag, "", k.Usage)
+		}
+	}
+}
+
+// Load builds the configuration from defaults, the file named by --config,
+// PMSBRIDGE_* environment variables and the flags that were set on fs, in
+// that order of precedence. base supplies the defaults (e.g. dev mode's);
+// environ is os.Environ() in production. It returns the config with defaults
+// filled in, not yet validated.
+func Load(fs *pflag.FlagSet, environ []string, base Config) (Config, error) {
+	v := viper.New()
+	// Defaults: the base config flattened, so every key is known to viper.
+	for _, k := range Keys {
+		v.SetDefault(k.Name, lookup(base, k.Name))
+	}
+	if fs != nil {
+		if f := fs.Lookup("config"); f != nil && f.Value.String() != "" {
+			if err := readFile(v, f.Value.String()); err != nil {
+				return Config{}, err
+			}
+		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		if i := strings.IndexByte(kv, '='); i > 0 {
+			env[kv[:i]] = kv[i+1:]
+		}
+	}
+	for _, k := range Keys {
+		if val, ok := env[EnvName(k.Name)]; ok {
+			v.Set(k.Name, val)
+		}
+	}
+	if fs != nil {
+		for _, k := range Keys {
+			if f := fs.Lookup(k.Flag); f != nil && f.Changed {
+				if sv, ok := f.Value.(pflag.SliceValue); ok {
+					v.Set(k.Name, sv.GetSlice())
+				} else {
+					v.Set(k.Name, f.Value.String())
+				}
+			}
+		}
+	}
+	var c Config
+	err := v.Unmarshal(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+			trimSliceHook,
+		)
+		dc.WeaklyTypedInput = true
+	})
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return c.WithDefaults(), nil
+}
+
+func trimSliceHook(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.String {
+		return data, nil
+	}
+	if ss, ok := data.([]string); ok {
+		out := ss[:0:0]
+		for _, s := range ss {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	return data, nil
+}
+
+func readFile(v *viper.Viper, path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("config file %s does not exist", path)
+	}
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("config file %s is not valid YAML: %v", path, err)
+	}
+	known := map[string]bool{}
+	for _, k := range Keys {
+		known[k.Name] = true
+	}
+	var unknown []string
+	for _, k := range flatten("", raw) {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("config file %s has unknown keys: %s", path, strings.Join(unknown, ", "))
+	}
+	for _, k := range flatten("", raw) {
+		v.Set(k, get(raw, k))
+	}
+	return nil
+}
+
+func flatten(prefix string, m map[string]any) []string {
+	var out []string
+	for k, val := range m {
+		name := k
+		if prefix != "" {
+			name = prefix + "." + k
+		}
+		if sub, ok := val.(map[string]any); ok {
+			out = append(out, flatten(name, sub)...)
+		} else {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func get(m map[string]any, key string) any {
+	parts := strings.Split(key, ".")
+	var cur any = m
+	for _, p := range parts {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
+
+// lookup returns the value of a dotted key in c, as its Go value.
+func lookup(c Config, key string) any {
+	var m map[string]any
+	_ = mapstructure.Decode(c, &m)
+	var cur any = m
+	for _, p := range strings.Split(key, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[p]
+	}
+	return cur
+}
+
+// Redacted returns the effective configuration as YAML-ready ordered pairs,
+// with secrets replaced by "(set)" or "(not set)".
+func (c Config) Redacted() []KeyValue {
+	var out []KeyValue
+	for _, k := range Keys {
+		val := lookup(c, k.Name)
+		if k.Secret {
+			empty := val == nil || reflect.ValueOf(val).IsZero() || (reflect.ValueOf(val).Kind() == reflect.Slice && reflect.ValueOf(val).Len() == 0)
+			if k.Name == "redis.url" {
+				if r, err := ParseRedisURL(c.Redis.URL); err == nil {
+					val = r.Redacted()
+				} else {
+					val = "(unparseable)"
+				}
+			} else if empty {
+				val = "(not set)"
+			} else {
+				val = "(set)"
+			}
+		}
+		if d, ok := val.(time.Duration); ok {
+			val = d.String()
+		}
+		out = append(out, KeyValue{Key: k.Name, Value: val})
+	}
+	return out
+}
+
+// KeyValue is one entry of a printed configuration.
+type KeyValue struct {
+	Key   string
+	Value any
+}
+
+// Print writes the redacted configuration in YAML-like "key: value" lines.
+func (c Config) Print() string {
+	var b strings.Builder
+	for _, kv := range c.Redacted() {
+		switch v := kv.Value.(type) {
+		case []string:
+			fmt.Fprintf(&b, "%s: [%s]\n", kv.Key, strings.Join(v, ", "))
+		default:
+			fmt.Fprintf(&b, "%s: %v\n", kv.Key, v)
+		}
+	}
+	return b.String()
+}
