@@ -208,4 +208,3 @@ func Client(t testing.TB) *redis.Client {
 
 // Shared returns the package's shared server (nil without Main).
 func Shared() *Server { return shared }
-

@@ -1,0 +1,171 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/pdf"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// accessTokenTTL is how long a patient's PDF link works after they opened
+// their programme.
+const accessTokenTTL = time.Hour
+
+type accessForm struct {
+	Code    string
+	Year    string
+	Error   string
+	Tone    string
+	Heading string
+}
+
+type accessView struct {
+	Programme pmsbridge.Programme
+	Exercises []accessExercise
+	PDFURL    string
+	Clinic    string
+	Starts    string
+}
+
+type accessExercise struct {
+	pmsbridge.Exercise
+	Dosage string
+}
+
+func (s *Server) accessPage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, r, http.StatusOK, "access", "Open your programme", accessForm{Code: r.URL.Query().Get("code")})
+}
+
+// access is POST /access: code + year_of_birth → the programme.
+func (s *Server) access(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.page(w, r, http.StatusBadRequest, "access", "Open your programme", accessForm{Error: "The form could not be read. Please try again."})
+		return
+	}
+	code := strings.ToLower(strings.TrimSpace(r.PostForm.Get("code")))
+	code = strings.ReplaceAll(code, " ", "")
+	yearText := strings.TrimSpace(r.PostForm.Get("year_of_birth"))
+	form := accessForm{Code: code, Year: yearText}
+	year, err := strconv.Atoi(yearText)
+	if code == "" || yearText == "" || err != nil || year < 1000 || year > 9999 {
+		form.Error = "Enter the 8-letter code from your programme and your year of birth (four digits, for example 1985)."
+		s.page(w, r, http.StatusBadRequest, "access", "Open your programme", form)
+		return
+	}
+	ctx := r.Context()
+	prog, err := s.deps.Store.OpenProgramme(ctx, code, year, clientIP(r))
+	var le *store.LockedError
+	switch {
+	case errors.As(err, &le) || errors.Is(err, store.ErrLocked):
+		when := "in an hour"
+		if le != nil {
+			when = "after " + le.Until.UTC().Format("15:04") + " UTC"
+			w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(le.Until).Seconds())+1))
+		}
+		if le != nil {
+			s.auditAccess(r, code, "access.locked")
+		}
+		form.Error = "Too many attempts. For your security, this programme is locked for now. Please try again " + when + "."
+		s.page(w, r, http.StatusTooManyRequests, "access", "Open your programme", form)
+		return
+	case errors.Is(err, store.ErrBadCredentials):
+		if p, ok := s.codePatient(r, code); ok && p.YearOfBirth == 0 {
+			s.auditAccess(r, code, "access.no_year")
+			form.Tone, form.Heading = "warn", "We cannot check your year of birth yet"
+			form.Error = "Your clinic has not recorded your year of birth, so the programme cannot be opened yet. Please contact your practitioner and ask them to add your year of birth; they can see that you tried."
+			s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
+			return
+		}
+		s.auditAccess(r, code, "access.failed")
+		form.Error = "The code and year of birth do not match a programme. Check both and try again."
+		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	s.auditAccess(r, code, "access.opened")
+	token, err := s.accessToken(prog)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	v := accessView{Programme: prog, PDFURL: "/access/pdf?t=" + url.QueryEscape(token)}
+	if t, err := time.Parse("2006-01-02", prog.StartsOn); err == nil {
+		v.Starts = t.Format("2 January 2006")
+	}
+	for _, e := range prog.Exercises {
+		v.Exercises = append(v.Exercises, accessExercise{Exercise: e, Dosage: pdf.Dosage(e)})
+	}
+	s.page(w, r, http.StatusOK, "programme", prog.Title, v)
+}
+
+// codePatient finds the patient of a programme code (ok false when none).
+func (s *Server) codePatient(r *http.Request, code string) (store.Patient, bool) {
+	prog, err := s.deps.Store.LatestByCode(r.Context(), code)
+	if err != nil {
+		return store.Patient{}, false
+	}
+	p, err := s.deps.Store.GetPatient(r.Context(), prog.PatientID)
+	return p, err == nil
+}
+
+// auditAccess records an attempt on the patient's audit log, so the
+// practitioner's page shows that the patient tried.
+func (s *Server) auditAccess(r *http.Request, code, op string) {
+	p, ok := s.codePatient(r, code)
+	if !ok {
+		return
+	}
+	if err := s.deps.Store.Audit(r.Context(), store.AuditEntry{PatientID: p.ID, Op: op}); err != nil {
+		s.log.WarnContext(r.Context(), "audit access", "err", err)
+	}
+}
+
+type accessClaim struct {
+	ProgrammeID string `json:"p"`
+	Version     int    `json:"v"`
+	Expires     int64  `json:"e"`
+}
+
+// accessToken is an encrypted, authenticated, expiring claim on one
+// programme version's PDF; it works on every serve process of the region.
+func (s *Server) accessToken(p pmsbridge.Programme) (string, error) {
+	b, _ := json.Marshal(accessClaim{p.ID, p.Version, s.cfg.Now().Add(accessTokenTTL).Unix()})
+	return s.deps.Keys.Encrypt(b, "access-pdf")
+}
+
+// accessPDF serves a patient's programme PDF to the holder of a fresh token.
+func (s *Server) accessPDF(w http.ResponseWriter, r *http.Request) {
+	gone := func() {
+		s.page(w, r, http.StatusForbidden, "access", "Open your programme", accessForm{Error: "That download link has expired. Enter your code and year of birth again."})
+	}
+	b, err := s.deps.Keys.Decrypt(r.URL.Query().Get("t"), "access-pdf")
+	if err != nil {
+		gone()
+		return
+	}
+	var c accessClaim
+	if json.Unmarshal(b, &c) != nil || s.cfg.Now().Unix() > c.Expires {
+		gone()
+		return
+	}
+	prog, err := s.deps.Store.GetProgramme(r.Context(), c.ProgrammeID, c.Version)
+	if err != nil {
+		gone()
+		return
+	}
+	p, err := s.deps.Store.GetPatient(r.Context(), prog.PatientID)
+	if err != nil {
+		gone()
+		return
+	}
+	s.servePDF(w, r, prog, p)
+}

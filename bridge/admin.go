@@ -1,0 +1,423 @@
+package bridge
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+const adminCookie = "pmsbridge_admin"
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	api := func(h http.HandlerFunc) http.HandlerFunc { return s.adminAPIAuth(h) }
+	page := func(h http.HandlerFunc) http.HandlerFunc { return s.adminPageAuth(h) }
+	mux.HandleFunc("POST /admin/api/subscriptions", api(s.apiCreateSubscription))
+	mux.HandleFunc("POST /admin/api/practitioners", api(s.apiCreatePractitioner))
+	mux.HandleFunc("POST /admin/api/practitioners/{id}/deactivate", api(s.apiDeactivate))
+	mux.HandleFunc("PUT /admin/api/subscriptions/{id}/sharing", api(s.apiSharing))
+	mux.HandleFunc("GET /admin/api/jobs", api(s.apiJobs))
+	mux.HandleFunc("GET /admin/api/jobs/{id}", api(s.apiJob))
+	mux.HandleFunc("DELETE /admin/api/jobs/{id}", api(s.apiDeleteJob))
+	mux.HandleFunc("POST /admin/api/jobs/replay", api(s.apiReplay))
+	mux.HandleFunc("GET /admin/api/stats", api(s.apiStats))
+	mux.HandleFunc("GET /admin/login", s.adminLoginPage)
+	mux.HandleFunc("POST /admin/login", s.adminLogin)
+	mux.HandleFunc("POST /admin/logout", s.adminLogout)
+	mux.HandleFunc("GET /admin/{$}", page(s.adminHome))
+	mux.HandleFunc("GET /admin/jobs/{id}", page(s.adminJobPage))
+	mux.HandleFunc("POST /admin/replay", page(s.adminReplay))
+	mux.HandleFunc("POST /admin/delete", page(s.adminDelete))
+}
+
+func (s *Server) tokenOK(got string) bool {
+	if s.cfg.AdminToken == "" || got == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) == 1
+}
+
+// adminCookieValue is derived from the token, so changing the token logs
+// every browser out.
+func (s *Server) adminCookieValue() string {
+	h := sha256.Sum256([]byte("pmsbridge-admin-session\x00" + s.cfg.AdminToken))
+	return hex.EncodeToString(h[:])
+}
+
+func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.AdminToken == "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "admin is disabled: set admin.token"})
+			return
+		}
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.tokenOK(strings.TrimSpace(tok)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pmsbridge admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.AdminToken == "" {
+			s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
+			return
+		}
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.tokenOK(strings.TrimSpace(tok)) {
+			h(w, r)
+			return
+		}
+		if c, err := r.Cookie(adminCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.adminCookieValue())) == 1 {
+			h(w, r)
+			return
+		}
+		if r.Method != http.MethodGet {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+	}
+}
+
+func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, r, http.StatusOK, "admin_login", "Support login", "")
+}
+
+func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	if !s.tokenOK(strings.TrimSpace(r.PostForm.Get("token"))) {
+		time.Sleep(300 * time.Millisecond) // slow down guessing
+		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: s.adminCookieValue(), Path: "/admin", HttpOnly: true,
+		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: 8 * 3600})
+	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+}
+
+// decodeBody reads a JSON request body of at most 64 KiB, refusing unknown
+// fields so typos are caught.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed JSON body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+// storeError maps store errors to API answers.
+func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+	case errors.Is(err, store.ErrConflict):
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+	case errors.Is(err, store.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
+	default:
+		s.log.ErrorContext(r.Context(), "admin api", "request_id", requestID(r.Context()), "err", err)
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+	}
+}
+
+func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name string `json:"name"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name})
+}
+
+// PractitionerJSON is a practitioner in the admin API.
+type PractitionerJSON struct {
+	ID             string `json:"id"`
+	SubscriptionID string `json:"subscription_id"`
+	Email          string `json:"email"`
+	Name           string `json:"name"`
+	Active         bool   `json:"active"`
+}
+
+func practitionerJSON(p store.Practitioner) PractitionerJSON {
+	return PractitionerJSON{ID: p.ID, SubscriptionID: p.SubscriptionID, Email: p.Email, Name: p.Name, Active: p.Active}
+}
+
+func (s *Server) apiCreatePractitioner(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		SubscriptionID string `json:"subscription_id"`
+		Email          string `json:"email"`
+		Name           string `json:"name"`
+		Password       string `json:"password"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	p, err := s.deps.Store.CreatePractitioner(r.Context(), store.NewPractitioner{SubscriptionID: in.SubscriptionID, Email: in.Email, Name: in.Name, Password: in.Password})
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, practitionerJSON(p))
+}
+
+func (s *Server) apiDeactivate(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.deps.Store.Deactivate(r.Context(), id); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	p, err := s.deps.Store.GetPractitioner(r.Context(), id)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, practitionerJSON(p))
+}
+
+func (s *Server) apiSharing(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Patients []string `json:"patients"`
+		Content  []string `json:"content"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	sh, err := s.deps.Store.SetSharing(r.Context(), r.PathValue("id"), in.Patients, in.Content)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sh)
+}
+
+// failureFilter reads the filters of a job listing.
+func failureFilter(r *http.Request) (store.FailureFilter, string) {
+	q := r.URL.Query()
+	f := store.FailureFilter{Type: q.Get("type"), Cause: pmsbridge.Cause(q.Get("cause")), PractitionerID: q.Get("practitioner_id")}
+	if f.Cause != "" && !f.Cause.Valid() {
+		return f, "unknown cause " + string(f.Cause)
+	}
+	switch q.Get("state") {
+	case "", "failed":
+		f.PermanentOnly = q.Get("state") == "failed"
+	case "all":
+	default:
+		return f, "state must be failed or all"
+	}
+	if since := q.Get("since"); since != "" {
+		t, err := time.Parse(time.RFC3339, since)
+		if err != nil {
+			d, derr := time.ParseDuration(since)
+			if derr != nil {
+				return f, "since must be a time like 2026-11-22T10:00:00Z or a duration like 24h"
+			}
+			t = time.Now().Add(-d)
+		}
+		f.Since = t
+	}
+	return f, ""
+}
+
+func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
+	f, problem := failureFilter(r)
+	if problem != "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": problem})
+		return
+	}
+	list, err := s.deps.Store.ListFailures(r.Context(), f)
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := make([]jobs.JobJSON, 0, len(list))
+	for _, x := range list {
+		out = append(out, jobs.ToJSON(x))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
+}
+
+func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
+	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	out := struct {
+		jobs.JobJSON
+		Audit []store.AuditEntry `json:"audit"`
+	}{JobJSON: jobs.ToJSON(f)}
+	if f.PatientID != "" {
+		out.Audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 20)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := s.deps.Store.GetFailure(r.Context(), id); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	if err := s.deps.Store.ClearFailure(r.Context(), id); err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
+}
+
+func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		IDs            []string `json:"ids"`
+		Cause          string   `json:"cause"`
+		Type           string   `json:"type"`
+		PractitionerID string   `json:"practitioner_id"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	f := jobs.ReplayFilter{IDs: in.IDs, Type: in.Type, PractitionerID: in.PractitionerID}
+	if in.Cause != "" {
+		if !pmsbridge.Cause(in.Cause).Valid() {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown cause " + in.Cause})
+			return
+		}
+		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(in.Cause)}
+	}
+	if len(in.IDs) == 0 && in.Cause == "" && in.Type == "" && in.PractitionerID == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or a cause and/or type to replay"})
+		return
+	}
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
+	if errors.Is(err, store.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": n})
+		return
+	}
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
+}
+
+func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
+	st, err := s.deps.Jobs.Stats(r.Context())
+	if err != nil {
+		s.storeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
+}
+
+// causeGroup is one cause's failures on the admin page.
+type causeGroup struct {
+	Cause   pmsbridge.Cause
+	Explain CauseHelp
+	Jobs    []jobs.JobJSON
+}
+
+func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
+	list, err := s.deps.Store.ListFailures(r.Context(), store.FailureFilter{})
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	byCause := map[pmsbridge.Cause]*causeGroup{}
+	for _, f := range list {
+		g := byCause[f.Cause]
+		if g == nil {
+			g = &causeGroup{Cause: f.Cause, Explain: CauseHelps[f.Cause]}
+			byCause[f.Cause] = g
+		}
+		g.Jobs = append(g.Jobs, jobs.ToJSON(f))
+	}
+	var groups []causeGroup
+	for _, c := range pmsbridge.Causes {
+		if g := byCause[c]; g != nil {
+			groups = append(groups, *g)
+			delete(byCause, c)
+		}
+	}
+	for _, g := range byCause { // unknown causes (older versions)
+		groups = append(groups, *g)
+	}
+	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i].Jobs) > len(groups[j].Jobs) })
+	stats, _ := s.deps.Jobs.Stats(r.Context())
+	s.page(w, r, http.StatusOK, "admin", "Failed jobs", struct {
+		Groups []causeGroup
+		Total  int
+		Stats  []jobs.Stat
+		Notice string
+	}{groups, len(list), stats, r.URL.Query().Get("notice")})
+}
+
+func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
+	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.notFound(w, r)
+		return
+	}
+	var audit []store.AuditEntry
+	if f.PatientID != "" {
+		audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 30)
+	}
+	s.page(w, r, http.StatusOK, "admin_job", "Failed job", struct {
+		Job     jobs.JobJSON
+		Explain CauseHelp
+		Audit   []store.AuditEntry
+	}{jobs.ToJSON(f), CauseHelps[f.Cause], audit})
+}
+
+func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	f := jobs.ReplayFilter{IDs: r.PostForm["id"]}
+	if c := r.PostForm.Get("cause"); c != "" {
+		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
+	}
+	if len(f.IDs) == 0 && len(f.Causes) == 0 {
+		http.Redirect(w, r, "/admin/?notice=Nothing+selected", http.StatusSeeOther)
+		return
+	}
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/admin/?notice=Replayed+"+itoa(n)+"+job(s)", http.StatusSeeOther)
+}
+
+func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	for _, id := range r.PostForm["id"] {
+		if err := s.deps.Store.ClearFailure(r.Context(), id); err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+	}
+	http.Redirect(w, r, "/admin/?notice=Deleted", http.StatusSeeOther)
+}

@@ -1,0 +1,16 @@
+package bridge
+
+import (
+	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// Deps are the services the HTTP side uses.
+type Deps struct {
+	Store   *store.Store
+	Cliniko *cliniko.Client
+	Jobs    *jobs.Client
+	// Keys encrypts patients' short-lived PDF links.
+	Keys *store.Keyring
+}

@@ -1,0 +1,162 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+type ctxKey int
+
+const (
+	ctxRequestID ctxKey = iota
+	ctxPractitioner
+	ctxSession
+)
+
+// requestID returns the id of the request in ctx ("" outside a request).
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxRequestID).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status and size of a response for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	size   int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.size += n
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logRequests gives every request an id, recovers panics and logs one line
+// per request. Only the path is logged, never the query (it may hold a
+// Cliniko patient id, which is an identifier of a person).
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 || strings.ContainsAny(id, " \r\n\t") {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		sw := &statusWriter{ResponseWriter: w}
+		r2 := r.WithContext(ctx)
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.ErrorContext(ctx, "panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					http.Error(sw, "Internal error", http.StatusInternalServerError)
+				}
+			}
+			route := r2.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			s.metrics.httpRequests.WithLabelValues(route, statusClass(sw.status)).Inc()
+			s.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			level := slog.LevelInfo
+			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
+				level = slog.LevelDebug
+			}
+			s.log.Log(ctx, level, "http request", "request_id", id, "method", r.Method,
+				"path", r.URL.Path, "status", sw.status, "bytes", sw.size,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientIP(r))
+		}()
+		next.ServeHTTP(sw, r2)
+	})
+}
+
+func statusClass(code int) string {
+	switch {
+	case code == 0:
+		return "none"
+	case code < 300:
+		return "2xx"
+	case code < 400:
+		return "3xx"
+	case code < 500:
+		return "4xx"
+	default:
+		return "5xx"
+	}
+}
+
+// clientIP is the peer address. We do not trust X-Forwarded-For: a proxy in
+// front should be configured to pass the connection address.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// securityHeaders sets the standard protective headers on every response.
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		if s.cfg.SecureCookies {
+			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHost answers requests for other hosts with the page listing the
+// regional addresses. Health, readiness and metrics answer on any host so
+// that load balancers and Prometheus can reach them by IP.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			next.ServeHTTP(w, r)
+			return
+		}
+		host := strings.ToLower(r.Host)
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		for _, ok := range s.cfg.Hosts {
+			if host == ok {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		s.renderWrongRegion(w, r)
+	})
+}

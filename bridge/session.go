@@ -1,0 +1,194 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// SessionCookie is the name of the session cookie.
+const SessionCookie = "pmsbridge_session"
+
+// practitionerFrom returns the logged-in practitioner (nil when none).
+func practitionerFrom(ctx context.Context) *store.Practitioner {
+	p, _ := ctx.Value(ctxPractitioner).(*store.Practitioner)
+	return p
+}
+
+// withSession puts the practitioner of a valid session cookie in the
+// request context. An unknown or expired cookie is cleared.
+func (s *Server) withSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := r.Cookie(SessionCookie)
+		if err != nil || c.Value == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sess, err := s.deps.Store.GetSession(r.Context(), c.Value)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.log.WarnContext(r.Context(), "session lookup", "request_id", requestID(r.Context()), "err", err)
+				s.unavailable(w, r)
+				return
+			}
+			s.clearSessionCookie(w)
+			next.ServeHTTP(w, r)
+			return
+		}
+		pr, err := s.deps.Store.GetPractitioner(r.Context(), sess.PractitionerID)
+		if err != nil || !pr.Active {
+			s.clearSessionCookie(w)
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := context.WithValue(r.Context(), ctxPractitioner, &pr)
+		ctx = context.WithValue(ctx, ctxSession, c.Value)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// requireLogin sends visitors without a session to the login page, and
+// back here afterwards.
+func (s *Server) requireLogin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if practitionerFrom(r.Context()) == nil {
+			if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/imports/status" {
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "not logged in"})
+				return
+			}
+			next := r.URL.Path
+			if r.URL.RawQuery != "" {
+				next += "?" + r.URL.RawQuery
+			}
+			if r.Method != http.MethodGet {
+				next = "/patients"
+			}
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(next), http.StatusSeeOther)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, token string) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: token, Path: "/", HttpOnly: true,
+		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+		// No Max-Age: the server enforces idle and absolute expiry; the
+		// browser drops the cookie when it closes.
+	})
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: SessionCookie, Value: "", Path: "/", HttpOnly: true,
+		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+		MaxAge: -1, Expires: time.Unix(0, 0),
+	})
+}
+
+// localPath accepts only a path on this site (no scheme, no host, no
+// "//evil.example" or "/\evil.example" tricks); anything else gives "".
+func localPath(next string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	if strings.ContainsAny(next, "\r\n\t\\") {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return next
+}
+
+type loginData struct {
+	Email string
+	Next  string
+	Error string
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	next := localPath(r.URL.Query().Get("next"))
+	if pr := practitionerFrom(r.Context()); pr != nil && next != "" {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	s.page(w, r, http.StatusOK, "login", "Log in", loginData{Next: next})
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.badRequest(w, r, "The login form could not be read.")
+		return
+	}
+	email := strings.TrimSpace(r.PostForm.Get("email"))
+	password := r.PostForm.Get("password")
+	next := localPath(r.PostForm.Get("next"))
+	if email == "" || password == "" {
+		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "Enter your email address and your password."})
+		return
+	}
+	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientIP(r))
+	var le *store.LockedError
+	switch {
+	case errors.As(err, &le):
+		mins := int(time.Until(le.Until).Minutes()) + 1
+		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
+			Error: "Too many failed attempts. For your security, logging in is paused for about " + plural(mins, "minute") + ". Try again then, or ask your clinic's administrator to reset your password."})
+		return
+	case errors.Is(err, store.ErrLocked):
+		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
+			Error: "Too many failed attempts. For your security, logging in is paused for a while. Try again later."})
+		return
+	case errors.Is(err, store.ErrBadCredentials):
+		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "That email address and password do not match an active account. Check them and try again."})
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	// A new session on every login (no session fixation); an old one on this
+	// browser ends.
+	if old, err := r.Cookie(SessionCookie); err == nil && old.Value != "" {
+		_ = s.deps.Store.DeleteSession(r.Context(), old.Value)
+	}
+	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientIP(r), r.UserAgent())
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	s.setSessionCookie(w, token)
+	if next == "" {
+		next = "/patients"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		if err := s.deps.Store.DeleteSession(r.Context(), c.Value); err != nil {
+			s.log.WarnContext(r.Context(), "delete session", "err", err)
+		}
+	}
+	s.clearSessionCookie(w)
+	_ = r.ParseForm()
+	target := "/login"
+	if next := localPath(r.PostForm.Get("next")); next != "" {
+		target = "/login?next=" + url.QueryEscape(next)
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return itoa(n) + " " + word + "s"
+}

@@ -1,0 +1,131 @@
+package cliniko
+
+import (
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is Cliniko's API address; {shard} is replaced by the shard
+// taken from the API key (cliniko-api.md §1).
+const DefaultBaseURL = "https://api.{shard}.cliniko.com/v1"
+
+// Config configures a Client. The zero value of every field means "use the
+// default"; call WithDefaults then Validate (New does both).
+type Config struct {
+	// BaseURL is the API address with a {shard} placeholder. Default
+	// "https://api.{shard}.cliniko.com/v1". The sandbox uses
+	// "http://127.0.0.1:PORT/{shard}/v1".
+	BaseURL string
+	// UserAgent identifies us to Cliniko, "Name (email)". Required: Cliniko
+	// blocks requests without one.
+	UserAgent string
+	// RequestsPerMinute is the request budget per Cliniko user, shared by
+	// every process using the same Redis. Default 200 (Cliniko's documented
+	// limit).
+	RequestsPerMinute int
+	// Timeout bounds one HTTP request (one attempt). Default 15s.
+	Timeout time.Duration
+	// GetRetries is how many times an idempotent GET is retried after a 5xx,
+	// a timeout or a network error, inside one call. Default 2; a negative
+	// value means no retries.
+	GetRetries int
+	// RetryBackoff is the pause before the first GET retry; it doubles for
+	// each further retry (plus up to 50% jitter). Default 250ms.
+	RetryBackoff time.Duration
+}
+
+// WithDefaults returns a copy of c with every unset field filled in.
+func (c Config) WithDefaults() Config {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	if c.RequestsPerMinute == 0 {
+		c.RequestsPerMinute = 200
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 15 * time.Second
+	}
+	if c.GetRetries == 0 {
+		c.GetRetries = 2
+	} else if c.GetRetries < 0 {
+		c.GetRetries = 0
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = 250 * time.Millisecond
+	}
+	return c
+}
+
+var userAgentRe = regexp.MustCompile(`^([^()]*[^()\s])\s+\(([^()\s]+)\)$`)
+
+// Validate reports every problem with c (after WithDefaults) at once.
+func (c Config) Validate() error {
+	var errs []error
+	if !strings.Contains(c.BaseURL, "{shard}") {
+		errs = append(errs, errors.New("base URL must contain {shard}"))
+	} else if u, err := url.Parse(strings.ReplaceAll(c.BaseURL, "{shard}", "au1")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, errors.New("base URL must be an http(s) address such as https://api.{shard}.cliniko.com/v1"))
+	}
+	if err := checkUserAgent(c.UserAgent); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RequestsPerMinute < 1 {
+		errs = append(errs, fmt.Errorf("requests per minute must be at least 1, got %d", c.RequestsPerMinute))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", c.Timeout))
+	}
+	if c.RetryBackoff < 0 {
+		errs = append(errs, fmt.Errorf("retry backoff must not be negative, got %s", c.RetryBackoff))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("cliniko config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkUserAgent accepts "Name (email)" with a plausible email address
+// (something@domain.tld), as Cliniko asks.
+func checkUserAgent(ua string) error {
+	if ua == "" {
+		return errors.New("user agent is required: Cliniko blocks requests without it; use \"Your Product (contact@your.domain)\"")
+	}
+	m := userAgentRe.FindStringSubmatch(strings.TrimSpace(ua))
+	if m == nil {
+		return errors.New("user agent must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
+	}
+	email := m[2]
+	at := strings.Index(email, "@")
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || at < 1 || !strings.Contains(email[at:], ".") || strings.HasSuffix(email, ".") {
+		return errors.New("the part of the user agent in brackets must be an email address")
+	}
+	return nil
+}
+
+// ErrBadShard means the text after the API key's last hyphen is not a
+// Cliniko shard. The settings page shows it as "unknown shard".
+var ErrBadShard = errors.New("the API key's shard suffix is not a Cliniko shard")
+
+var shardRe = regexp.MustCompile(`(?i)^[a-z]{2}[0-9]{1,2}$`)
+
+// ShardFromKey returns the Cliniko shard an API key belongs to: the text after
+// the key's last hyphen, lower-cased, or "au1" for a key without a hyphen
+// (keys that predate sharding). The shard becomes part of a host name, so
+// anything but two letters and one or two digits is refused with ErrBadShard.
+// The error never contains the key.
+func ShardFromKey(key string) (string, error) {
+	i := strings.LastIndex(key, "-")
+	if i < 0 {
+		return "au1", nil
+	}
+	s := strings.ToLower(key[i+1:])
+	if !shardRe.MatchString(s) {
+		return "", fmt.Errorf("shard from key: %w", ErrBadShard)
+	}
+	return s, nil
+}

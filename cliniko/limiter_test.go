@@ -1,0 +1,185 @@
+package cliniko_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/internal/redistest"
+)
+
+// spacing is the limiter's gap between two requests of one user at rpm
+// requests per minute (it keeps a 2% margin below the budget).
+func spacing(rpm int) time.Duration {
+	return time.Duration(float64(time.Minute) / (float64(rpm) * 0.98))
+}
+
+// TestLimiterTwoUsers runs two Cliniko users flat out through clients
+// sharing one Redis (as two processes would): each stays within its own
+// budget, and neither slows the other down.
+func TestLimiterTwoUsers(t *testing.T) {
+	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	t.Cleanup(sb.Close)
+	rdb := redistest.Client(t)
+	const rpm = 6000 // one request per ~10 ms per user
+	newClient := func() *cliniko.Client {
+		c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, rdb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	users := []cliniko.Auth{
+		{Key: clinikotest.DemoAdminKey, UserID: "1"},
+		{Key: clinikotest.DemoPractitionerKey, UserID: "2"},
+	}
+	const workersPerUser = 4 // two "processes" per user, two workers each
+	clients := []*cliniko.Client{newClient(), newClient()}
+	counts := make([]atomic.Int64, len(users))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for u, a := range users {
+		for w := range workersPerUser {
+			wg.Go(func() {
+				for {
+					_, err := clients[w%2].GetUser(ctx, a)
+					if err != nil {
+						if ctx.Err() == nil {
+							t.Errorf("user %d: %v", u, err)
+						}
+						return
+					}
+					counts[u].Add(1)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	budget := 1 + int64(elapsed/spacing(rpm)) // GCRA, burst 1: first at once, then one per spacing
+	for u := range users {
+		n := counts[u].Load()
+		t.Logf("user %d: %d requests in %s (budget %d)", u, n, elapsed.Round(time.Millisecond), budget)
+		if n > budget {
+			t.Errorf("user %d made %d requests, over its budget of %d", u, n, budget)
+		}
+		if n < budget*7/10 {
+			t.Errorf("user %d made only %d of %d requests: slowed down by the other user?", u, n, budget)
+		}
+	}
+}
+
+// TestWithoutWaiting: a full budget gives cliniko_rate_limited with RetryAt
+// at once, sends nothing, and leaves other users alone; without the option
+// the call waits for its slot.
+func TestWithoutWaiting(t *testing.T) {
+	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	t.Cleanup(sb.Close)
+	var waits []time.Duration
+	var mu sync.Mutex
+	const rpm = 120 // a slot every ~510 ms
+	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, redistest.Client(t),
+		cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
+			mu.Lock()
+			defer mu.Unlock()
+			waits = append(waits, c.LimiterWait)
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: "1"}
+	ctx := context.Background()
+	if _, err := c.GetUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	_, err = c.GetUser(cliniko.WithoutWaiting(ctx), admin)
+	var e *cliniko.Error
+	if !errors.As(err, &e) || e.Cause != pmsbridge.CauseClinikoRateLimited || e.Status != 0 {
+		t.Fatalf("err = %v, want a limiter refusal", err)
+	}
+	if e.RetryAt.Before(before) || e.RetryAt.After(before.Add(spacing(rpm))) {
+		t.Errorf("RetryAt = %s, want within %s of %s", e.RetryAt, spacing(rpm), before)
+	}
+	if n := sb.RequestCount("get_user"); n != 1 {
+		t.Errorf("requests = %d, want 1 (the refused call sends nothing)", n)
+	}
+	if _, err := c.GetUser(cliniko.WithoutWaiting(ctx), cliniko.Auth{Key: clinikotest.DemoReceptionistKey, UserID: "3"}); err != nil {
+		t.Errorf("another user was refused: %v", err)
+	}
+	if _, err := c.GetUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if w := waits[len(waits)-1]; w < spacing(rpm)/4 {
+		t.Errorf("waiting call waited %s, want about %s", w, spacing(rpm))
+	}
+}
+
+// TestBurstOfUploadsSeesNo429 runs 60 uploads, each with its duplicate
+// check (list, presign, storage, create: 180 Cliniko calls), from 8 workers
+// against the sandbox's fixed one-minute windows. The sandbox's clock runs
+// 15 times faster than real time, so its minute is 4 s and its budget of
+// 200 per minute is 3000 per real minute, the client's setting: the run
+// crosses window boundaries like a real one, in a few seconds.
+func TestBurstOfUploadsSeesNo429(t *testing.T) {
+	const speed = 15
+	realStart := time.Now()
+	base := time.Date(2026, 11, 22, 10, 0, 50, 0, time.UTC) // a boundary 0.7 s in
+	clock := func() time.Time { return base.Add(speed * time.Since(realStart)) }
+	sb := clinikotest.NewDemo(clinikotest.WithClock(clock), clinikotest.WithRateLimit(clinikotest.DefaultRateLimit))
+	t.Cleanup(sb.Close)
+	const rpm = clinikotest.DefaultRateLimit * speed
+	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, redistest.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: "1"}
+	patients := []string{"1001", "1002", "836447129235882001", "836447129235882002", "836447129235882003", "836447129235882004"}
+	const uploads = 60
+	jobs := make(chan int)
+	ctx := context.Background()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := range jobs {
+				pid := patients[i%len(patients)]
+				if _, err := c.ListAttachments(ctx, admin, pid); err != nil {
+					t.Errorf("list: %v", err)
+					continue
+				}
+				if _, err := c.UploadAttachment(ctx, admin, pid, "programme.pdf", "Programme", []byte("%PDF-1.4")); err != nil {
+					t.Errorf("upload: %v", err)
+				}
+			}
+		})
+	}
+	for i := range uploads {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(start)
+	calls := sb.RequestCount("list_attachments") + sb.RequestCount("presign") + sb.RequestCount("create_attachment")
+	ideal := time.Duration(float64(calls) / rpm * float64(time.Minute))
+	t.Logf("%d Cliniko calls (+%d storage) in %s; calls/rpm = %s", calls, sb.RequestCount("storage_upload"), elapsed.Round(time.Millisecond), ideal)
+	if calls != 3*uploads {
+		t.Errorf("calls = %d, want %d", calls, 3*uploads)
+	}
+	if n := sb.RateLimited(); n != 0 {
+		t.Errorf("sandbox answered %d 429s, want none", n)
+	}
+	if limit := ideal * 115 / 100; elapsed > limit {
+		t.Errorf("took %s, more than 1.15 × %s", elapsed, ideal)
+	}
+}

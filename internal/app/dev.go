@@ -1,0 +1,116 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Demo logins of dev mode.
+const (
+	DemoEmail             = "demo@clinic.example"
+	DemoPassword          = "demo-password"
+	DemoColleagueEmail    = "colleague@clinic.example"
+	DemoColleaguePassword = "colleague-password"
+)
+
+// Demo is the demo data that dev mode seeds.
+type Demo struct {
+	SubscriptionID string
+	PractitionerID string
+	ColleagueID    string
+}
+
+// DevConfig is the configuration of `pmsbridge dev`: valid with no set-up;
+// secrets are made fresh for each start (nothing is kept anyway).
+func DevConfig(addr string) config.Config {
+	c := config.Config{
+		Region:   "au",
+		HTTP:     config.HTTP{Addr: addr, ExtraHosts: []string{"127.0.0.1", "localhost"}},
+		Cliniko:  config.Cliniko{UserAgent: "pmsbridge dev (dev@pmsbridge.example)"},
+		Secrets:  config.Secrets{EncryptionKey: randomB64(32)},
+		Webhooks: config.Webhooks{Secret: "dev-webhook-secret-" + randomHex(8)},
+		Admin:    config.Admin{Token: "dev-admin-token-" + randomHex(8)},
+		Log:      config.Log{Format: "text", Level: "info"},
+	}
+	c.PublicURL = "http://localhost"
+	return c.WithDefaults()
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+// startDevServices starts the embedded Redis and the Cliniko sandbox.
+func (m *Main) startDevServices() error {
+	m.mini = miniredis.NewMiniRedis()
+	// asynq relies on keys expiring as time passes.
+	m.mini.ClockTTL(true)
+	if err := m.mini.Start(); err != nil {
+		return fmt.Errorf("start embedded redis: %w", err)
+	}
+	m.rdb = redis.NewClient(&redis.Options{Addr: m.mini.Addr()})
+	m.sandbox = clinikotest.NewDemo()
+	m.cfg.Cliniko.BaseURL = m.sandbox.BaseURL()
+	return nil
+}
+
+// seedDemo makes the demo clinic: a subscription, the demo practitioner with
+// the sandbox's demo Cliniko key saved, and a colleague who does not share.
+func seedDemo(ctx context.Context, st *store.Store) (*Demo, error) {
+	sub, err := st.CreateSubscription(ctx, "Demo Physio Clinic")
+	if err != nil {
+		return nil, err
+	}
+	p, err := st.CreatePractitioner(ctx, store.NewPractitioner{SubscriptionID: sub.ID, Email: DemoEmail, Name: "Dr Demo Practitioner", Password: DemoPassword})
+	if err != nil {
+		return nil, err
+	}
+	col, err := st.CreatePractitioner(ctx, store.NewPractitioner{SubscriptionID: sub.ID, Email: DemoColleagueEmail, Name: "Priya Raman", Password: DemoColleaguePassword})
+	if err != nil {
+		return nil, err
+	}
+	if err := st.SetClinikoKey(ctx, p.ID, clinikotest.DemoAdminKey, store.ClinikoUser{ID: clinikotest.DemoAdminUserID, Name: "Dr Demo Practitioner", Email: DemoEmail, Role: "administrator", Shard: "au1"}); err != nil {
+		return nil, err
+	}
+	if err := st.SetClinikoKey(ctx, col.ID, clinikotest.DemoPractitionerKey, store.ClinikoUser{ID: "2", Name: "Priya Raman", Role: "practitioner", Shard: "au1"}); err != nil {
+		return nil, err
+	}
+	return &Demo{SubscriptionID: sub.ID, PractitionerID: p.ID, ColleagueID: col.ID}, nil
+}
+
+func (m *Main) printDevBanner() {
+	if m.url == "" {
+		return
+	}
+	var b strings.Builder
+	line := strings.Repeat("─", 72)
+	fmt.Fprintf(&b, "\n%s\n pmsbridge dev is running (embedded Redis, Cliniko sandbox, demo data)\n%s\n", line, line)
+	fmt.Fprintf(&b, " App:              %s\n", m.url)
+	fmt.Fprintf(&b, "   log in as       %s / %s\n", DemoEmail, DemoPassword)
+	fmt.Fprintf(&b, "   or colleague    %s / %s\n", DemoColleagueEmail, DemoColleaguePassword)
+	fmt.Fprintf(&b, " Cliniko sandbox:  %s\n", m.sandbox.URL())
+	fmt.Fprintf(&b, "   open a patient there and press \"Open in pmsbridge\"\n")
+	fmt.Fprintf(&b, "   demo Cliniko API key: %s\n", clinikotest.DemoAdminKey)
+	fmt.Fprintf(&b, " Admin:            %s/admin/  (token %s)\n", m.url, m.cfg.Admin.Token)
+	fmt.Fprintf(&b, " Webhook secret:   %s\n", m.cfg.Webhooks.Secret)
+	fmt.Fprintf(&b, " Health:           %s/healthz\n", m.url)
+	fmt.Fprintf(&b, " Nothing is kept after you stop it (Ctrl-C).\n%s\n\n", line)
+	fmt.Fprint(m.opts.Out, b.String())
+}

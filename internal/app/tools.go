@@ -1,0 +1,49 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Tools are what the support and admin commands use: the store and the job
+// client on the configured Redis, without serving or working.
+type Tools struct {
+	Store *store.Store
+	Jobs  *jobs.Client
+	rdb   redis.UniversalClient
+}
+
+// OpenTools connects to Redis with cfg (validated).
+func OpenTools(ctx context.Context, cfg config.Config) (*Tools, error) {
+	ru, err := config.ParseRedisURL(cfg.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	rdb := ru.Client()
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(c).Err(); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("redis (redis.url %s) does not answer: %s", ru.Redacted(), redisErrText(err))
+	}
+	keys, err := keyring(cfg.Secrets)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	st, err := store.New(rdb, store.Options{Keys: keys})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	return &Tools{Store: st, Jobs: jobs.NewClient(rdb), rdb: rdb}, nil
+}
+
+// Close closes the Redis connection.
+func (t *Tools) Close() error { return t.rdb.Close() }

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/physitrack/pmsbridge/internal/app"
+	"github.com/physitrack/pmsbridge/store"
+	"github.com/spf13/cobra"
+)
+
+func (e *env) adminCmd() *cobra.Command {
+	root := &cobra.Command{Use: "admin", Short: "Administration: subscriptions, practitioners, sharing",
+		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners and set
+a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
+
+  pmsbridge admin subscription create --name "City Physio"
+  pmsbridge admin subscription list
+  pmsbridge admin practitioner create --subscription sub_… --email a@b.example --name "Dr A" (password from PMSBRIDGE_NEW_PASSWORD or stdin)
+  pmsbridge admin practitioner list --subscription sub_…
+  pmsbridge admin practitioner deactivate prac_…
+  pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a]`}
+	var asJSON bool
+	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	sub := &cobra.Command{Use: "subscription", Short: "Subscriptions (clinics)"}
+	var subName string
+	subCreate := e.toolsCmd("create", "Create a subscription", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
+		s, err := t.Store.CreateSubscription(cmd.Context(), subName)
+		if err != nil {
+			return storeErr(err)
+		}
+		if asJSON {
+			return e.printJSON(map[string]string{"id": s.ID, "name": s.Name})
+		}
+		fmt.Fprintf(e.stdout, "Created subscription %s (%s)\n", s.ID, s.Name)
+		return nil
+	})
+	subCreate.Flags().StringVar(&subName, "name", "", "the clinic's name (required)")
+	subList := e.toolsCmd("list", "List subscriptions", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
+		list, err := t.Store.ListSubscriptions(cmd.Context())
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return e.printJSON(map[string]any{"subscriptions": list})
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME")
+		for _, s := range list {
+			fmt.Fprintf(tw, "%s\t%s\n", s.ID, s.Name)
+		}
+		return tw.Flush()
+	})
+	sub.AddCommand(subCreate, subList)
+
+	prac := &cobra.Command{Use: "practitioner", Short: "Practitioners"}
+	var np store.NewPractitioner
+	pracCreate := e.toolsCmd("create", "Create a practitioner (password from PMSBRIDGE_NEW_PASSWORD or the first line of stdin)", "", cobra.NoArgs,
+		func(cmd *cobra.Command, t *app.Tools, _ []string) error {
+			np.Password = os.Getenv("PMSBRIDGE_NEW_PASSWORD")
+			for _, kv := range e.environ {
+				if v, ok := strings.CutPrefix(kv, "PMSBRIDGE_NEW_PASSWORD="); ok {
+					np.Password = v
+				}
+			}
+			if np.Password == "" {
+				line, _ := readLine(e.stdin)
+				np.Password = line
+			}
+			p, err := t.Store.CreatePractitioner(cmd.Context(), np)
+			if err != nil {
+				return storeErr(err)
+			}
+			if asJSON {
+				return e.printJSON(map[string]any{"id": p.ID, "subscription_id": p.SubscriptionID, "email": p.Email, "name": p.Name, "active": p.Active})
+			}
+			fmt.Fprintf(e.stdout, "Created practitioner %s (%s, %s)\n", p.ID, p.Name, p.Email)
+			return nil
+		})
+	pracCreate.Flags().StringVar(&np.SubscriptionID, "subscription", "", "subscription id (required)")
+	pracCreate.Flags().StringVar(&np.Email, "email", "", "login email (required)")
+	pracCreate.Flags().StringVar(&np.Name, "name", "", "display name (required)")
+	var listSub string
+	pracList := e.toolsCmd("list", "List a subscription's practitioners", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
+		if listSub == "" {
+			return usageError{errors.New("--subscription is required")}
+		}
+		list, err := t.Store.ListPractitioners(cmd.Context(), listSub)
+		if err != nil {
+			return storeErr(err)
+		}
+		if asJSON {
+			return e.printJSON(map[string]any{"practitioners": list})
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tACTIVE")
+		for _, p := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", p.ID, p.Name, p.Email, p.Active)
+		}
+		return tw.Flush()
+	})
+	pracList.Flags().StringVar(&listSub, "subscription", "", "subscription id (required)")
+	pracDeactivate := e.toolsCmd("deactivate ID", "Deactivate a practitioner (ends their sessions; their patients stay)", "", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			if err := t.Store.Deactivate(cmd.Context(), args[0]); err != nil {
+				return storeErr(err)
+			}
+			fmt.Fprintf(e.stdout, "Deactivated %s\n", args[0])
+			return nil
+		})
+	prac.AddCommand(pracCreate, pracList, pracDeactivate)
+
+	sharing := &cobra.Command{Use: "sharing", Short: "A subscription's sharing groups"}
+	var patients, content []string
+	sharingSet := e.toolsCmd("set SUBSCRIPTION", "Set the patient-sharing and content-sharing groups", "", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			sh, err := t.Store.SetSharing(cmd.Context(), args[0], patients, content)
+			if err != nil {
+				return storeErr(err)
+			}
+			if asJSON {
+				return e.printJSON(sh)
+			}
+			fmt.Fprintf(e.stdout, "Sharing of %s set: patients %v, content %v\n", args[0], patients, content)
+			return nil
+		})
+	sharingSet.Flags().StringSliceVar(&patients, "patients", nil, "practitioner ids in the patient-sharing group")
+	sharingSet.Flags().StringSliceVar(&content, "content", nil, "practitioner ids in the content-sharing group")
+	sharing.AddCommand(sharingSet)
+
+	root.AddCommand(sub, prac, sharing)
+	return root
+}
+
+// storeErr turns validation errors into usage errors (exit 2) with the
+// store's own sentence.
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrConflict):
+		return usageError{err}
+	case errors.Is(err, store.ErrNotFound):
+		return usageError{fmt.Errorf("not found: %w", err)}
+	}
+	return err
+}

@@ -1,0 +1,211 @@
+// Package cli is pmsbridge's command line: it parses commands and flags with
+// cobra, loads the configuration, starts the app and turns the outcome into
+// an exit code (0 done, 1 failed, 2 bad usage or configuration).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+
+	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/app"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitFailed = 1
+	ExitUsage  = 2
+)
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// Version is the build's version, set with -ldflags "-X …/cli.Version=v1.2.3";
+// otherwise taken from the module build info.
+var Version = ""
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+		return v
+	}
+	return "(unknown)"
+}
+
+type env struct {
+	ctx     context.Context
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	environ []string
+}
+
+// Execute runs the command line args and returns the exit code.
+func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, environ: environ}
+	root := e.rootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ue usageError
+	var ve *config.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		fmt.Fprintln(stderr, "pmsbridge: the configuration has problems:")
+		for _, p := range ve.Problems {
+			fmt.Fprintln(stderr, "  "+p)
+		}
+		return ExitUsage
+	case errors.As(err, &ue), isCobraUsage(err):
+		fmt.Fprintln(stderr, "pmsbridge:", err)
+		return ExitUsage
+	default:
+		fmt.Fprintln(stderr, "pmsbridge:", err)
+		return ExitFailed
+	}
+}
+
+func isCobraUsage(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
+		strings.HasPrefix(s, "unknown shorthand") || strings.Contains(s, "flag needs an argument") ||
+		strings.HasPrefix(s, "invalid argument") || strings.Contains(s, "accepts ") || strings.Contains(s, "requires at least")
+}
+
+func (e *env) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "pmsbridge",
+		Short: "Connects the exercise-prescription platform to clinics' practice management systems (Cliniko)",
+		Long: `pmsbridge connects the exercise-prescription platform to the practice management
+system (PMS) that clinics already run. The first PMS is Cliniko.
+
+Try it with no set-up at all:
+
+  pmsbridge dev          everything in one process with an embedded Redis, a
+                         Cliniko sandbox and demo data; prints a URL and a login
+
+In production, against a real Redis (6.2 or newer):
+
+  pmsbridge serve        the web side (Cliniko button, pages, webhook, admin)
+  pmsbridge work         the job workers and the scheduler
+  pmsbridge run          both in one process
+
+Support and administration (same configuration as run):
+
+  pmsbridge jobs …       failed jobs: stats, list, show, replay, delete
+  pmsbridge admin …      subscriptions, practitioners, sharing
+
+Configuration: defaults < YAML file (--config) < PMSBRIDGE_* environment
+variables < flags. See config/pmsbridge.sample.yaml and the README.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(e.devCmd(), e.serverCmd(app.ModeServe), e.serverCmd(app.ModeWork), e.serverCmd(app.ModeRun), e.versionCmd())
+	root.AddCommand(e.jobsCmd(), e.adminCmd())
+	return root
+}
+
+func (e *env) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(e.stdout, "pmsbridge", version())
+			return nil
+		},
+	}
+}
+
+var modeHelp = map[app.Mode][2]string{
+	app.ModeServe: {"Serve the web side: Cliniko button, pages, webhook, admin, health and metrics",
+		"Serve HTTP against the Redis of redis.url. Several serve processes can share one Redis.\nJobs are run by `pmsbridge work` processes on the same Redis."},
+	app.ModeWork: {"Run the job workers and the periodic scheduler",
+		"Run imports, PDF uploads and the birth-year sync from the queues in Redis.\nStart as many work processes as you need; they share the work and the Cliniko request budget."},
+	app.ModeRun: {"Serve HTTP and run the workers in one process",
+		"serve and work together, against the Redis of redis.url."},
+}
+
+func (e *env) serverCmd(mode app.Mode) *cobra.Command {
+	var printConfig bool
+	cmd := &cobra.Command{
+		Use:   string(mode),
+		Short: modeHelp[mode][0],
+		Long:  modeHelp[mode][1] + "\n\nRequired: region, cliniko.user_agent, secrets.encryption_key (flags, PMSBRIDGE_* or --config).",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := e.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if printConfig {
+				fmt.Fprint(e.stdout, cfg.Print())
+				return nil
+			}
+			return e.runApp(cmd.Context(), app.Options{Mode: mode, Config: cfg, Version: version(), Out: e.stdout})
+		},
+	}
+	config.AddFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets hidden) and exit")
+	return cmd
+}
+
+// loadConfig loads and validates the configuration for a command.
+func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	cfg, err := config.Load(cmd.Flags(), e.environ, config.Config{})
+	if err != nil {
+		return cfg, usageError{err}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func (e *env) devCmd() *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Try pmsbridge with no set-up: embedded Redis, Cliniko sandbox, demo data",
+		Long: `Start everything in one process: an in-memory Redis, a Cliniko sandbox with demo
+patients, the web side and the workers. It prints the address to open and a demo
+login. Nothing is kept after it stops. Not for production.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return e.runApp(cmd.Context(), app.Options{Mode: app.ModeDev, Config: app.DevConfig(addr), Version: version(), Out: e.stdout})
+		},
+	}
+	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "listen address (use 127.0.0.1:0 for any free port)")
+	return cmd
+}
+
+func (e *env) runApp(ctx context.Context, opts app.Options) error {
+	m, err := app.New(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Run(ctx)
+}

@@ -1,0 +1,104 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Client enqueues tasks and looks at them. It is safe for concurrent use.
+type Client struct {
+	rdb  redis.UniversalClient
+	c    *asynq.Client
+	insp *asynq.Inspector
+}
+
+// NewClient builds a client on rdb (shared with the rest of the process).
+func NewClient(rdb redis.UniversalClient) *Client {
+	return &Client{rdb: rdb, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+}
+
+// Close releases the client. The Redis connection stays open (it is shared).
+func (c *Client) Close() error { return nil }
+
+// Inspector exposes asynq's inspector for support tooling.
+func (c *Client) Inspector() *asynq.Inspector { return c.insp }
+
+// State is a task's state as support and pages see it.
+type State string
+
+// Task states.
+const (
+	StateNone     State = ""         // no such task
+	StatePending  State = "pending"  // queued, scheduled, running or waiting to retry
+	StateDone     State = "done"     // completed (while its record is kept)
+	StateFailed   State = "failed"   // archived: failed for good
+	StateRetrying State = "retrying" // failed at least once, will be tried again
+)
+
+// TaskState returns the state of the task id in queue, with the error text
+// of its last failure.
+func (c *Client) TaskState(ctx context.Context, queue, id string) (State, *asynq.TaskInfo, error) {
+	info, err := c.insp.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
+		return StateNone, nil, nil
+	}
+	if err != nil {
+		return StateNone, nil, fmt.Errorf("task %s: %w", id, err)
+	}
+	switch info.State {
+	case asynq.TaskStateArchived:
+		return StateFailed, info, nil
+	case asynq.TaskStateCompleted:
+		return StateDone, info, nil
+	case asynq.TaskStateRetry:
+		return StateRetrying, info, nil
+	default:
+		return StatePending, info, nil
+	}
+}
+
+// enqueueOnce enqueues task with a deterministic id. If a task with that id
+// already exists it is joined while it is still to run; a failed (archived)
+// or finished one is replaced, because asynq keeps an archived task's id
+// taken and would refuse the new one. It reports whether a task was added.
+func (c *Client) enqueueOnce(ctx context.Context, task *asynq.Task, queue, id string, opts ...asynq.Option) (bool, error) {
+	opts = append([]asynq.Option{asynq.Queue(queue), asynq.TaskID(id)}, opts...)
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err := c.c.EnqueueContext(ctx, task, opts...)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, asynq.ErrTaskIDConflict) {
+			return false, fmt.Errorf("enqueue %s: %w", task.Type(), err)
+		}
+		state, _, err := c.TaskState(ctx, queue, id)
+		if err != nil {
+			return false, err
+		}
+		switch state {
+		case StatePending:
+			return false, nil // join the one that is queued or running
+		case StateRetrying:
+			// Someone is waiting for it: try now rather than at the backoff
+			// time. Rate limits still hold (the limiter answers, not Cliniko).
+			_ = c.insp.RunTask(queue, id)
+			return false, nil
+		case StateFailed, StateDone:
+			if err := c.insp.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+				return false, fmt.Errorf("replace task %s: %w", id, err)
+			}
+		}
+		// StateNone: it went away between the two calls; try again.
+	}
+	return false, fmt.Errorf("enqueue %s: task id %s stayed taken", task.Type(), id)
+}
+
+// debounce reports whether key was free, taking it for ttl.
+func (c *Client) debounce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return c.rdb.SetNX(ctx, "pmsb:debounce:"+key, 1, ttl).Result()
+}

@@ -1,0 +1,121 @@
+// Package jobs runs pmsbridge's background work on asynq: one file per task
+// type (its type name, payload, constructor and handler), the mapping from a
+// failure's cause to retry or give up, the shared Cliniko rate-limit waits,
+// the scheduler for periodic work and the worker processes themselves.
+//
+// Task payloads hold ids only — never names, birth dates or keys — because
+// support staff and dashboards read payloads.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
+)
+
+// Queue names. Interactive imports are served first, then programme PDFs,
+// then background sync.
+const (
+	QueueImport = "import"
+	QueuePDF    = "pdf"
+	QueueSync   = "sync"
+)
+
+// Queues lists the queues with their priorities (strict: a lower queue is
+// served only when the ones above are empty).
+var Queues = map[string]int{QueueImport: 6, QueuePDF: 3, QueueSync: 1}
+
+// RetryAfter is implemented by errors that know when the work may be tried
+// again (a Cliniko 429 or our own rate limiter).
+type RetryAfter interface{ RetryTime() time.Time }
+
+// Decision is what the worker does with a failed attempt.
+type Decision int
+
+const (
+	// Retry tries again later with backoff; the attempt counts.
+	Retry Decision = iota
+	// Snooze tries again at a known time; the attempt does not count.
+	Snooze
+	// GiveUp archives the task at once: the failure is permanent.
+	GiveUp
+)
+
+// Decide maps a handler error to what happens next. It is the one place
+// where causes map to retry or skip.
+func Decide(err error) Decision {
+	if err == nil {
+		return Retry
+	}
+	switch pmsbridge.CauseOf(err) {
+	case pmsbridge.CauseClinikoRateLimited:
+		return Snooze
+	case pmsbridge.CauseClinikoUnavailable, pmsbridge.CauseInternal:
+		return Retry
+	default:
+		// 401, 403, 404, 422, no key, not linked, invalid payload: trying
+		// again cannot help until someone fixes something.
+		return GiveUp
+	}
+}
+
+// permanent wraps err so asynq archives the task without retrying.
+func permanent(err error) error {
+	return fmt.Errorf("%w (%w)", err, asynq.SkipRetry)
+}
+
+// finish turns a handler's error into what asynq expects.
+func finish(err error) error {
+	if err == nil {
+		return nil
+	}
+	if Decide(err) == GiveUp && !errors.Is(err, asynq.SkipRetry) {
+		return permanent(err)
+	}
+	return err
+}
+
+// isFailure tells asynq whether an error uses up a retry: rate limits do not.
+func isFailure(err error) bool {
+	return Decide(err) != Snooze
+}
+
+// retryDelay waits until the time a rate-limited error names (with a little
+// jitter so a crowd does not return at once), else backs off exponentially
+// from 2 s to 10 min.
+func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	var ra RetryAfter
+	if errors.As(err, &ra) {
+		if d := time.Until(ra.RetryTime()); d > 0 {
+			return d + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
+		}
+		return time.Duration(200+rand.Int64N(800)) * time.Millisecond
+	}
+	d := 2 * time.Second << min(n, 9)
+	if d > 10*time.Minute {
+		d = 10 * time.Minute
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)))
+}
+
+// asynqLogger adapts slog to asynq's Logger.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+func asynqLogLevel(l *slog.Logger) asynq.LogLevel {
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		return asynq.DebugLevel
+	}
+	return asynq.WarnLevel
+}

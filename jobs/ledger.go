@@ -1,0 +1,59 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// ids is the union of the id fields that task payloads carry.
+type ids struct {
+	PractitionerID   string `json:"practitioner_id"`
+	PatientID        string `json:"patient_id"`
+	ProgrammeID      string `json:"programme_id"`
+	Version          int    `json:"version"`
+	ClinikoPatientID string `json:"cliniko_patient_id"`
+}
+
+// HandleError is asynq's error handler: it writes every failed attempt to
+// the failure ledger, with its cause and a readable reason, so support sees
+// failures even after asynq drops old archived tasks.
+func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
+	id, _ := asynq.GetTaskID(ctx)
+	queue, _ := asynq.GetQueueName(ctx)
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, _ := asynq.GetMaxRetry(ctx)
+	var x ids
+	_ = json.Unmarshal(t.Payload(), &x)
+	cause := pmsbridge.CauseOf(err)
+	d := Decide(err)
+	f := store.Failure{
+		TaskID: id, Queue: queue, Type: t.Type(),
+		Permanent: d == GiveUp || (d == Retry && retried >= maxRetry),
+		Cause:     cause, Reason: pmsbridge.MessageOf(err),
+		PractitionerID: x.PractitionerID, PatientID: x.PatientID, ProgrammeID: x.ProgrammeID,
+		Version: x.Version, ClinikoPatientID: x.ClinikoPatientID,
+		Attempts: retried + 1, Payload: t.Payload(),
+	}
+	if d == Snooze {
+		// A rate-limit wait is not a failure; note it only when the task
+		// already has an entry (so its page shows "waiting for Cliniko").
+		if _, gerr := h.Store.GetFailure(ctx, id); gerr != nil {
+			return
+		}
+	}
+	if rerr := h.Store.RecordFailure(context.WithoutCancel(ctx), f); rerr != nil {
+		h.Log.Error("record failure in the ledger", "task_id", id, "err", rerr)
+	}
+	level := h.Log.Warn
+	if f.Permanent {
+		level = h.Log.Error
+	}
+	level("job failed", "task_id", id, "type", t.Type(), "cause", cause, "attempt", f.Attempts, "permanent", f.Permanent, "err", err)
+	if d == GiveUp && x.ProgrammeID != "" && t.Type() == TypeUploadPDF {
+		h.markPDFFailed(ctx, x.ProgrammeID, x.Version, cause, f.Reason)
+	}
+}

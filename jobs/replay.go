@@ -1,0 +1,113 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// taskSpecs are each task type's queue and options, used when a task is
+// created again from the failure ledger.
+var taskSpecs = map[string]struct {
+	queue string
+	opts  []asynq.Option
+}{
+	TypeImportPatient:    {QueueImport, []asynq.Option{asynq.MaxRetry(8), asynq.Timeout(60 * time.Second), asynq.Retention(10 * time.Minute)}},
+	TypeRefreshPatient:   {QueueImport, []asynq.Option{asynq.MaxRetry(5), asynq.Timeout(60 * time.Second)}},
+	TypeUploadPDF:        {QueuePDF, []asynq.Option{asynq.MaxRetry(10), asynq.Timeout(2 * time.Minute)}},
+	TypeSyncPractitioner: {QueueSync, []asynq.Option{asynq.MaxRetry(5), asynq.Timeout(10 * time.Minute)}},
+	TypeSyncTick:         {QueueSync, SyncTickOptions()},
+}
+
+// ReplayFilter selects ledger entries to replay. IDs, when given, select
+// exactly those; otherwise every permanent failure matching all the other
+// fields is replayed.
+type ReplayFilter struct {
+	IDs            []string
+	Type           string
+	Causes         []pmsbridge.Cause
+	PractitionerID string
+}
+
+// ErrNotReplayable is returned for a ledger entry that cannot be re-created.
+var ErrNotReplayable = errors.New("this job cannot be replayed")
+
+// Matching returns the ledger entries that f selects.
+func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Failure, error) {
+	if len(f.IDs) > 0 {
+		var out []store.Failure
+		for _, id := range f.IDs {
+			x, err := st.GetFailure(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	}
+	all, err := st.ListFailures(ctx, store.FailureFilter{Type: f.Type, PractitionerID: f.PractitionerID, PermanentOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Failure
+	for _, x := range all {
+		if len(f.Causes) == 0 || slices.Contains(f.Causes, x.Cause) {
+			out = append(out, x)
+		}
+	}
+	return out, nil
+}
+
+// ReplayMatching replays every ledger entry f selects and reports how many
+// were queued again.
+func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFilter) (int, error) {
+	list, err := Matching(ctx, st, f)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, x := range list {
+		if err := c.Replay(ctx, st, x); err != nil {
+			return n, fmt.Errorf("replay %s: %w", x.TaskID, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Replay queues a failed job again under its own task id, with a fresh
+// retry budget, replacing asynq's archived copy (or re-creating it from the
+// ledger when asynq has already dropped it). The ledger entry stays, reset,
+// until the job succeeds.
+func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) error {
+	spec, ok := taskSpecs[f.Type]
+	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
+		return ErrNotReplayable
+	}
+	queue := f.Queue
+	if queue == "" {
+		queue = spec.queue
+	}
+	if err := c.insp.DeleteTask(queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		// Still queued or running (e.g. retrying): let it run now instead.
+		if rerr := c.insp.RunTask(queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("task is %v", err)
+		}
+	} else if _, err := c.enqueueOnce(ctx, asynq.NewTask(f.Type, f.Payload), queue, f.TaskID, spec.opts...); err != nil {
+		return err
+	}
+	if f.Type == TypeUploadPDF && f.ProgrammeID != "" {
+		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFPending}); err != nil {
+			return err
+		}
+	}
+	f.Permanent = false
+	f.Attempts = 0
+	return st.RecordFailure(ctx, f)
+}

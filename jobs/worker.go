@@ -1,0 +1,162 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+// WorkerConfig configures a work process. The zero value of each field means
+// its default.
+type WorkerConfig struct {
+	// Concurrency is how many tasks run at once across all queues. Default 10.
+	Concurrency int
+	// ImportConcurrency is how many import tasks run at once on the fast
+	// import server. Default 4.
+	ImportConcurrency int
+	// ImportPollInterval is how often an idle worker looks for new import
+	// tasks. asynq's default of 1 s would add up to a second to every click
+	// on a new patient. Default 20ms.
+	ImportPollInterval time.Duration
+	// PollInterval is how often an idle worker looks for other tasks.
+	// Default 500ms.
+	PollInterval time.Duration
+	// ShutdownTimeout is how long running tasks may finish on shutdown
+	// before they are handed back to the queue. Default 8s.
+	ShutdownTimeout time.Duration
+	// SyncInterval is how often the birth-year sync runs. Default 15m.
+	SyncInterval time.Duration
+}
+
+// WithDefaults returns a copy with every unset field at its default.
+func (c WorkerConfig) WithDefaults() WorkerConfig {
+	if c.Concurrency == 0 {
+		c.Concurrency = 10
+	}
+	if c.ImportConcurrency == 0 {
+		c.ImportConcurrency = 4
+	}
+	if c.ImportPollInterval == 0 {
+		c.ImportPollInterval = 20 * time.Millisecond
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 8 * time.Second
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 15 * time.Minute
+	}
+	return c
+}
+
+// Worker is the job-running side of a process: a fast asynq server that only
+// serves the interactive import queue with a short poll interval, a main
+// server for every queue in strict priority, and the periodic scheduler.
+type Worker struct {
+	cfg     WorkerConfig
+	log     *slog.Logger
+	fast    *asynq.Server
+	main    *asynq.Server
+	sched   *asynq.Scheduler
+	handler asynq.Handler
+	periods []periodic
+	started bool
+}
+
+type periodic struct {
+	spec string
+	task *asynq.Task
+	opts []asynq.Option
+}
+
+// NewWorker builds a worker on rdb that runs handler (usually
+// (*Handlers).Mux()) and reports failures to onError.
+func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig, handler asynq.Handler, onError asynq.ErrorHandler, log *slog.Logger) *Worker {
+	cfg = cfg.WithDefaults()
+	logger := asynqLogger{log.With("component", "asynq")}
+	base := asynq.Config{
+		RetryDelayFunc:           retryDelay,
+		IsFailure:                isFailure,
+		ErrorHandler:             onError,
+		Logger:                   logger,
+		LogLevel:                 asynqLogLevel(log),
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		DelayedTaskCheckInterval: time.Second,
+	}
+	fast := base
+	fast.Concurrency = cfg.ImportConcurrency
+	fast.Queues = map[string]int{QueueImport: 1}
+	fast.TaskCheckInterval = cfg.ImportPollInterval
+	main := base
+	main.Concurrency = cfg.Concurrency
+	main.Queues = Queues
+	main.StrictPriority = true
+	main.TaskCheckInterval = cfg.PollInterval
+	return &Worker{
+		cfg:     cfg,
+		log:     log,
+		fast:    asynq.NewServerFromRedisClient(rdb, fast),
+		main:    asynq.NewServerFromRedisClient(rdb, main),
+		sched:   asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{Logger: logger, LogLevel: asynqLogLevel(log), Location: time.UTC}),
+		handler: handler,
+	}
+}
+
+// Every registers a periodic task, run every interval by the scheduler.
+// Tasks should carry a deterministic TaskID per period so that several work
+// processes enqueue one task per period between them.
+func (w *Worker) Every(interval time.Duration, task *asynq.Task, opts ...asynq.Option) {
+	w.periods = append(w.periods, periodic{spec: "@every " + interval.String(), task: task, opts: opts})
+}
+
+// Start starts the servers and the scheduler.
+func (w *Worker) Start() error {
+	if err := w.fast.Start(w.handler); err != nil {
+		return fmt.Errorf("start import worker: %w", err)
+	}
+	if err := w.main.Start(w.handler); err != nil {
+		w.fast.Shutdown()
+		return fmt.Errorf("start worker: %w", err)
+	}
+	for _, p := range w.periods {
+		if _, err := w.sched.Register(p.spec, p.task, p.opts...); err != nil {
+			w.Shutdown()
+			return fmt.Errorf("schedule %s: %w", p.task.Type(), err)
+		}
+	}
+	if len(w.periods) > 0 {
+		if err := w.sched.Start(); err != nil {
+			w.Shutdown()
+			return fmt.Errorf("start scheduler: %w", err)
+		}
+	}
+	w.started = true
+	return nil
+}
+
+// Shutdown stops taking tasks, lets running ones finish for up to
+// ShutdownTimeout and hands the rest back to their queues.
+func (w *Worker) Shutdown() {
+	if len(w.periods) > 0 && w.started {
+		w.sched.Shutdown()
+	}
+	done := make(chan struct{}, 2)
+	go func() { w.fast.Shutdown(); done <- struct{}{} }()
+	go func() { w.main.Shutdown(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+// Ping checks that the worker's servers can reach Redis.
+func (w *Worker) Ping(ctx context.Context) error {
+	if err := w.main.Ping(); err != nil {
+		return err
+	}
+	return w.fast.Ping()
+}

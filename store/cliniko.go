@@ -1,0 +1,124 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ClinikoUser is the Cliniko user that a practitioner's API key belongs to,
+// as Cliniko's GET /user reported it when the key was saved.
+type ClinikoUser struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+	Shard string `json:"shard"` // e.g. "au1": the key's suffix
+}
+
+func (s *Store) clinikoKey(practitionerID string) string {
+	return s.key("prac", practitionerID, "cliniko")
+}
+
+func clinikoAAD(practitionerID string) string { return "cliniko-key:" + practitionerID }
+
+// SetClinikoKey saves (or replaces) the Cliniko API key of a practitioner,
+// encrypted, with the Cliniko user it belongs to. The caller checks the key
+// against Cliniko first.
+func (s *Store) SetClinikoKey(ctx context.Context, practitionerID, key string, u ClinikoUser) error {
+	key = strings.TrimSpace(key)
+	if key == "" || len(key) > 1024 || !validID(u.Shard) {
+		return fmt.Errorf("set cliniko key of %s: %w", practitionerID, invalid("cliniko key", "key and shard are required"))
+	}
+	if _, err := s.getPractitionerRecord(ctx, practitionerID); err != nil {
+		return fmt.Errorf("set cliniko key of %s: %w", practitionerID, err)
+	}
+	enc, err := s.keys.Encrypt([]byte(key), clinikoAAD(practitionerID))
+	if err != nil {
+		return fmt.Errorf("set cliniko key of %s: %w", practitionerID, err)
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.HSet(ctx, s.clinikoKey(practitionerID), "key", enc, "user", mustJSON(u), "saved_at", s.now().Format(time.RFC3339Nano))
+	pipe.SAdd(ctx, s.key("cliniko", "keys"), practitionerID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("set cliniko key of %s: %w", practitionerID, err)
+	}
+	return nil
+}
+
+// ClinikoKey returns the decrypted Cliniko API key of a practitioner and its
+// user; ErrNotFound when none is saved.
+func (s *Store) ClinikoKey(ctx context.Context, practitionerID string) (string, ClinikoUser, error) {
+	var u ClinikoUser
+	if !validID(practitionerID) {
+		return "", u, fmt.Errorf("cliniko key of %q: %w", practitionerID, ErrNotFound)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.clinikoKey(practitionerID), "key", "user").Result()
+	if err != nil {
+		return "", u, fmt.Errorf("cliniko key of %s: %w", practitionerID, err)
+	}
+	enc, _ := vals[0].(string)
+	user, _ := vals[1].(string)
+	if enc == "" {
+		return "", u, fmt.Errorf("cliniko key of %s: %w", practitionerID, ErrNotFound)
+	}
+	key, err := s.keys.Decrypt(enc, clinikoAAD(practitionerID))
+	if err != nil {
+		return "", u, fmt.Errorf("cliniko key of %s: %w", practitionerID, err)
+	}
+	if err := jsonUnmarshal([]byte(user), &u); err != nil {
+		return "", u, fmt.Errorf("cliniko key of %s: %w", practitionerID, err)
+	}
+	return string(key), u, nil
+}
+
+// ClinikoUserOf returns the Cliniko user of a practitioner's saved key
+// without decrypting the key (for pages); ok is false when none is saved.
+func (s *Store) ClinikoUserOf(ctx context.Context, practitionerID string) (ClinikoUser, bool, error) {
+	var u ClinikoUser
+	if !validID(practitionerID) {
+		return u, false, nil
+	}
+	b, err := s.rdb.HGet(ctx, s.clinikoKey(practitionerID), "user").Bytes()
+	if errors.Is(err, redis.Nil) {
+		return u, false, nil
+	}
+	if err == nil {
+		err = jsonUnmarshal(b, &u)
+	}
+	if err != nil {
+		return u, false, fmt.Errorf("cliniko user of %s: %w", practitionerID, err)
+	}
+	return u, true, nil
+}
+
+// DeleteClinikoKey removes a practitioner's saved key (not an error when
+// there is none).
+func (s *Store) DeleteClinikoKey(ctx context.Context, practitionerID string) error {
+	if !validID(practitionerID) {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.Del(ctx, s.clinikoKey(practitionerID))
+	pipe.SRem(ctx, s.key("cliniko", "keys"), practitionerID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("delete cliniko key of %s: %w", practitionerID, err)
+	}
+	return nil
+}
+
+// PractitionersWithKeys returns the ids of practitioners with a saved
+// Cliniko key, sorted, for the periodic sync.
+func (s *Store) PractitionersWithKeys(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, s.key("cliniko", "keys")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("practitioners with keys: %w", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// KeySize is the length of an encryption key: AES-256.
+const KeySize = 32
+
+// Keyring encrypts values with AES-256-GCM under its current key and decrypts
+// values made under any of its keys, so keys can be rotated: deploy the new
+// key as current with the old one as previous, run Store.Reencrypt, then drop
+// the old key.
+//
+// A ciphertext reads "v1:<key id>:<base64url(nonce|sealed)>", where the key id
+// is the first 8 hex digits of the key's SHA-256. Every value is sealed with
+// associated data naming its place (e.g. the patient id), so a value copied to
+// another record does not decrypt.
+type Keyring struct {
+	current string
+	aeads   map[string]cipher.AEAD
+}
+
+// NewKeyring returns a keyring that encrypts with current and decrypts with
+// current and any of previous. Every key must be KeySize bytes.
+func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
+	k := &Keyring{aeads: map[string]cipher.AEAD{}}
+	for i, key := range append([][]byte{current}, previous...) {
+		if len(key) != KeySize {
+			return nil, fmt.Errorf("keyring: key %d is %d bytes, want %d: %w", i, len(key), KeySize, ErrInvalid)
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		id := KeyID(key)
+		if i == 0 {
+			k.current = id
+		} else if _, dup := k.aeads[id]; dup {
+			continue // the same key listed twice
+		}
+		k.aeads[id] = aead
+	}
+	return k, nil
+}
+
+// KeyID is the id of a key as it appears in ciphertexts.
+func KeyID(key []byte) string {
+	h := sha256.Sum256(key)
+	return hex.EncodeToString(h[:4])
+}
+
+// ParseKey decodes a base64 key (standard or URL alphabet, padded or not),
+// as found in secrets.encryption_key, and checks its length.
+func ParseKey(b64 string) ([]byte, error) {
+	s := strings.TrimRight(strings.TrimSpace(b64), "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) != KeySize {
+				return nil, fmt.Errorf("parse key: %d bytes, want %d: %w", len(b), KeySize, ErrInvalid)
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("parse key: not base64: %w", ErrInvalid)
+}
+
+// CurrentKeyID is the id of the key that Encrypt uses.
+func (k *Keyring) CurrentKeyID() string { return k.current }
+
+// Encrypt seals plaintext under the current key, bound to aad.
+func (k *Keyring) Encrypt(plaintext []byte, aad string) (string, error) {
+	aead := k.aeads[k.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("encrypt: %w", err)
+	}
+	sealed := aead.Seal(nonce, nonce, plaintext, []byte(aad))
+	return "v1:" + k.current + ":" + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// errDecrypt hides why decryption failed: the reason could help an attacker
+// and never helps a user.
+var errDecrypt = errors.New("decrypt: unknown key or damaged ciphertext")
+
+// Decrypt opens a value made by Encrypt with the same aad under any key of
+// the keyring.
+func (k *Keyring) Decrypt(ciphertext, aad string) ([]byte, error) {
+	version, rest, ok1 := strings.Cut(ciphertext, ":")
+	id, data, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || version != "v1" {
+		return nil, errDecrypt
+	}
+	aead, ok := k.aeads[id]
+	if !ok {
+		return nil, errDecrypt
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(data)
+	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
+		return nil, errDecrypt
+	}
+	out, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return nil, errDecrypt
+	}
+	return out, nil
+}
+
+// NeedsRotation reports whether ciphertext was made under a key other than
+// the current one.
+func (k *Keyring) NeedsRotation(ciphertext string) bool {
+	return !strings.HasPrefix(ciphertext, "v1:"+k.current+":")
+}

@@ -1,0 +1,464 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/redis/go-redis/v9"
+)
+
+// CodeLength is the length of a programme access code: lower-case letters.
+const CodeLength = 8
+
+// DefaultEventTTL is how long ClaimEvent remembers an event id by default.
+const DefaultEventTTL = 30 * 24 * time.Hour
+
+// PDF sync states (PDFState.State).
+const (
+	PDFPending   = "pending"
+	PDFUploaded  = "uploaded"
+	PDFFailed    = "failed"
+	PDFNotLinked = "not_linked"
+)
+
+// PDFState is the write-back state of one programme version's PDF.
+type PDFState struct {
+	State        string          `json:"state"` // PDFPending, PDFUploaded, PDFFailed, PDFNotLinked
+	Cause        pmsbridge.Cause `json:"cause,omitempty"`
+	Reason       string          `json:"reason,omitempty"`
+	AttachmentID string          `json:"attachment_id,omitempty"`
+	UpdatedAt    time.Time       `json:"updated_at"` // set to now when zero
+}
+
+// newCode returns CodeLength letters a–z from crypto/rand, uniformly: bytes
+// of 234 or more (26×9) are rejected instead of folded, which would favour
+// the first letters.
+func newCode() string {
+	var out [CodeLength]byte
+	buf := make([]byte, 16)
+	for n := 0; n < CodeLength; {
+		if _, err := rand.Read(buf); err != nil {
+			panic(err)
+		}
+		for _, b := range buf {
+			if b < 234 && n < CodeLength {
+				out[n] = 'a' + b%26
+				n++
+			}
+		}
+	}
+	return string(out[:])
+}
+
+// ValidCode reports whether code has the form of an access code.
+func ValidCode(code string) bool {
+	if len(code) != CodeLength {
+		return false
+	}
+	for i := range len(code) {
+		if code[i] < 'a' || code[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// createVersionScript adds a version to a programme hash, atomically on one
+// key. KEYS[1] programme; ARGV version, json, code, patient id.
+// Returns {1,""} when added, {0,json} when that version already exists,
+// {-1,latest} when it is not the next one, {-2,""} when the code changed
+// under us (a concurrent first version).
+var createVersionScript = redis.NewScript(`
+local existing = redis.call('HGET', KEYS[1], 'v:' .. ARGV[1])
+if existing then return {0, existing} end
+local latest = tonumber(redis.call('HGET', KEYS[1], 'latest') or '0')
+if tonumber(ARGV[1]) ~= latest + 1 then return {-1, tostring(latest)} end
+if latest > 0 and redis.call('HGET', KEYS[1], 'code') ~= ARGV[3] then return {-2, ''} end
+if latest == 0 then redis.call('HSET', KEYS[1], 'code', ARGV[3], 'patient', ARGV[4]) end
+redis.call('HSET', KEYS[1], 'v:' .. ARGV[1], ARGV[2], 'latest', ARGV[1])
+return {1, ''}
+`)
+
+// CreateProgramme stores a version of a programme.
+//
+// With p.ID empty it makes a new programme: a fresh "prg_…" id, a fresh
+// access code unique in the region, version 1. With p.ID set (the webhook's
+// id) it adds a version: p.Version must be the next one (0 means "the next
+// one"); a version that already exists is returned as stored with created
+// false, so redelivered webhooks are harmless; a gap is ErrInvalid. The
+// first version of a given id gets a fresh code; later ones keep it (p.Code
+// is ignored). The patient must exist and stay the same across versions.
+func (s *Store) CreateProgramme(ctx context.Context, p pmsbridge.Programme) (pmsbridge.Programme, bool, error) {
+	fail := func(err error) (pmsbridge.Programme, bool, error) {
+		return pmsbridge.Programme{}, false, fmt.Errorf("create programme: %w", err)
+	}
+	var problems []string
+	if p.ID != "" && !validID(p.ID) {
+		problems = append(problems, "bad programme id")
+	}
+	if p.Version < 0 {
+		problems = append(problems, "version must be positive")
+	}
+	if strings.TrimSpace(p.Title) == "" {
+		problems = append(problems, "title is required")
+	}
+	if !validID(p.PatientID) {
+		problems = append(problems, "bad patient id")
+	} else if n, err := s.rdb.Exists(ctx, s.key("pat", p.PatientID)).Result(); err != nil {
+		return fail(err)
+	} else if n == 0 {
+		problems = append(problems, "unknown patient")
+	}
+	if len(problems) > 0 {
+		return fail(invalid("programme", problems...))
+	}
+	if p.ID == "" {
+		p.ID = newID("prg")
+		if p.Version > 1 {
+			return fail(invalid("programme", "a new programme starts at version 1"))
+		}
+	}
+	if p.CreatedAt.IsZero() {
+		p.CreatedAt = s.now()
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	key := s.key("prg", p.ID)
+	head, err := s.rdb.HMGet(ctx, key, "code", "patient", "latest").Result()
+	if err != nil {
+		return fail(err)
+	}
+	code, _ := head[0].(string)
+	patient, _ := head[1].(string)
+	latest, _ := strconv.Atoi(fmt.Sprint(head[2]))
+	var ownCode string // a code this call reserved, released if unused
+	if code != "" {
+		if patient != p.PatientID {
+			return fail(invalid("programme", "the programme belongs to another patient"))
+		}
+		if p.Version == 0 {
+			p.Version = latest + 1
+		}
+		p.Code = code
+	} else {
+		if p.Version == 0 {
+			p.Version = 1
+		}
+		if p.Version == 1 {
+			if ownCode, err = s.reserveCode(ctx, p.ID); err != nil {
+				return fail(err)
+			}
+			p.Code = ownCode
+		}
+	}
+	release := func() {
+		if ownCode != "" {
+			s.rdb.Del(context.WithoutCancel(ctx), s.key("code", ownCode))
+		}
+	}
+	if err := s.rdb.SAdd(ctx, s.key("pat", p.PatientID, "programmes"), p.ID).Err(); err != nil {
+		release()
+		return fail(err)
+	}
+	res, err := createVersionScript.Run(ctx, s.rdb, []string{key},
+		p.Version, mustJSON(p), p.Code, p.PatientID).Slice()
+	if err != nil || len(res) != 2 {
+		release()
+		if err == nil {
+			err = errors.New("unexpected script reply")
+		}
+		return fail(err)
+	}
+	status, _ := res[0].(int64)
+	payload, _ := res[1].(string)
+	switch status {
+	case 1:
+		return p, true, nil
+	case 0:
+		release()
+		var got pmsbridge.Programme
+		if err := json.Unmarshal([]byte(payload), &got); err != nil {
+			return fail(err)
+		}
+		return got, false, nil
+	case -2:
+		release()
+		return fail(fmt.Errorf("programme %s changed concurrently: %w", p.ID, ErrConflict))
+	default:
+		release()
+		return fail(invalid("programme", fmt.Sprintf("version %d does not follow version %s", p.Version, payload)))
+	}
+}
+
+// reserveCode takes a fresh access code for programme id in the region-wide
+// code index, retrying on collisions.
+func (s *Store) reserveCode(ctx context.Context, id string) (string, error) {
+	for range 20 {
+		code := newCode()
+		ok, err := s.rdb.SetNX(ctx, s.key("code", code), id, 0).Result()
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return code, nil
+		}
+	}
+	return "", fmt.Errorf("no free access code after 20 tries: %w", ErrConflict)
+}
+
+// programmeVersions decodes every version held in a programme hash,
+// highest first.
+func programmeVersions(h map[string]string) ([]pmsbridge.Programme, error) {
+	var out []pmsbridge.Programme
+	for f, v := range h {
+		if !strings.HasPrefix(f, "v:") {
+			continue
+		}
+		var p pmsbridge.Programme
+		if err := json.Unmarshal([]byte(v), &p); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b pmsbridge.Programme) int { return b.Version - a.Version })
+	return out, nil
+}
+
+// GetProgramme returns version version of programme id; version 0 means the
+// latest.
+func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbridge.Programme, error) {
+	var p pmsbridge.Programme
+	if !validID(id) || version < 0 {
+		return p, fmt.Errorf("get programme %q: %w", id, ErrNotFound)
+	}
+	if version == 0 {
+		h, err := s.rdb.HGetAll(ctx, s.key("prg", id)).Result()
+		if err != nil {
+			return p, fmt.Errorf("get programme %s: %w", id, err)
+		}
+		vs, err := programmeVersions(h)
+		if err != nil {
+			return p, fmt.Errorf("get programme %s: %w", id, err)
+		}
+		if len(vs) == 0 {
+			return p, fmt.Errorf("get programme %s: %w", id, ErrNotFound)
+		}
+		return vs[0], nil
+	}
+	b, err := s.rdb.HGet(ctx, s.key("prg", id), "v:"+strconv.Itoa(version)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return p, fmt.Errorf("get programme %s v%d: %w", id, version, ErrNotFound)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &p)
+	}
+	if err != nil {
+		return p, fmt.Errorf("get programme %s v%d: %w", id, version, err)
+	}
+	return p, nil
+}
+
+// ListProgrammes returns every version of every programme of patient
+// patientID, grouped by programme: programmes newest first (by the creation
+// of their first version), and within one programme the highest version
+// first. Two round trips.
+func (s *Store) ListProgrammes(ctx context.Context, patientID string) ([]pmsbridge.Programme, error) {
+	if !validID(patientID) {
+		return []pmsbridge.Programme{}, nil
+	}
+	ids, err := s.rdb.SMembers(ctx, s.key("pat", patientID, "programmes")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list programmes of %s: %w", patientID, err)
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, 0, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			cmds = append(cmds, pipe.HGetAll(ctx, s.key("prg", id)))
+		}
+	}
+	if len(cmds) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return nil, fmt.Errorf("list programmes of %s: %w", patientID, err)
+		}
+	}
+	var groups [][]pmsbridge.Programme
+	for _, c := range cmds {
+		vs, err := programmeVersions(c.Val())
+		if err != nil {
+			return nil, fmt.Errorf("list programmes of %s: %w", patientID, err)
+		}
+		if len(vs) > 0 && vs[0].PatientID == patientID {
+			groups = append(groups, vs)
+		}
+	}
+	slices.SortFunc(groups, func(a, b []pmsbridge.Programme) int {
+		if c := b[len(b)-1].CreatedAt.Compare(a[len(a)-1].CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a[0].ID, b[0].ID)
+	})
+	out := []pmsbridge.Programme{}
+	for _, g := range groups {
+		out = append(out, g...)
+	}
+	return out, nil
+}
+
+// LatestByCode returns the latest version of the programme with access code
+// code; ErrNotFound for an unknown or malformed code. Two round trips.
+func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Programme, error) {
+	if !ValidCode(code) {
+		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
+	}
+	id, err := s.rdb.Get(ctx, s.key("code", code)).Result()
+	if errors.Is(err, redis.Nil) {
+		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
+	}
+	if err != nil {
+		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", err)
+	}
+	return s.GetProgramme(ctx, id, 0)
+}
+
+// OpenProgramme is the patient's door: it returns the latest version of the
+// programme with access code code when yearOfBirth is the patient's year of
+// birth. A wrong code or year is ErrBadCredentials. Failures are counted per
+// code (AccessMaxFailures) and per IP address (AccessMaxIPFailures) within
+// AccessWindow; at the limit every attempt, even a right one, is refused
+// with a *LockedError until the oldest failure leaves the window.
+func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, ip string) (pmsbridge.Programme, error) {
+	code = strings.ToLower(strings.TrimSpace(code))
+	var keys []limitKey
+	if ValidCode(code) {
+		keys = append(keys, limitKey{scope: "code", key: s.key("access", "code", code), max: s.opts.AccessMaxFailures})
+	}
+	if ip != "" {
+		keys = append(keys, limitKey{scope: "ip", key: s.key("access", "ip", ip), max: s.opts.AccessMaxIPFailures})
+	}
+	window := s.opts.AccessWindow
+	if err := s.checkLimits(ctx, keys, window); err != nil {
+		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+	}
+	p, err := s.LatestByCode(ctx, code)
+	ok := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+	}
+	if ok {
+		x, err := s.GetPatient(ctx, p.PatientID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		}
+		ok = err == nil && x.YearOfBirth != 0 && x.YearOfBirth == yearOfBirth
+	}
+	if !ok {
+		if err := s.recordFailure(ctx, keys, window); err != nil {
+			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		}
+		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", ErrBadCredentials)
+	}
+	return p, nil
+}
+
+// SetPDFState records the PDF sync state of version version of programme
+// programmeID.
+func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int, st PDFState) error {
+	switch st.State {
+	case PDFPending, PDFUploaded, PDFFailed, PDFNotLinked:
+	default:
+		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, invalid("pdf state", "unknown state"))
+	}
+	if !validID(programmeID) || version < 1 {
+		return fmt.Errorf("set pdf state: %w", invalid("pdf state", "bad programme id or version"))
+	}
+	if st.UpdatedAt.IsZero() {
+		st.UpdatedAt = s.now()
+	}
+	st.UpdatedAt = st.UpdatedAt.UTC()
+	if err := s.rdb.HSet(ctx, s.key("prg", programmeID, "pdf"), strconv.Itoa(version), mustJSON(st)).Err(); err != nil {
+		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	return nil
+}
+
+// PDFStateOf returns the PDF sync state of a programme version; ErrNotFound
+// when none was recorded.
+func (s *Store) PDFStateOf(ctx context.Context, programmeID string, version int) (PDFState, error) {
+	var st PDFState
+	if !validID(programmeID) {
+		return st, fmt.Errorf("pdf state of %q: %w", programmeID, ErrNotFound)
+	}
+	b, err := s.rdb.HGet(ctx, s.key("prg", programmeID, "pdf"), strconv.Itoa(version)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return st, fmt.Errorf("pdf state of %s v%d: %w", programmeID, version, ErrNotFound)
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &st)
+	}
+	if err != nil {
+		return st, fmt.Errorf("pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	return st, nil
+}
+
+// PDFStates returns the PDF sync states of every version of a programme
+// that has one, by version.
+func (s *Store) PDFStates(ctx context.Context, programmeID string) (map[int]PDFState, error) {
+	out := map[int]PDFState{}
+	if !validID(programmeID) {
+		return out, nil
+	}
+	h, err := s.rdb.HGetAll(ctx, s.key("prg", programmeID, "pdf")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("pdf states of %s: %w", programmeID, err)
+	}
+	for f, v := range h {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		var st PDFState
+		if err := json.Unmarshal([]byte(v), &st); err != nil {
+			return nil, fmt.Errorf("pdf states of %s: %w", programmeID, err)
+		}
+		out[n] = st
+	}
+	return out, nil
+}
+
+// ClaimEvent records webhook event eventID as seen, for ttl (DefaultEventTTL
+// when 0). first is true only for the first claim; later claims within ttl
+// get false. One round trip (SET NX).
+func (s *Store) ClaimEvent(ctx context.Context, eventID string, ttl time.Duration) (bool, error) {
+	if eventID == "" || len(eventID) > 200 {
+		return false, fmt.Errorf("claim event: %w", invalid("event", "id must be 1 to 200 characters"))
+	}
+	if ttl <= 0 {
+		ttl = DefaultEventTTL
+	}
+	first, err := s.rdb.SetNX(ctx, s.key("evt", eventID), s.now().Format(time.RFC3339), ttl).Result()
+	if err != nil {
+		return false, fmt.Errorf("claim event: %w", err)
+	}
+	return first, nil
+}
+
+// ReleaseEvent forgets a claim, for when the work after ClaimEvent failed
+// and the sender should be able to deliver the event again.
+func (s *Store) ReleaseEvent(ctx context.Context, eventID string) error {
+	if eventID == "" || len(eventID) > 200 {
+		return nil
+	}
+	if err := s.rdb.Del(ctx, s.key("evt", eventID)).Err(); err != nil {
+		return fmt.Errorf("release event: %w", err)
+	}
+	return nil
+}
