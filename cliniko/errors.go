@@ -77,6 +77,10 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// RetryTime is when a rate-limited call may be tried again (zero when the
+// error says nothing about it).
+func (e *Error) RetryTime() time.Time { return e.RetryAt }
+
 // ErrorCause returns the cause code; pmsbridge.CauseOf uses it.
 func (e *Error) ErrorCause() pmsbridge.Cause { return e.Cause }
 

@@ -42,12 +42,24 @@ const noWaitKey ctxKey = 1
 // says when the next slot opens. Jobs use it to re-queue instead of holding
 // a worker.
 func WithoutWaiting(ctx context.Context) context.Context {
-	return context.WithValue(ctx, noWaitKey, true)
+	return WithMaxWait(ctx, 0)
 }
 
-func waiting(ctx context.Context) bool {
-	v, _ := ctx.Value(noWaitKey).(bool)
-	return !v
+// WithMaxWait returns a context under which the client waits for a free
+// request slot only when one opens within d; otherwise the call fails at
+// once as under WithoutWaiting. Jobs use a few seconds: a short wait keeps
+// a multi-call job (an upload is 3 calls) going instead of re-queueing it
+// and repeating its first calls.
+func WithMaxWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, noWaitKey, d)
+}
+
+// maxWait is how long a call may wait for a slot (-1: as long as it takes).
+func maxWait(ctx context.Context) time.Duration {
+	if v, ok := ctx.Value(noWaitKey).(time.Duration); ok {
+		return v
+	}
+	return -1
 }
 
 // limiter is the request budget per Cliniko user, shared through Redis by
@@ -100,7 +112,7 @@ func (l *limiter) take(ctx context.Context, key string) (time.Duration, error) {
 		if wait <= 0 {
 			wait = time.Millisecond
 		}
-		if !waiting(ctx) {
+		if mw := maxWait(ctx); mw >= 0 && time.Since(start)+wait > mw {
 			return time.Since(start), errLimited{retryAt: l.now().Add(wait)}
 		}
 		// A little jitter so that workers waiting on the same user do not all

@@ -31,6 +31,10 @@ const (
 // served only when the ones above are empty).
 var Queues = map[string]int{QueueImport: 6, QueuePDF: 3, QueueSync: 1}
 
+// limiterMaxWait is how long a job waits for a Cliniko request slot before
+// it gives the worker back and re-queues itself for when the slot opens.
+const limiterMaxWait = 5 * time.Second
+
 // RetryAfter is implemented by errors that know when the work may be tried
 // again (a Cliniko 429 or our own rate limiter).
 type RetryAfter interface{ RetryTime() time.Time }
@@ -91,7 +95,7 @@ func isFailure(err error) bool {
 // from 2 s to 10 min.
 func retryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	var ra RetryAfter
-	if errors.As(err, &ra) {
+	if errors.As(err, &ra) && !ra.RetryTime().IsZero() {
 		if d := time.Until(ra.RetryTime()); d > 0 {
 			return d + time.Duration(rand.Int64N(int64(500*time.Millisecond)))
 		}

@@ -102,7 +102,7 @@ func (h *Handlers) syncPractitioner(ctx context.Context, t *asynq.Task) error {
 		since = h.Now().Add(-firstSyncLookback)
 	}
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
-	cctx := cliniko.WithoutWaiting(WithActor(ctx, pr.ID, ""))
+	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, ""), limiterMaxWait)
 	for page, err := range h.Cliniko.PatientsUpdatedSince(cctx, auth, since) {
 		if err != nil {
 			return fmt.Errorf("sync patients changed since %s: %w", since.Format(time.RFC3339), err)

@@ -101,7 +101,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	defer h.Client.rdb.Del(context.WithoutCancel(ctx), "pmsb:lock:"+UploadTaskID(prog.ID, prog.Version))
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
-	cctx := cliniko.WithoutWaiting(WithActor(ctx, pr.ID, patient.ID))
+	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
 	marker := AttachmentMarker(prog.ID, prog.Version)
 	existing, err := h.Cliniko.ListAttachments(cctx, auth, patient.Link.ClinikoPatientID)
 	if err != nil {
