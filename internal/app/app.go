@@ -104,6 +104,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		}
 	}()
 	m.log = newLogger(opts.LogOut, m.cfg.Log)
+	setRedisLogger(m.log)
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -323,4 +324,18 @@ func newLogger(w io.Writer, c config.Log) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, o))
 	}
 	return slog.New(slog.NewJSONHandler(w, o))
+}
+
+var redisLoggerOnce sync.Once
+
+// setRedisLogger sends go-redis's own messages (reconnects) to the first
+// app's logger instead of stderr. go-redis has one logger per process.
+func setRedisLogger(l *slog.Logger) {
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLog{l.With("component", "redis")}) })
+}
+
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
 }

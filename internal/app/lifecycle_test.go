@@ -1,0 +1,87 @@
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/internal/redistest"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/redis/go-redis/v9"
+)
+
+func status(t *testing.T, url string) int {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestReadinessFollowsRedis: /readyz is 503 while Redis is down and the
+// process recovers by itself when Redis is back; /healthz stays 200.
+func TestReadinessFollowsRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, true)
+	e := apptest.Start(t, apptest.Options{RedisURL: srv.URL(0)})
+	if got := status(t, e.URL+"/readyz"); got != http.StatusOK {
+		t.Fatalf("readyz with Redis up: %d, want 200", got)
+	}
+	srv.Stop()
+	e.Eventually("readyz 503 with Redis down", func() bool { return status(t, e.URL+"/readyz") == http.StatusServiceUnavailable })
+	if got := status(t, e.URL+"/healthz"); got != http.StatusOK {
+		t.Errorf("healthz with Redis down: %d, want 200 (the process is up)", got)
+	}
+	srv.Restart(t)
+	e.Eventually("readyz 200 after Redis is back", func() bool { return status(t, e.URL+"/readyz") == http.StatusOK })
+}
+
+// TestShutdownRequeuesRunningTask: a graceful stop while an import is
+// running hands the task back to its queue (not lost, retry budget intact),
+// and the next process finishes it.
+func TestShutdownRequeuesRunningTask(t *testing.T) {
+	t.Parallel()
+	redisURL := redistest.URL(t)
+	sb := clinikotest.NewDemo()
+	t.Cleanup(sb.Close)
+	e := apptest.Start(t, apptest.Options{RedisURL: redisURL, Sandbox: sb})
+	clinic := e.SeedClinic("Shutdown Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	sb.SetLatency(8 * time.Second) // the import is mid-call when we stop
+	r := b.Get("/cliniko_patient_import?patient_id=" + clinikotest.DemoPatientID)
+	if r.StatusCode != http.StatusAccepted {
+		t.Fatalf("click with a slow Cliniko: %d, want 202 (the waiting page)", r.StatusCode)
+	}
+	opt, _ := redis.ParseURL(redisURL)
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	taskID := jobs.ImportTaskID(clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
+	e.Eventually("the import to be running", func() bool {
+		info, err := insp.GetTaskInfo(jobs.QueueImport, taskID)
+		return err == nil && info.State == asynq.TaskStateActive
+	})
+	e.Stop() // graceful: ShutdownTimeout 2s < the 8s Cliniko call
+	info, err := insp.GetTaskInfo(jobs.QueueImport, taskID)
+	if err != nil {
+		t.Fatalf("task after shutdown: %v", err)
+	}
+	if info.State != asynq.TaskStatePending || info.Retried != 0 {
+		t.Fatalf("task after shutdown: state %v retried %d, want pending with retried 0", info.State, info.Retried)
+	}
+	sb.SetLatency(0)
+	secrets := e.Config.Secrets // the records are encrypted with e's key
+	e2 := apptest.Start(t, apptest.Options{RedisURL: redisURL, Sandbox: sb, Configure: func(c *config.Config) { c.Secrets = secrets }})
+	e2.Eventually("the requeued import to finish", func() bool {
+		_, err := e2.Store.FindLink(context.Background(), clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
+		return err == nil
+	})
+}
