@@ -94,6 +94,14 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/settings/cliniko?need=key&next="+url.QueryEscape(here), http.StatusSeeOther)
 			return
 		}
+		if st.Cause.Transient() {
+			// Retries ran out while Cliniko was down or busy.
+			s.message(w, r, http.StatusServiceUnavailable, "Cliniko did not answer", message{Tone: "warn",
+				Heading:    "Cliniko did not answer for several minutes",
+				Paragraphs: []string{"pmsbridge kept trying to read this patient from Cliniko, but Cliniko did not answer. It may be down for maintenance.", "Try again now, or in a few minutes."},
+				Links:      []link{{Text: "Try again", URL: here}, {Text: "Go to your patients", URL: "/patients", Secondary: true}}})
+			return
+		}
 		s.causeError(w, r, st.Cause, st.Message)
 	case "none":
 		// Only with check=1 and no import on record: start one.
