@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -30,15 +31,19 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	_ = json.Unmarshal(t.Payload(), &x)
 	cause := pmsbridge.CauseOf(err)
 	d := Decide(err)
+	// asynq archives the task when the handler skips retries or when its
+	// retries are used up, whatever the error: it checks the retry count
+	// before IsFailure, so a rate limit on the last attempt archives it too.
+	archived := d == GiveUp || errors.Is(err, asynq.SkipRetry) || retried >= maxRetry
 	f := store.Failure{
 		TaskID: id, Queue: queue, Type: t.Type(),
-		Permanent: d == GiveUp || (d == Retry && retried >= maxRetry),
+		Permanent: archived,
 		Cause:     cause, Reason: pmsbridge.MessageOf(err),
 		PractitionerID: x.PractitionerID, PatientID: x.PatientID, ProgrammeID: x.ProgrammeID,
 		Version: x.Version, ClinikoPatientID: x.ClinikoPatientID,
 		Attempts: retried + 1, Payload: t.Payload(),
 	}
-	if d == Snooze {
+	if d == Snooze && !archived {
 		// A rate-limit wait is not a failure; note it only when the task
 		// already has an entry (so its page shows "waiting for Cliniko").
 		if _, gerr := h.Store.GetFailure(ctx, id); gerr != nil {
@@ -53,7 +58,7 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		level = h.Log.Error
 	}
 	level("job failed", "task_id", id, "type", t.Type(), "cause", cause, "attempt", f.Attempts, "permanent", f.Permanent, "err", err)
-	if d == GiveUp && x.ProgrammeID != "" && t.Type() == TypeUploadPDF {
+	if f.Permanent && x.ProgrammeID != "" && t.Type() == TypeUploadPDF {
 		h.markPDFFailed(ctx, x.ProgrammeID, x.Version, cause, f.Reason)
 	}
 }

@@ -94,20 +94,35 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	if queue == "" {
 		queue = spec.queue
 	}
-	if err := c.insp.DeleteTask(queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
-		// Still queued or running (e.g. retrying): let it run now instead.
-		if rerr := c.insp.RunTask(queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("task is %v", err)
-		}
-	} else if _, err := c.enqueueOnce(ctx, asynq.NewTask(f.Type, f.Payload), queue, f.TaskID, spec.opts...); err != nil {
+	// Reset the entry and the PDF state before the task is queued: a worker
+	// may run it and succeed (clearing the entry, recording the upload)
+	// before this call would get to write them afterwards.
+	reset := f
+	reset.Permanent, reset.Attempts = false, 0
+	if err := st.RecordFailure(ctx, reset); err != nil {
 		return err
 	}
-	if f.Type == TypeUploadPDF && f.ProgrammeID != "" {
+	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
+	if upload {
 		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFPending}); err != nil {
 			return err
 		}
 	}
-	f.Permanent = false
-	f.Attempts = 0
-	return st.RecordFailure(ctx, f)
+	undo := func(err error) error {
+		ctx := context.WithoutCancel(ctx)
+		_ = st.RecordFailure(ctx, f)
+		if upload && f.Permanent {
+			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFFailed, Cause: f.Cause, Reason: f.Reason})
+		}
+		return err
+	}
+	if err := c.insp.DeleteTask(queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+		// Still queued or running (e.g. retrying): let it run now instead.
+		if rerr := c.insp.RunTask(queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
+			return undo(fmt.Errorf("task is %v", err))
+		}
+	} else if _, err := c.enqueueOnce(ctx, asynq.NewTask(f.Type, f.Payload), queue, f.TaskID, spec.opts...); err != nil {
+		return undo(err)
+	}
+	return nil
 }

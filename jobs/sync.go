@@ -78,8 +78,10 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 }
 
 // syncCursorScope is the watermark's scope: one per practitioner within
-// the subscription and shard.
-func syncCursorScope(shard, practitionerID string) string { return shard + "/" + practitionerID }
+// the subscription and shard. It becomes part of a Redis key, so it may only
+// hold what the store accepts in ids (letters, digits, '_', '-'); a shard
+// has no '-', so "au1-prac_…" is unambiguous.
+func syncCursorScope(shard, practitionerID string) string { return shard + "-" + practitionerID }
 
 func (h *Handlers) syncPractitioner(ctx context.Context, t *asynq.Task) error {
 	var p SyncPayload

@@ -91,14 +91,19 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
-	lock, err := h.Client.rdb.SetNX(ctx, "pmsb:lock:"+UploadTaskID(prog.ID, prog.Version), 1, 3*time.Minute).Result()
+	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
+	lock, err := h.Client.rdb.SetNX(ctx, lockKey, 1, uploadLockTTL).Result()
 	if err != nil {
 		return err
 	}
 	if !lock {
 		return &cliniko.Error{Op: "upload", Cause: pmsbridge.CauseClinikoRateLimited, Message: "another worker is uploading this programme version", RetryAt: h.Now().Add(10 * time.Second)}
 	}
-	defer h.Client.rdb.Del(context.WithoutCancel(ctx), "pmsb:lock:"+UploadTaskID(prog.ID, prog.Version))
+	stopRenew := h.renewLock(ctx, lockKey)
+	defer func() {
+		stopRenew()
+		h.Client.rdb.Del(context.WithoutCancel(ctx), lockKey)
+	}()
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
 	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
@@ -126,6 +131,38 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("upload programme pdf: %w", err)
 	}
 	return h.uploaded(ctx, prog, a.ID)
+}
+
+// uploadLockTTL is the life of an upload's lock between two renewals. A
+// worker that dies leaves its lock behind for at most this long: less than
+// the 60 s or more after which asynq hands a crashed worker's task to
+// another (its 30 s lease, plus the 30 s its recoverer waits), so the
+// retry never waits for a dead worker's lock. A worker cut off from Redis
+// cannot renew the lock, but neither can it renew its asynq lease, and asynq
+// cancels the handler's context when the lease runs out (at most 30 s), so
+// the first attempt has stopped before the lock can lapse and a second one
+// start.
+const uploadLockTTL = 40 * time.Second
+
+// renewLock keeps key alive while the handler runs; the returned function
+// stops the renewal.
+func (h *Handlers) renewLock(ctx context.Context, key string) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(uploadLockTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				h.Client.rdb.PExpire(ctx, key, uploadLockTTL)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attachmentID string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -75,6 +76,11 @@ func (s *Sandbox) api(op string, h func(http.ResponseWriter, *http.Request, acto
 		if reset, limited := s.overLimit(a.user.ID); limited {
 			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 			writeJSON(w, http.StatusTooManyRequests, map[string]string{"message": "Too many requests: the rate limit of this user was exceeded"})
+			return
+		}
+		if s.dropResponse(op) {
+			h(httptest.NewRecorder(), r, a) // done, but the answer is lost
+			s.writeStatus(w, http.StatusBadGateway)
 			return
 		}
 		h(w, r, a)

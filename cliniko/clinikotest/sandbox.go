@@ -173,6 +173,7 @@ type Sandbox struct {
 
 	latency    time.Duration
 	fails      []failRule
+	drops      []failRule // DropResponseNext rules (status unused)
 	failRate   float64
 	failStatus int
 
@@ -283,6 +284,31 @@ func (s *Sandbox) FailNextOp(op string, n, status int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fails = append(s.fails, failRule{op: op, n: n, status: status})
+}
+
+// DropResponseNext makes the next n calls of one API operation (op as in
+// RequestCount; "" means any API call) take effect as usual — an attachment
+// is created, a patient read — but lose their answer: the client gets a 502
+// instead, as when a proxy or the network fails after Cliniko acted. Tests
+// use it to check that a retry does not repeat what was already done.
+func (s *Sandbox) DropResponseNext(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drops = append(s.drops, failRule{op: op, n: n})
+}
+
+// dropResponse reports whether a DropResponseNext rule takes this call.
+func (s *Sandbox) dropResponse(op string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.drops {
+		if f := &s.drops[i]; f.n > 0 && (f.op == op || f.op == "") {
+			f.n--
+			s.drops = slices.DeleteFunc(s.drops, func(f failRule) bool { return f.n <= 0 })
+			return true
+		}
+	}
+	return false
 }
 
 // SetFailureRate makes a share p (0..1) of API calls answer status, chosen

@@ -342,3 +342,28 @@ func TestDemoAdmin(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// TestDropResponseNext: the dropped call takes effect (the attachment is
+// made) but its answer is a 502; the next call answers normally.
+func TestDropResponseNext(t *testing.T) {
+	sb := setup(t)
+	a, storageURL, _ := storagePost(t, sb, func(f map[string]string, w *multipart.Writer) { writeFields(f, w, ""); writeFile(w) }, "")
+	var pr struct {
+		Key string `xml:"Key"`
+	}
+	if err := xmlUnmarshal(a.body, &pr); err != nil {
+		t.Fatal(err)
+	}
+	sb.DropResponseNext("create_attachment", 1)
+	body, _ := json.Marshal(map[string]string{"patient_id": "1001", "upload_url": storageURL + pr.Key, "description": "Scan"})
+	got := call(t, "POST", sb.APIURL("au1")+"/patient_attachments", clinikotest.DemoAdminKey, ua, bytes.NewReader(body), "application/json")
+	if got.status != http.StatusBadGateway {
+		t.Errorf("dropped create: status %d, want 502", got.status)
+	}
+	if n := len(sb.Attachments("1001")); n != 1 {
+		t.Errorf("attachments after the dropped create = %d, want 1", n)
+	}
+	if u := call(t, "GET", sb.APIURL("au1")+"/user", clinikotest.DemoAdminKey, ua, nil, ""); u.status != 200 {
+		t.Errorf("next call: status %d, want 200", u.status)
+	}
+}

@@ -1,0 +1,268 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestLedgerAndReplay: permanent failures are in the ledger with
+// everything support needs; replays select them by cause, type and
+// practitioner; a replay after the key is fixed succeeds and clears the
+// entry, even when asynq has already dropped its archived copy.
+func TestLedgerAndReplay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := b.startWorker(t, nil)
+	_ = w
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+
+	prog := b.programme(t, "", b.patient, sched, "Ankle")
+	start := time.Now().UTC()
+	uploadID, err := b.jc.EnqueueUpload(b.ctx, uploadPayload(prog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := ImportPayload{PractitionerID: nokey.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: "1002"}
+	importID, err := b.jc.EnqueueImport(b.ctx, imp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitState(t, QueuePDF, uploadID, StateFailed)
+	b.waitState(t, QueueImport, importID, StateFailed)
+
+	got := b.failure(t, uploadID)
+	want := store.Failure{TaskID: uploadID, Queue: QueuePDF, Type: TypeUploadPDF, Permanent: true,
+		Cause: pmsbridge.CauseClinikoForbidden, PractitionerID: sched.ID, PatientID: b.patient.ID,
+		ProgrammeID: prog.ID, Version: 1, Attempts: 1}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(store.Failure{}, "Reason", "FirstFailedAt", "LastFailedAt", "Payload")); diff != "" {
+		t.Errorf("upload's ledger entry (-want +got):\n%s", diff)
+	}
+	if got.Reason == "" || got.FirstFailedAt.Before(start.Add(-time.Second)) || got.LastFailedAt.Before(got.FirstFailedAt) || len(got.Payload) == 0 {
+		t.Errorf("reason %q, first %s, last %s, payload %s", got.Reason, got.FirstFailedAt, got.LastFailedAt, got.Payload)
+	}
+
+	ids := func(fs []store.Failure) []string {
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.TaskID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		desc string
+		f    ReplayFilter
+		want []string
+	}{
+		{"by cause", ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoForbidden}}, []string{uploadID}},
+		{"by causes", ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}}, []string{importID}},
+		{"by type", ReplayFilter{Type: TypeImportPatient}, []string{importID}},
+		{"by practitioner", ReplayFilter{PractitionerID: sched.ID}, []string{uploadID}},
+		{"by practitioner and another cause", ReplayFilter{PractitionerID: sched.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}}, nil},
+		{"by ids", ReplayFilter{IDs: []string{importID}}, []string{importID}},
+	} {
+		m, err := Matching(b.ctx, b.st, tt.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tt.want, ids(m)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.desc, diff)
+		}
+	}
+
+	// The scheduler gets a practitioner's key: replay their key failures.
+	b.setKey(t, sched.ID, clinikotest.DemoPractitionerKey)
+	n, err := b.jc.ReplayMatching(b.ctx, b.st, ReplayFilter{PractitionerID: sched.ID,
+		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
+	if err != nil || n != 1 {
+		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
+	}
+	b.waitDone(t, QueuePDF, uploadID)
+	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	waitFor(t, 5*time.Second, "the upload's ledger entry to clear", func() bool {
+		_, err := b.st.GetFailure(b.ctx, uploadID)
+		return err != nil
+	})
+
+	// asynq dropped the archived import (its cap or its 90 days): the
+	// ledger's payload re-creates it.
+	if err := b.jc.Inspector().DeleteTask(QueueImport, importID); err != nil {
+		t.Fatal(err)
+	}
+	b.setKey(t, nokey.ID, clinikotest.DemoAdminKey)
+	if err := b.jc.Replay(b.ctx, b.st, b.failure(t, importID)); err != nil {
+		t.Fatal(err)
+	}
+	b.waitState(t, QueueImport, importID, StateDone)
+	if _, err := b.st.FindLink(b.ctx, b.sub.ID, "au1", "1002"); err != nil {
+		t.Errorf("replayed import made no link: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the import's ledger entry to clear", func() bool {
+		_, err := b.st.GetFailure(b.ctx, importID)
+		return err != nil
+	})
+	if n, err := b.st.CountFailures(b.ctx); err != nil || n != 0 {
+		t.Errorf("ledger size %d, %v; want 0", n, err)
+	}
+}
+
+// TestReplayRace replays failed imports whose cause is already fixed from
+// a support tool with a slow link to Redis (every command takes 20 ms),
+// while a worker close to Redis runs them: each replayed job succeeds
+// before the replay has finished, and its ledger entry must end up cleared
+// — the replay must not write it back after the success.
+func TestReplayRace(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+	b.startWorker(t, nil)
+	clinikoIDs := []string{"1002", "836447129235882001", "836447129235882002", "836447129235882003", "836447129235882004",
+		"836447129235882005", "836447129235882006", "836447129235882007", "836447129235882008", "836447129235882009"}
+	for _, cid := range clinikoIDs {
+		if _, err := b.jc.EnqueueImport(b.ctx, ImportPayload{PractitionerID: nokey.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: cid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "10 failed imports", func() bool {
+		fs, _ := b.st.ListFailures(b.ctx, store.FailureFilter{PermanentOnly: true})
+		return len(fs) == len(clinikoIDs)
+	})
+	// The owner imports them all meanwhile: a replay succeeds at once.
+	for _, cid := range clinikoIDs {
+		b.importDirect(t, b.pr, cid)
+	}
+	b.setKey(t, nokey.ID, clinikotest.DemoPractitionerKey)
+	slow := redis.NewClient(b.rdb.Options())
+	t.Cleanup(func() { slow.Close() })
+	slow.AddHook(latencyHook(20 * time.Millisecond))
+	n, err := NewClient(slow).ReplayMatching(b.ctx, b.newStore(t, slow), ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	if err != nil || n != len(clinikoIDs) {
+		t.Fatalf("ReplayMatching = %d, %v", n, err)
+	}
+	for _, cid := range clinikoIDs {
+		b.waitState(t, QueueImport, ImportTaskID(b.sub.ID, "au1", cid), StateDone)
+	}
+	time.Sleep(100 * time.Millisecond) // let any late ledger write land
+	if fs, _ := b.st.ListFailures(b.ctx, store.FailureFilter{MinAttempts: -1}); len(fs) != 0 {
+		t.Errorf("%d ledger entries left after every replay succeeded: %+v", len(fs), fs[0])
+	}
+}
+
+// latencyHook delays every Redis command (and pipeline) by d.
+type latencyHook time.Duration
+
+func (latencyHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h latencyHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		time.Sleep(time.Duration(h))
+		return next(ctx, cmd)
+	}
+}
+
+func (h latencyHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		time.Sleep(time.Duration(h))
+		return next(ctx, cmds)
+	}
+}
+
+// TestLedgerBeyondArchiveCap: asynq keeps at most 10,000 archived tasks
+// per queue; the ledger keeps every failure.
+func TestLedgerBeyondArchiveCap(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 12000
+	base := time.Now().UTC().Add(-time.Hour)
+	var wg sync.WaitGroup
+	const workers = 16
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				typ, cause := TypeUploadPDF, pmsbridge.CauseClinikoForbidden
+				if i%3 == 0 {
+					typ, cause = TypeImportPatient, pmsbridge.CauseClinikoUnauthorized
+				}
+				err := b.st.RecordFailure(b.ctx, store.Failure{TaskID: fmt.Sprintf("task-%05d", i), Queue: QueuePDF, Type: typ,
+					Permanent: true, Cause: cause, Reason: "x", PractitionerID: b.pr.ID, Attempts: 1,
+					LastFailedAt: base.Add(time.Duration(i) * time.Millisecond)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got, err := b.st.CountFailures(b.ctx); err != nil || got != n {
+		t.Errorf("CountFailures = %d, %v; want %d", got, err, n)
+	}
+	all, err := b.st.ListFailures(b.ctx, store.FailureFilter{PermanentOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != n || all[0].TaskID != fmt.Sprintf("task-%05d", n-1) || all[n-1].TaskID != "task-00000" {
+		t.Errorf("ListFailures: %d entries, want %d newest first", len(all), n)
+	}
+	imports, err := Matching(b.ctx, b.st, ReplayFilter{Type: TypeImportPatient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imports) != n/3 {
+		t.Errorf("import failures = %d, want %d", len(imports), n/3)
+	}
+}
+
+// TestStats counts tasks by queue, type and state, and those done today.
+func TestStats(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+	w := b.startWorker(t, nil)
+	okID, err := b.jc.EnqueueImport(b.ctx, ImportPayload{PractitionerID: b.pr.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: "1002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	badID, err := b.jc.EnqueueImport(b.ctx, ImportPayload{PractitionerID: nokey.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: "836447129235882001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := b.programme(t, "", b.patient, b.pr, "Neck")
+	upID, err := b.jc.EnqueueUpload(b.ctx, uploadPayload(prog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitState(t, QueueImport, okID, StateDone)
+	b.waitState(t, QueueImport, badID, StateFailed)
+	b.waitDone(t, QueuePDF, upID)
+	w.Shutdown()
+	prog2 := b.programme(t, "", b.patient, b.pr, "Back")
+	if _, err := b.jc.EnqueueUpload(b.ctx, uploadPayload(prog2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.jc.EnqueueRefresh(b.ctx, RefreshPayload{PractitionerID: b.pr.ID, PatientID: b.patient.ID}, true); err != nil {
+		t.Fatal(err)
+	}
+	stats, err := b.jc.Stats(b.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Stat{
+		{Queue: QueueImport, Type: TypeImportPatient, Failed: 1, DoneToday: 1, Retrying: 0},
+		{Queue: QueueImport, Type: TypeRefreshPatient, Pending: 1},
+		{Queue: QueuePDF, Type: TypeUploadPDF, Pending: 1, DoneToday: 1},
+	}
+	if diff := cmp.Diff(want, stats); diff != "" {
+		t.Errorf("Stats (-want +got):\n%s", diff)
+	}
+}
