@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -67,7 +68,12 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		when := "in an hour"
 		if le != nil {
 			when = "after " + le.Until.UTC().Format("15:04") + " UTC"
-			w.Header().Set("Retry-After", strconv.Itoa(int(time.Until(le.Until).Seconds())+1))
+			// By the app's clock, which decided the lock (not the wall clock).
+			left := le.Until.Sub(s.cfg.Now())
+			if mins := int(math.Ceil(left.Minutes())); mins > 0 {
+				when += " (in about " + plural(mins, "minute") + ")"
+			}
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		}
 		if le != nil {
 			s.auditAccess(r, code, "access.locked")
