@@ -18,10 +18,10 @@ func causePage(cause pmsbridge.Cause, reason string) (int, message) {
 	case pmsbridge.CauseClinikoUnauthorized:
 		return http.StatusForbidden, message{Tone: "error", Heading: "Cliniko did not accept your API key",
 			Paragraphs: []string{
-				"pmsbridge uses your personal Cliniko API key to read this patient. Cliniko refused it: the key may have been revoked or replaced, or it belongs to a Cliniko account in another region.",
+				"pmsbridge uses your personal Cliniko API key to read this patient. Cliniko refused it: the key may have been revoked or replaced, or it belongs to a Cliniko account in another Cliniko region (shard).",
 			},
 			Steps: []string{
-				"In Cliniko, click your name, then My info → Manage API keys, and create a new key.",
+				"In Cliniko, click your name (top right), then My info → Manage API keys, and create a new key.",
 				"Paste it in pmsbridge under Cliniko settings and save.",
 				"Click \"Open in pmsbridge\" in Cliniko again.",
 			},
@@ -62,7 +62,7 @@ func causePage(cause pmsbridge.Cause, reason string) (int, message) {
 			Links:      []link{patients}}
 	default:
 		return http.StatusInternalServerError, message{Tone: "error", Heading: "Something went wrong on our side",
-			Paragraphs: []string{"pmsbridge could not finish this. It is not something you did. Try again in a minute; if it keeps happening, contact support and quote the reference at the bottom of this page."},
+			Paragraphs: []string{"pmsbridge could not finish this. It is not something you did. Try again in a minute; if it keeps happening, contact support and quote the support reference at the bottom of this page."},
 			Links:      []link{patients}}
 	}
 }

@@ -163,9 +163,9 @@ func (s *Server) notShared(w http.ResponseWriter, r *http.Request, acc store.Acc
 			"To get access, ask " + owner + " to do one of these on the patient's page in pmsbridge:",
 		},
 		Steps: []string{
-			"Share the patient with you (you can then open them, and " + owner + " keeps them), or",
-			"Transfer the patient to you (you become the owner), or",
-			"ask your clinic's pmsbridge administrator to put you both in the clinic's patient-sharing group.",
+			"Share the patient with you: you can then open them, and " + owner + " stays the owner.",
+			"Transfer the patient to you: you become the owner.",
+			"Or ask your clinic's pmsbridge administrator to put you both in the clinic's patient-sharing group.",
 		},
 		Links:  []link{{Text: "Go to your patients", URL: "/patients"}},
 		NotYou: true, NotYouNext: r.URL.RequestURI(),
@@ -219,7 +219,14 @@ func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shar
 		// re-imports.
 		return importState{State: "pending"}, nil
 	default:
-		return importState{State: "pending"}, nil
+		// Queued or running. If an earlier attempt failed because Cliniko
+		// was busy, say so while the retry runs, so that the waiting page
+		// does not flip back to "opening" on every attempt.
+		st := importState{State: "pending"}
+		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil && f.Cause.Transient() {
+			st.Cause, st.Message = f.Cause, f.Reason
+		}
+		return st, nil
 	}
 }
 

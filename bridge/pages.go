@@ -25,6 +25,21 @@ var (
 
 var funcs = template.FuncMap{
 	"join": strings.Join,
+	"add1": func(i int) int { return i + 1 },
+	// inlineCSS is the stylesheet itself, for pages served where
+	// /static/ is not (the wrong-region page answers on any host).
+	"inlineCSS": func() template.CSS {
+		b, _ := staticFS.ReadFile("static/app.css")
+		return template.CSS(b) //nolint:gosec // our own embedded stylesheet
+	},
+	// capitalize turns a Cliniko role such as "scheduler" into "Scheduler".
+	"capitalize": func(s string) string {
+		if s == "" {
+			return s
+		}
+		r := []rune(s)
+		return strings.ToUpper(string(r[:1])) + string(r[1:])
+	},
 }
 
 func loadPages() map[string]*template.Template {
@@ -45,11 +60,12 @@ func loadPages() map[string]*template.Template {
 
 // pageData is what every page template receives.
 type pageData struct {
-	Title     string
-	Region    string
-	RequestID string
-	Me        *store.Practitioner
-	Data      any
+	Title      string
+	Region     string
+	RegionName string // e.g. "Australia"; "" when unknown
+	RequestID  string
+	Me         *store.Practitioner
+	Data       any
 }
 
 // page renders a page with the layout. Rendering goes to a buffer first so
@@ -61,7 +77,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 		http.Error(w, "Internal error", http.StatusInternalServerError)
 		return
 	}
-	pd := pageData{Title: title, Region: s.cfg.Region, RequestID: requestID(r.Context()), Me: practitionerFrom(r.Context()), Data: data}
+	pd := pageData{Title: title, Region: s.cfg.Region, RegionName: s.regionName(), RequestID: requestID(r.Context()), Me: practitionerFrom(r.Context()), Data: data}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
 		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
@@ -73,6 +89,16 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// regionName is the readable name of this deployment's region.
+func (s *Server) regionName() string {
+	for _, rg := range s.cfg.RegionURLs {
+		if rg.Code == s.cfg.Region {
+			return rg.Name
+		}
+	}
+	return ""
 }
 
 // message is the content of a plain message page.

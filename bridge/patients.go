@@ -11,6 +11,8 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
+	"golang.org/x/text/collate"
+	"golang.org/x/text/language"
 )
 
 // loadPatient loads the patient of the {id} path value and checks that the
@@ -74,6 +76,16 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		rows = append(rows, patientRow{Patient: p, OwnerName: names[p.OwnerID], Mine: p.OwnerID == pr.ID})
 	}
+	// Alphabetical by family name, then given name, in a collation that
+	// places accented letters next to their base letter (Ó with O).
+	coll := collate.New(language.Und, collate.IgnoreCase)
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if c := coll.CompareString(a.LastName, b.LastName); c != 0 {
+			return c < 0
+		}
+		return coll.CompareString(a.FirstName, b.FirstName) < 0
+	})
 	_, hasKey, _ := s.deps.Store.ClinikoUserOf(r.Context(), pr.ID)
 	s.page(w, r, http.StatusOK, "patients", "Patients", struct {
 		Rows      []patientRow
