@@ -284,7 +284,7 @@ func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	if err := s.deps.Store.ClearFailure(r.Context(), id); err != nil {
+	if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil {
 		s.storeError(w, r, err)
 		return
 	}
@@ -414,7 +414,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
 	_ = r.ParseForm()
 	for _, id := range r.PostForm["id"] {
-		if err := s.deps.Store.ClearFailure(r.Context(), id); err != nil {
+		if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalError(w, r, err)
 			return
 		}

@@ -289,5 +289,15 @@ func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
 		st.Cause = pmsbridge.CauseInternal
 		st.Message = "No import of this patient is running. Click \"Open in pmsbridge\" in Cliniko again."
 	}
+	if st.State == "done" {
+		// Name our patient only to someone who may open it; others are sent
+		// back through the receiver, which explains whose patient it is.
+		p, err := s.deps.Store.GetPatient(r.Context(), st.patientID)
+		if err == nil {
+			if acc, err := s.deps.Store.CanOpen(r.Context(), *pr, p); err == nil && !acc.Allowed {
+				st.PatientURL = "/cliniko_patient_import?patient_id=" + cid + "&check=1"
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, st)
 }

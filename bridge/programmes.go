@@ -140,12 +140,15 @@ func (s *Server) createAndUpload(ctx context.Context, prog pmsbridge.Programme, 
 	if err != nil {
 		return saved, err
 	}
-	if !created {
-		return saved, nil
+	if created {
+		if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: store.PDFPending}); err != nil {
+			return saved, err
+		}
+	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != store.PDFPending {
+		return saved, nil // already handled: uploaded, failed (support replays) or not linked
 	}
-	if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: store.PDFPending}); err != nil {
-		return saved, err
-	}
+	// A version saved by an earlier request whose enqueue failed is still
+	// pending: queue it now (joins the task if it is in fact queued).
 	_, err = s.deps.Jobs.EnqueueUpload(ctx, jobs.UploadPayload{ProgrammeID: saved.ID, Version: saved.Version, PatientID: p.ID, PractitionerID: saved.PractitionerID})
 	return saved, err
 }

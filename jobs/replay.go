@@ -126,3 +126,18 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	}
 	return nil
 }
+
+// Delete gives up on a failed job: its ledger entry goes, and so does
+// asynq's archived copy (a job still queued or running is left to run).
+func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) error {
+	f, err := st.GetFailure(ctx, taskID)
+	if err != nil {
+		return err
+	}
+	if state, _, err := c.TaskState(ctx, f.Queue, taskID); err == nil && state == StateFailed {
+		if err := c.insp.DeleteTask(f.Queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			return fmt.Errorf("delete archived task: %w", err)
+		}
+	}
+	return st.ClearFailure(ctx, taskID)
+}

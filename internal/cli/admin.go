@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -22,11 +21,12 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
   pmsbridge admin practitioner create --subscription sub_… --email a@b.example --name "Dr A" (password from PMSBRIDGE_NEW_PASSWORD or stdin)
   pmsbridge admin practitioner list --subscription sub_…
   pmsbridge admin practitioner deactivate prac_…
-  pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a]`}
+  pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a]`,
+		RunE: groupRunE}
 	var asJSON bool
 	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 
-	sub := &cobra.Command{Use: "subscription", Short: "Subscriptions (clinics)"}
+	sub := &cobra.Command{Use: "subscription", Short: "Subscriptions (clinics)", RunE: groupRunE}
 	var subName string
 	subCreate := e.toolsCmd("create", "Create a subscription", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
 		s, err := t.Store.CreateSubscription(cmd.Context(), subName)
@@ -57,11 +57,13 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 	})
 	sub.AddCommand(subCreate, subList)
 
-	prac := &cobra.Command{Use: "practitioner", Short: "Practitioners"}
+	prac := &cobra.Command{Use: "practitioner", Short: "Practitioners", RunE: groupRunE}
 	var np store.NewPractitioner
 	pracCreate := e.toolsCmd("create", "Create a practitioner (password from PMSBRIDGE_NEW_PASSWORD or the first line of stdin)", "", cobra.NoArgs,
 		func(cmd *cobra.Command, t *app.Tools, _ []string) error {
-			np.Password = os.Getenv("PMSBRIDGE_NEW_PASSWORD")
+			// From the command's environment (os.Environ() in production),
+			// never straight from the process's.
+			np.Password = ""
 			for _, kv := range e.environ {
 				if v, ok := strings.CutPrefix(kv, "PMSBRIDGE_NEW_PASSWORD="); ok {
 					np.Password = v
@@ -109,12 +111,19 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 			if err := t.Store.Deactivate(cmd.Context(), args[0]); err != nil {
 				return storeErr(err)
 			}
+			if asJSON {
+				p, err := t.Store.GetPractitioner(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return e.printJSON(map[string]any{"id": p.ID, "subscription_id": p.SubscriptionID, "email": p.Email, "name": p.Name, "active": p.Active})
+			}
 			fmt.Fprintf(e.stdout, "Deactivated %s\n", args[0])
 			return nil
 		})
 	prac.AddCommand(pracCreate, pracList, pracDeactivate)
 
-	sharing := &cobra.Command{Use: "sharing", Short: "A subscription's sharing groups"}
+	sharing := &cobra.Command{Use: "sharing", Short: "A subscription's sharing groups", RunE: groupRunE}
 	var patients, content []string
 	sharingSet := e.toolsCmd("set SUBSCRIPTION", "Set the patient-sharing and content-sharing groups", "", cobra.ExactArgs(1),
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {

@@ -87,6 +87,16 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 }
 
+// groupRunE is the RunE of commands that only hold subcommands. Without it
+// cobra prints the help and exits 0 for an unknown subcommand, so a typo in
+// a script would look like success.
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return cmd.Help()
+}
+
 func isCobraUsage(err error) bool {
 	s := err.Error()
 	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||

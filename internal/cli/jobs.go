@@ -58,7 +58,8 @@ after asynq has dropped its own archived copy.
   pmsbridge jobs replay ID…            or   pmsbridge jobs replay --cause C [--type T] [--yes]
   pmsbridge jobs delete ID…
 
-Causes: ` + causeList()}
+Causes: ` + causeList(),
+		RunE: groupRunE}
 	var asJSON bool
 	stats := e.toolsCmd("stats", "Tasks per queue and type: pending, active, scheduled, retrying, failed, done today", "", cobra.NoArgs,
 		func(cmd *cobra.Command, t *app.Tools, _ []string) error {
@@ -234,12 +235,11 @@ Causes: ` + causeList()}
 	del := e.toolsCmd("delete ID…", "Remove failed jobs from the failure ledger (and asynq's archive)", "", cobra.MinimumNArgs(1),
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
 			for _, id := range args {
-				x, err := t.Store.GetFailure(cmd.Context(), id)
-				if err != nil {
+				err := t.Jobs.Delete(cmd.Context(), t.Store, id)
+				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no failed job %q in the failure ledger", id)
 				}
-				_ = t.Jobs.Inspector().DeleteTask(x.Queue, id)
-				if err := t.Store.ClearFailure(cmd.Context(), id); err != nil {
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "Deleted %s\n", id)

@@ -1,0 +1,435 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/redis/go-redis/v9"
+)
+
+// sessionCookieOf returns the session cookie a response sets (nil if none).
+func sessionCookieOf(r apptest.Response) *http.Cookie {
+	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
+		if c.Name == "pmsbridge_session" {
+			return c
+		}
+	}
+	return nil
+}
+
+// browserWithCookie is a new browser that presents a given session token.
+func browserWithCookie(t *testing.T, e *apptest.Env, token string) *apptest.Browser {
+	t.Helper()
+	b := e.NewBrowser()
+	u, _ := url.Parse(e.URL)
+	b.C.Jar.SetCookies(u, []*http.Cookie{{Name: "pmsbridge_session", Value: token, Path: "/"}})
+	return b
+}
+
+// sessionToken is the session token in b's cookie jar.
+func sessionToken(t *testing.T, e *apptest.Env, b *apptest.Browser) string {
+	t.Helper()
+	u, _ := url.Parse(e.URL)
+	for _, c := range b.C.Jar.Cookies(u) {
+		if c.Name == "pmsbridge_session" {
+			return c.Value
+		}
+	}
+	t.Fatal("no session cookie in the jar")
+	return ""
+}
+
+// TestLoginFailuresLockOut: wrong credentials get the 401 page; after 10
+// failures (from one address, or for one account) the 11th attempt is
+// refused (429) even with the right password.
+func TestLoginFailuresLockOut(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": ""})
+	b := e.NewBrowser()
+	for _, tc := range []struct{ desc, email, password string }{
+		{"empty password", "demo@clinic.example", ""}, // not checked, not counted
+		{"unknown email", "nobody@clinic.example", apptest.Password},
+	} {
+		r := b.PostForm("/login", url.Values{"email": {tc.email}, "password": {tc.password}})
+		wantPage(t, tc.desc, r, http.StatusUnauthorized)
+		if sessionCookieOf(r) != nil && sessionCookieOf(r).Value != "" {
+			t.Errorf("%s: a session cookie was set", tc.desc)
+		}
+	}
+	for i := 2; i <= 10; i++ {
+		wrong := fmt.Sprintf("wrong password %02d", i)
+		r := b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {wrong}})
+		wantPage(t, fmt.Sprintf("failure %d", i), r, http.StatusUnauthorized, "That email address and password do not match")
+		if strings.Contains(r.Body, wrong) {
+			t.Fatalf("failure %d: the page repeats the password", i)
+		}
+	}
+	r := b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}})
+	wantPage(t, "right password after 10 failures", r, http.StatusTooManyRequests, "Too many failed attempts")
+	if strings.Contains(r.Body, apptest.Password) {
+		t.Error("the page repeats the password")
+	}
+	if c := sessionCookieOf(r); c != nil && c.Value != "" {
+		t.Error("a locked login set a session cookie")
+	}
+	if r := b.Get("/patients"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("after a locked login /patients answers %d, want the login redirect", r.StatusCode)
+	}
+	// The address is locked too: another account from it is refused.
+	r = b.PostForm("/login", url.Values{"email": {"priya@clinic.example"}, "password": {apptest.Password}})
+	wantPage(t, "another account from the locked address", r, http.StatusTooManyRequests, "Too many failed attempts")
+}
+
+// TestSessionCookieFlags: HttpOnly and SameSite=Lax always (Strict would
+// drop the cookie on Cliniko's top-level navigation); Secure exactly when
+// public_url is https.
+func TestSessionCookieFlags(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc, publicURL string
+		secure          bool
+	}{
+		{"http public_url", "http://pmsbridge.test", false},
+		{"https public_url", "https://au.physitrack.com", true},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			e := apptest.Start(t, apptest.Options{Configure: func(c *config.Config) {
+				c.PublicURL = tc.publicURL
+				c.HTTP.ExtraHosts = []string{"127.0.0.1"}
+			}})
+			e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": ""})
+			b := e.NewBrowser()
+			r := b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}})
+			wantRedirect(t, "login", r, "/patients")
+			c := sessionCookieOf(r)
+			if c == nil || len(c.Value) < 32 {
+				t.Fatalf("login set no proper session cookie: %v", r.Header.Values("Set-Cookie"))
+			}
+			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Secure != tc.secure || c.Path != "/" {
+				t.Errorf("session cookie %q: HttpOnly %v SameSite %v Secure %v Path %q; want HttpOnly, Lax, Secure %v, /",
+					r.Header.Get("Set-Cookie"), c.HttpOnly, c.SameSite, c.Secure, c.Path, tc.secure)
+			}
+			if hsts := r.Header.Get("Strict-Transport-Security"); (hsts != "") != tc.secure {
+				t.Errorf("Strict-Transport-Security %q with public_url %s", hsts, tc.publicURL)
+			}
+			// Logging out clears the cookie with the same attributes.
+			logout := browserWithCookie(t, e, c.Value).PostForm("/logout", nil)
+			wantRedirect(t, "logout", logout, "/login")
+			cleared := sessionCookieOf(logout)
+			if cleared == nil || cleared.Value != "" || cleared.MaxAge >= 0 || cleared.Secure != tc.secure || !cleared.HttpOnly {
+				t.Errorf("logout cookie %q: want an expired, HttpOnly cookie, Secure %v", logout.Header.Get("Set-Cookie"), tc.secure)
+			}
+		})
+	}
+}
+
+// TestCrossOriginFormsRefused: a form posted from another site is refused
+// with 403 and changes nothing.
+func TestCrossOriginFormsRefused(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{
+		"demo@clinic.example":  clinikotest.DemoAdminKey,
+		"priya@clinic.example": clinikotest.DemoPractitionerKey,
+	})
+	owner := e.Login("demo@clinic.example")
+	_, id := owner.Open(clinikotest.DemoPatientID)
+	if id == "" {
+		t.Fatal("import failed")
+	}
+	ownerID := clinic.Practitioners["demo@clinic.example"].ID
+
+	forms := []struct {
+		desc, path string
+		form       url.Values
+	}{
+		{"share", "/patients/" + id + "/share", url.Values{"email": {"priya@clinic.example"}, "action": {"share"}}},
+		{"transfer", "/patients/" + id + "/transfer", url.Values{"email": {"priya@clinic.example"}}},
+		{"remove Cliniko key", "/settings/cliniko", url.Values{"action": {"remove"}}},
+		{"replace Cliniko key", "/settings/cliniko", url.Values{"api_key": {clinikotest.DemoSchedulerKey}}},
+		{"assign programme", "/patients/" + id + "/programmes", url.Values{"title": {"Evil"}, "exercise": {"straight-leg-raise"}}},
+		{"logout", "/logout", nil},
+	}
+	headers := []struct {
+		desc string
+		h    http.Header
+	}{
+		{"cross-site with Origin", http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}},
+		{"same-site subdomain", http.Header{"Origin": {"https://evil.physitrack.com"}, "Sec-Fetch-Site": {"same-site"}}},
+		{"Origin only", http.Header{"Origin": {"https://evil.example"}}},
+		{"Sec-Fetch-Site only", http.Header{"Sec-Fetch-Site": {"cross-site"}}},
+	}
+	for _, f := range forms {
+		for _, h := range headers {
+			t.Run(f.desc+" "+h.desc, func(t *testing.T) {
+				hdr := h.h.Clone()
+				hdr.Set("Content-Type", "application/x-www-form-urlencoded")
+				r := owner.Do(http.MethodPost, f.path, strings.NewReader(f.form.Encode()), hdr)
+				wantPage(t, "cross-origin POST "+f.path, r, http.StatusForbidden, "This request was blocked")
+			})
+		}
+	}
+	// Nothing changed.
+	p, err := e.Store.GetPatient(context.Background(), id)
+	if err != nil || p.OwnerID != ownerID || len(p.SharedWith) != 0 {
+		t.Errorf("patient after refused forms: owner %s shared %v (%v)", p.OwnerID, p.SharedWith, err)
+	}
+	if progs, _ := e.Store.ListProgrammes(context.Background(), id); len(progs) != 0 {
+		t.Errorf("a cross-origin form assigned %d programmes", len(progs))
+	}
+	key, cu, err := e.Store.ClinikoKey(context.Background(), ownerID)
+	if err != nil || key != clinikotest.DemoAdminKey || cu.Role != "administrator" {
+		t.Errorf("Cliniko key after refused forms: role %q (%v)", cu.Role, err)
+	}
+	if r := owner.Get("/patients/" + id); r.StatusCode != http.StatusOK {
+		t.Errorf("the session did not survive a cross-origin logout: %d", r.StatusCode)
+	}
+	priya := e.Login("priya@clinic.example")
+	if r := priya.Get("/patients/" + id); r.StatusCode != http.StatusNotFound {
+		t.Errorf("colleague can open the patient after refused share: %d", r.StatusCode)
+	}
+	// The same forms from our own pages work (the check is not just
+	// refusing everything).
+	r := owner.PostForm("/patients/"+id+"/share", url.Values{"email": {"priya@clinic.example"}, "action": {"share"}})
+	wantRedirect(t, "same-origin share", r, "/patients/"+id+"?done=shared")
+}
+
+// TestSecurityHeaders: every kind of answer carries the protective headers.
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	anon := e.NewBrowser()
+	for _, tc := range []struct {
+		desc string
+		get  func() apptest.Response
+	}{
+		{"login page", func() apptest.Response { return anon.Get("/login") }},
+		{"login redirect", func() apptest.Response { return anon.Get(importPath + "1001") }},
+		{"bad link page", func() apptest.Response { return b.Get(importPath + "abc") }},
+		{"patients page", func() apptest.Response { return b.Get("/patients") }},
+		{"settings page", func() apptest.Response { return b.Get("/settings/cliniko") }},
+		{"not found page", func() apptest.Response { return b.Get("/no/such/page") }},
+		{"JSON API", func() apptest.Response { return b.Get("/imports/status?patient_id=1001") }},
+		{"healthz", func() apptest.Response { return anon.Get("/healthz") }},
+		{"static file", func() apptest.Response { return anon.Get("/static/app.css") }},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			r := tc.get()
+			csp := r.Header.Get("Content-Security-Policy")
+			if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe-eval") {
+				t.Errorf("Content-Security-Policy %q", csp)
+			}
+			for h, want := range map[string]string{"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"} {
+				if got := r.Header.Get(h); got != want {
+					t.Errorf("%s: %q, want %q", h, got, want)
+				}
+			}
+			if r.StatusCode != http.StatusSeeOther && strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") && r.Header.Get("Cache-Control") != "no-store" {
+				t.Errorf("HTML page Cache-Control %q, want no-store", r.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+// TestLogoutEndsSessionServerSide: after logout the old cookie no longer
+// works, also when replayed by someone who copied it.
+func TestLogoutEndsSessionServerSide(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": ""})
+	b := e.Login("demo@clinic.example")
+	token := sessionToken(t, e, b)
+	copycat := browserWithCookie(t, e, token)
+	if r := copycat.Get("/patients"); r.StatusCode != http.StatusOK {
+		t.Fatalf("the copied cookie does not work before logout: %d", r.StatusCode)
+	}
+	other := e.Login("demo@clinic.example") // another device's session
+	wantRedirect(t, "logout", b.PostForm("/logout", url.Values{"next": {"//evil.example"}}), "/login")
+	if r := copycat.Get("/patients"); r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/login") {
+		t.Errorf("the old cookie still works after logout: %d %q", r.StatusCode, r.Location())
+	}
+	if r := copycat.Get("/api/patients/pat_x"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the old cookie on the API after logout: %d, want 401", r.StatusCode)
+	}
+	if r := other.Get("/patients"); r.StatusCode != http.StatusOK {
+		t.Errorf("logout ended the session of another device: %d", r.StatusCode)
+	}
+	// A new login gets a new token (no session fixation).
+	r := copycat.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}})
+	if c := sessionCookieOf(r); c == nil || c.Value == token {
+		t.Error("logging in with an old cookie kept the old token")
+	}
+}
+
+// TestSecretsNeverStoredOrLogged: after a realistic session the raw Cliniko
+// key, the passwords and the session tokens are nowhere in Redis, in any
+// asynq task, or in the logs; patient contact details are not stored in
+// clear, and task payloads and logs hold no patient details.
+func TestSecretsNeverStoredOrLogged(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": clinikotest.DemoPractitionerKey})
+	ctx := context.Background()
+
+	const wrongPassword = "wrong-horse-battery-7731"
+	const adminPassword = "admin-made-password-4410"
+	badKey := "MS0xbm90LWEtcmVhbC1rZXktNzcyMTk5MA-au1"
+	b := e.NewBrowser()
+	wantPage(t, "wrong password", b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {wrongPassword}}), http.StatusUnauthorized)
+	wantRedirect(t, "login", b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}}), "/patients")
+	tokens := []string{sessionToken(t, e, b)}
+	wantPage(t, "bad key", b.PostForm("/settings/cliniko", url.Values{"api_key": {badKey}}), http.StatusUnprocessableEntity, "bad key")
+	wantRedirect(t, "save key", b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoAdminKey}}), "/settings/cliniko?done=saved&replayed=0")
+	_, id := b.Open(clinikotest.DemoPatientID)
+	if id == "" {
+		t.Fatal("import failed")
+	}
+	wantRedirect(t, "repeat click", b.Get(importPath+clinikotest.DemoPatientID), "/patients/"+id)
+	e.Eventually("the refresh", func() bool { return e.Sandbox.RequestCount("get_patient") >= 2 })
+	r, _ := b.Open("999999999")
+	wantPage(t, "unknown patient", r, http.StatusNotFound, "not in your Cliniko account")
+	if status, doc := callAdminAPI(t, e, http.MethodPost, "/admin/api/practitioners", map[string]string{
+		"subscription_id": clinic.Subscription.ID, "email": "new@clinic.example", "name": "Dr New", "password": adminPassword}); status != http.StatusCreated {
+		t.Fatalf("create practitioner: %d %v", status, doc)
+	}
+	nb := e.NewBrowser()
+	wantRedirect(t, "new practitioner's login", nb.PostForm("/login", url.Values{"email": {"new@clinic.example"}, "password": {adminPassword}}), "/patients")
+	tokens = append(tokens, sessionToken(t, e, nb))
+	priya := e.Login("priya@clinic.example")
+	tokens = append(tokens, sessionToken(t, e, priya))
+	e.Sandbox.RevokeKey(clinikotest.DemoPractitionerKey)
+	r, _ = priya.Open("1002")
+	wantPage(t, "revoked key", r, http.StatusForbidden, "Cliniko did not accept your API key")
+	wantRedirect(t, "logout", b.PostForm("/logout", nil), "/login")
+
+	secrets := map[string]string{
+		"the admin's Cliniko key":              clinikotest.DemoAdminKey,
+		"the admin's Cliniko key secret":       strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1"),
+		"the admin's key as Basic auth":        base64.StdEncoding.EncodeToString([]byte(clinikotest.DemoAdminKey + ":")),
+		"the practitioner's Cliniko key":       strings.TrimSuffix(clinikotest.DemoPractitionerKey, "-au1"),
+		"the practitioner's key as Basic auth": base64.StdEncoding.EncodeToString([]byte(clinikotest.DemoPractitionerKey + ":")),
+		"the rejected Cliniko key":             strings.TrimSuffix(badKey, "-au1"),
+		"the password":                         apptest.Password,
+		"the wrong password":                   wrongPassword,
+		"the admin-made password":              adminPassword,
+	}
+	for i, tok := range tokens {
+		secrets[fmt.Sprintf("session token %d", i)] = tok
+	}
+	patientDetails := map[string]string{
+		"the patient's email":  "zoe.obrien@patient.example",
+		"the patient's mobile": "61400111222",
+	}
+
+	// Every key in this app's Redis database, every type, plus DUMP.
+	rdb := e.App.Redis()
+	var all bytes.Buffer
+	keys := 0
+	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		keys++
+		all.WriteString("\nKEY " + k + "\n")
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		switch typ {
+		case "string":
+			v, err = rdb.Get(ctx, k).Result()
+		case "hash":
+			v, err = rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, err = rdb.LRange(ctx, k, 0, -1).Result()
+		case "set":
+			v, err = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, err = rdb.XRange(ctx, k, "-", "+").Result()
+		case "none": // expired meanwhile
+		default:
+			t.Errorf("key %s has unexpected type %s", k, typ)
+		}
+		if err != nil && err != redis.Nil {
+			t.Fatalf("read %s: %v", k, err)
+		}
+		fmt.Fprintf(&all, "%v\n", v)
+		if d, err := rdb.Dump(ctx, k).Result(); err == nil {
+			all.WriteString(d)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if keys < 10 || !strings.Contains(all.String(), "pmsb:prac:") || !strings.Contains(all.String(), "asynq:") {
+		t.Fatalf("the scan found only %d keys; it is not looking at the app's database", keys)
+	}
+
+	// Every asynq task in every state.
+	var payloads bytes.Buffer
+	tasks := 0
+	insp := e.Jobs.Inspector()
+	queues, err := insp.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range queues {
+		for _, list := range []func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error){
+			insp.ListPendingTasks, insp.ListActiveTasks, insp.ListScheduledTasks,
+			insp.ListRetryTasks, insp.ListArchivedTasks, insp.ListCompletedTasks,
+		} {
+			infos, err := list(q, asynq.PageSize(1000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ti := range infos {
+				tasks++
+				fmt.Fprintf(&payloads, "%s %s %s %s\n", ti.ID, ti.Type, ti.Payload, ti.Result)
+				fmt.Fprintf(&payloads, "%s\n", ti.LastErr)
+			}
+		}
+	}
+	if tasks < 2 {
+		t.Errorf("found only %d asynq tasks; expected at least the imports", tasks)
+	}
+
+	logs := e.Logs.String()
+	if !strings.Contains(logs, "http request") {
+		t.Fatal("no request logs captured")
+	}
+	for what, s := range secrets {
+		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s is in %s", what, where)
+			}
+		}
+	}
+	for what, s := range patientDetails {
+		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+			if strings.Contains(text, s) {
+				t.Errorf("%s is in clear in %s", what, where)
+			}
+		}
+	}
+	for _, name := range []string{"Zoë", "O'Brien", "O\\u0027Brien"} {
+		if strings.Contains(payloads.String(), name) || strings.Contains(logs, name) {
+			t.Errorf("the patient's name %q is in a task or the logs", name)
+		}
+	}
+}
