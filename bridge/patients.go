@@ -320,18 +320,45 @@ func (s *Server) colleagueByEmail(r *http.Request, email string) (store.Practiti
 	return c, ""
 }
 
-func (s *Server) share(w http.ResponseWriter, r *http.Request) {
+// patientForm loads the {id} patient for a form post and parses the form;
+// on failure it has written the page.
+func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Patient, bool) {
 	p, ok := s.loadPatient(w, r)
 	if !ok {
-		return
+		return p, false
 	}
 	if err := r.ParseForm(); err != nil {
 		s.badRequest(w, r, "The form could not be read.")
-		return
+		return p, false
+	}
+	return p, true
+}
+
+// colleagueForm is patientForm plus the colleague named by the form's
+// email field.
+func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Patient, store.Practitioner, bool) {
+	p, ok := s.patientForm(w, r)
+	if !ok {
+		return p, store.Practitioner{}, false
 	}
 	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))
 	if problem != "" {
 		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, problem)
+		return p, c, false
+	}
+	return p, c, true
+}
+
+// audit records a practitioner's action on a patient.
+func (s *Server) audit(r *http.Request, patientID, op, detail string) {
+	if err := s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: patientID, Op: op, Detail: detail}); err != nil {
+		s.log.WarnContext(r.Context(), "audit", "err", err)
+	}
+}
+
+func (s *Server) share(w http.ResponseWriter, r *http.Request) {
+	p, c, ok := s.colleagueForm(w, r)
+	if !ok {
 		return
 	}
 	var err error
@@ -358,22 +385,13 @@ func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	_ = s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: p.ID, Op: "patient." + done, Detail: "with " + c.ID})
+	s.audit(r, p.ID, "patient."+done, "with "+c.ID)
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+done, http.StatusSeeOther)
 }
 
 func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.loadPatient(w, r)
+	p, c, ok := s.colleagueForm(w, r)
 	if !ok {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
-		return
-	}
-	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))
-	if problem != "" {
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, problem)
 		return
 	}
 	if c.ID == p.OwnerID {
@@ -387,7 +405,7 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	_ = s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: p.ID, Op: "patient.transferred", Detail: "to " + c.ID})
+	s.audit(r, p.ID, "patient.transferred", "to "+c.ID)
 	// The practitioner may no longer be able to open the patient.
 	target := "/patients?done=transferred"
 	if acc, err := s.deps.Store.CanOpen(r.Context(), *practitionerFrom(r.Context()), mustOwner(p, c.ID)); err == nil && acc.Allowed {
@@ -425,12 +443,8 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 // birthYear sets the year of birth by hand (year=YYYY) or takes Cliniko's
 // year back (action=use_cliniko).
 func (s *Server) birthYear(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.loadPatient(w, r)
+	p, ok := s.patientForm(w, r)
 	if !ok {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
 		return
 	}
 	action := r.PostForm.Get("action")
@@ -465,6 +479,6 @@ func (s *Server) birthYear(w http.ResponseWriter, r *http.Request) {
 	if action == "use_cliniko" {
 		done = "cliniko"
 	}
-	_ = s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: p.ID, Op: "patient.birth_year." + done})
+	s.audit(r, p.ID, "patient.birth_year."+done, "")
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+done, http.StatusSeeOther)
 }

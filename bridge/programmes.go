@@ -31,12 +31,8 @@ func (s *Server) exercises(w http.ResponseWriter, r *http.Request) {
 // catalogue ids), notes; optional starts_on and programme_id (a new version
 // of that programme).
 func (s *Server) assign(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.loadPatient(w, r)
+	p, ok := s.patientForm(w, r)
 	if !ok {
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
 		return
 	}
 	pr := practitionerFrom(r.Context())
