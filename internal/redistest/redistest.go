@@ -99,6 +99,10 @@ func (s *Server) Restart(t testing.TB) {
 	}
 }
 
+// Launch starts a redis-server outside a test (the benchmark command uses
+// it), with its data in dir; the caller stops it.
+func Launch(dir string, aof bool) (*Server, error) { return start(dir, aof) }
+
 func start(dir string, aof bool) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server is not installed (install the Debian package redis-server, or run the README's test command, which does): %w", err)
