@@ -57,12 +57,8 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	cu, ok, err := s.deps.Store.ClinikoUserOf(ctx, pr.ID)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if !ok {
+	cu := clinikoUserFrom(ctx)
+	if cu == nil {
 		http.Redirect(w, r, "/settings/cliniko?need=key&next="+url.QueryEscape(here), http.StatusSeeOther)
 		return
 	}
@@ -129,21 +125,29 @@ func (s *Server) openLinked(w http.ResponseWriter, r *http.Request, pr *store.Pr
 		s.internalError(w, r, err)
 		return
 	}
-	acc, err := s.deps.Store.CanOpen(ctx, *pr, patient)
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	if !acc.Allowed {
-		s.notShared(w, r, acc)
-		return
+	// The owner needs no further look-up: pr was read (and found active) at
+	// the start of this request. Anyone else goes through the sharing rules.
+	if patient.OwnerID != pr.ID {
+		acc, err := s.deps.Store.CanOpen(ctx, *pr, patient)
+		if err != nil {
+			s.internalError(w, r, err)
+			return
+		}
+		if !acc.Allowed {
+			s.notShared(w, r, acc)
+			return
+		}
 	}
 	if path == "linked" {
 		// Keep the details fresh: at most one refresh per patient per few
-		// minutes, in the background.
-		if _, err := s.deps.Jobs.EnqueueRefresh(ctx, jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: patient.ID}, false); err != nil {
-			s.log.WarnContext(ctx, "queue refresh", "request_id", requestID(ctx), "err", err)
-		}
+		// minutes, queued in the background so the click does not wait.
+		go func(ctx context.Context, p jobs.RefreshPayload) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if _, err := s.deps.Jobs.EnqueueRefresh(ctx, p, false); err != nil {
+				s.log.WarnContext(ctx, "queue refresh", "err", err)
+			}
+		}(context.WithoutCancel(ctx), jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: patient.ID})
 	}
 	s.metrics.clickLatency.WithLabelValues(path).Observe(time.Since(start).Seconds())
 	http.Redirect(w, r, "/patients/"+patient.ID, http.StatusSeeOther)
@@ -270,12 +274,8 @@ func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr := practitionerFrom(r.Context())
-	cu, ok, err := s.deps.Store.ClinikoUserOf(r.Context(), pr.ID)
-	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "try again"})
-		return
-	}
-	if !ok {
+	cu := clinikoUserFrom(r.Context())
+	if cu == nil {
 		writeJSON(w, http.StatusOK, importState{State: "failed", Cause: pmsbridge.CauseNoClinikoKey, Message: "Add your Cliniko API key under Cliniko settings."})
 		return
 	}

@@ -18,6 +18,7 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxPractitioner
 	ctxSession
+	ctxClinikoUser
 )
 
 // requestID returns the id of the request in ctx ("" outside a request).

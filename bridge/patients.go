@@ -86,7 +86,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 		}
 		return coll.CompareString(a.FirstName, b.FirstName) < 0
 	})
-	_, hasKey, _ := s.deps.Store.ClinikoUserOf(r.Context(), pr.ID)
+	hasKey := clinikoUserFrom(r.Context()) != nil
 	s.page(w, r, http.StatusOK, "patients", "Patients", struct {
 		Rows      []patientRow
 		Attention bool
@@ -429,7 +429,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr := practitionerFrom(r.Context())
-	if _, has, _ := s.deps.Store.ClinikoUserOf(r.Context(), pr.ID); !has {
+	if clinikoUserFrom(r.Context()) == nil {
 		http.Redirect(w, r, "/settings/cliniko?need=key", http.StatusSeeOther)
 		return
 	}

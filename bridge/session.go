@@ -20,6 +20,13 @@ func practitionerFrom(ctx context.Context) *store.Practitioner {
 	return p
 }
 
+// clinikoUserFrom returns the Cliniko user of the logged-in practitioner's
+// saved key, as read at the start of the request (nil when none).
+func clinikoUserFrom(ctx context.Context) *store.ClinikoUser {
+	u, _ := ctx.Value(ctxClinikoUser).(*store.ClinikoUser)
+	return u
+}
+
 // withSession puts the practitioner of a valid session cookie in the
 // request context. An unknown or expired cookie is cleared.
 func (s *Server) withSession(next http.Handler) http.Handler {
@@ -40,13 +47,16 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		pr, err := s.deps.Store.GetPractitioner(r.Context(), sess.PractitionerID)
+		pr, cu, hasKey, err := s.deps.Store.PractitionerWithCliniko(r.Context(), sess.PractitionerID)
 		if err != nil || !pr.Active {
 			s.clearSessionCookie(w)
 			next.ServeHTTP(w, r)
 			return
 		}
 		ctx := context.WithValue(r.Context(), ctxPractitioner, &pr)
+		if hasKey {
+			ctx = context.WithValue(ctx, ctxClinikoUser, &cu)
+		}
 		ctx = context.WithValue(ctx, ctxSession, c.Value)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

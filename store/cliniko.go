@@ -122,3 +122,41 @@ func (s *Store) PractitionersWithKeys(ctx context.Context) ([]string, error) {
 	slices.Sort(ids)
 	return ids, nil
 }
+
+// PractitionerWithCliniko returns a practitioner and the Cliniko user of
+// their saved key (ok false when none) in one Redis round trip: the two
+// lookups of every logged-in request.
+func (s *Store) PractitionerWithCliniko(ctx context.Context, id string) (Practitioner, ClinikoUser, bool, error) {
+	var u ClinikoUser
+	if !validID(id) {
+		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, ErrNotFound)
+	}
+	pipe := s.rdb.Pipeline()
+	pc := pipe.Get(ctx, s.key("prac", id))
+	uc := pipe.HGet(ctx, s.clinikoKey(id), "user")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, err)
+	}
+	b, err := pc.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, ErrNotFound)
+	}
+	var rec practitionerRecord
+	if err == nil {
+		err = jsonUnmarshal(b, &rec)
+	}
+	if err != nil {
+		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, err)
+	}
+	ub, err := uc.Bytes()
+	if errors.Is(err, redis.Nil) {
+		return rec.Practitioner, u, false, nil
+	}
+	if err == nil {
+		err = jsonUnmarshal(ub, &u)
+	}
+	if err != nil {
+		return rec.Practitioner, u, false, fmt.Errorf("cliniko user of %s: %w", id, err)
+	}
+	return rec.Practitioner, u, true, nil
+}

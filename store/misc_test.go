@@ -142,3 +142,28 @@ func TestDefaultArgon2(t *testing.T) {
 		t.Errorf("Authenticate: %v", err)
 	}
 }
+
+func TestPractitionerWithCliniko(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sub := b.subscription(t, "Clinic")
+	a := b.practitioner(t, sub.ID, "a@example.com")
+	p, _, ok, err := b.store.PractitionerWithCliniko(b.ctx, a.ID)
+	if err != nil || ok || p.ID != a.ID || p.Email != "a@example.com" {
+		t.Fatalf("without a key: %+v ok=%v err=%v", p, ok, err)
+	}
+	u := store.ClinikoUser{ID: "7", Name: "Ann", Role: "receptionist", Shard: "uk2"}
+	must(t, b.store.SetClinikoKey(b.ctx, a.ID, "key-uk2", u))
+	p, got, ok, err := b.store.PractitionerWithCliniko(b.ctx, a.ID)
+	if err != nil || !ok || p.ID != a.ID {
+		t.Fatalf("with a key: %+v ok=%v err=%v", p, ok, err)
+	}
+	if diff := cmp.Diff(u, got); diff != "" {
+		t.Errorf("user (-want +got):\n%s", diff)
+	}
+	for _, id := range []string{"prac_nope", "not an id"} {
+		if _, _, _, err := b.store.PractitionerWithCliniko(b.ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%q: err = %v, want ErrNotFound", id, err)
+		}
+	}
+}
