@@ -111,6 +111,10 @@ func (m *Main) printDevBanner() {
 	fmt.Fprintf(&b, " Admin:            %s/admin/  (token %s)\n", m.url, m.cfg.Admin.Token)
 	fmt.Fprintf(&b, " Webhook secret:   %s\n", m.cfg.Webhooks.Secret)
 	fmt.Fprintf(&b, " Health:           %s/healthz\n", m.url)
+	fmt.Fprintf(&b, " Support CLI, from another terminal in this folder:\n")
+	fmt.Fprintf(&b, "   export PMSBRIDGE_REGION=au PMSBRIDGE_REDIS_URL=redis://%s/0 PMSBRIDGE_CLINIKO_USER_AGENT='%s' PMSBRIDGE_SECRETS_ENCRYPTION_KEY=%s\n",
+		m.mini.Addr(), m.cfg.Cliniko.UserAgent, m.cfg.Secrets.EncryptionKey)
+	fmt.Fprintf(&b, "   go run ./cmd/pmsbridge jobs failed     (or: jobs stats, jobs show ID, jobs replay ID)\n")
 	fmt.Fprintf(&b, " Nothing is kept after you stop it (Ctrl-C).\n%s\n\n", line)
 	fmt.Fprint(m.opts.Out, b.String())
 }
