@@ -85,7 +85,9 @@ func TestWithoutWaiting(t *testing.T) {
 	t.Cleanup(sb.Close)
 	var waits []time.Duration
 	var mu sync.Mutex
-	const rpm = 120 // a slot every ~510 ms
+	// A slot every ~2 s: wide enough that a slow (race-detector, loaded CI)
+	// machine still makes the next call inside the same slot.
+	const rpm = 30
 	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, redistest.Client(t),
 		cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
 			mu.Lock()
@@ -115,7 +117,11 @@ func TestWithoutWaiting(t *testing.T) {
 	if _, err := c.GetUser(cliniko.WithoutWaiting(ctx), cliniko.Auth{Key: clinikotest.DemoReceptionistKey, UserID: "3"}); err != nil {
 		t.Errorf("another user was refused: %v", err)
 	}
-	if _, err := c.GetUser(ctx, admin); err != nil {
+	// WithMaxWait shorter than the slot: refused; longer: it waits.
+	if _, err := c.GetUser(cliniko.WithMaxWait(ctx, 50*time.Millisecond), admin); !errors.As(err, &e) || e.Cause != pmsbridge.CauseClinikoRateLimited {
+		t.Errorf("max wait shorter than the slot: err = %v, want a limiter refusal", err)
+	}
+	if _, err := c.GetUser(cliniko.WithMaxWait(ctx, time.Minute), admin); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()

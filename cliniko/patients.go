@@ -56,10 +56,19 @@ func (c *Client) GetPatient(ctx context.Context, a Auth, id string) (Patient, er
 
 // PatientsUpdatedSince lists the (non-archived) patients changed after
 // since, oldest change first, one page of up to 100 per request:
-// GET /patients?q[]=updated_at:>since&sort=updated_at&per_page=100, then
-// links.next. A caller can advance its watermark after each page. since is
-// sent in whole seconds, rounded down, so a patient changed in the same
-// second as the watermark is listed again rather than missed.
+// GET /patients?q[]=updated_at:>since&sort=updated_at&per_page=100. A caller
+// can advance its watermark after each page. since is sent in whole seconds,
+// rounded down, so a patient changed in the same second as the watermark is
+// listed again rather than missed.
+//
+// After a full page the next request asks again from the second before the
+// page's last change instead of following links.next: Cliniko's pages are
+// offsets into a list sorted by updated_at, and a patient changed while the
+// list is read moves to its end, shifting every later patient one place
+// back, so the first patient of the next page would be skipped (and the
+// caller's watermark would pass it). Only a page whose patients all changed
+// in one second (where asking again could not move on) follows links.next.
+// Patients of the boundary second are listed twice.
 //
 // An error ends the sequence; it is yielded with an empty Page.
 func (c *Client) PatientsUpdatedSince(ctx context.Context, a Auth, since time.Time) iter.Seq2[Page, error] {
@@ -71,11 +80,14 @@ func (c *Client) PatientsUpdatedSince(ctx context.Context, a Auth, since time.Ti
 			return
 		}
 		base := c.baseURL(shard)
-		q := url.Values{}
-		q.Add("q[]", "updated_at:>"+since.UTC().Truncate(time.Second).Format(time.RFC3339))
-		q.Set("sort", "updated_at")
-		q.Set("per_page", "100")
-		next := base + "/patients?" + q.Encode()
+		changedAfter := func(t time.Time) string {
+			q := url.Values{}
+			q.Add("q[]", "updated_at:>"+t.UTC().Truncate(time.Second).Format(time.RFC3339))
+			q.Set("sort", "updated_at")
+			q.Set("per_page", "100")
+			return base + "/patients?" + q.Encode()
+		}
+		next := changedAfter(since)
 		seen := map[string]bool{}
 		for next != "" {
 			seen[next] = true
@@ -93,6 +105,13 @@ func (c *Client) PatientsUpdatedSince(ctx context.Context, a Auth, since time.Ti
 			var nextErr error
 			if pg.Next != "" {
 				n, err := sameOrigin(op, base, next, pg.Next)
+				if ps := pg.Patients; err == nil && len(ps) > 0 {
+					first := ps[0].UpdatedAt.UTC().Truncate(time.Second)
+					last := ps[len(ps)-1].UpdatedAt.UTC().Truncate(time.Second)
+					if last.After(first) {
+						n = changedAfter(last.Add(-time.Second))
+					}
+				}
 				switch {
 				case err != nil:
 					nextErr, pg.Next = err, ""

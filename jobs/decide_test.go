@@ -48,6 +48,7 @@ func TestDecide(t *testing.T) {
 		{"no answer", &cliniko.Error{Op: "get_patient", Cause: cliniko.CauseForStatus(0), Err: context.DeadlineExceeded}, Retry},
 		{"wrapped 401", fmt.Errorf("import cliniko patient: %w", &cliniko.Error{Status: 401, Cause: pmsbridge.CauseClinikoUnauthorized}), GiveUp},
 		{"wrapped 429", fmt.Errorf("upload: %w", fmt.Errorf("list: %w", &cliniko.Error{Status: 429, Cause: pmsbridge.CauseClinikoRateLimited, RetryAt: retryAt})), Snooze},
+		{"another worker holds the upload lock", fmt.Errorf("upload: %w", &busyError{what: "upload of this programme version", retryAt: retryAt}), Snooze},
 		{"already permanent", permanent(pmsbridge.Errorf(pmsbridge.CauseClinikoForbidden, "no")), GiveUp},
 		{"no_cliniko_key", pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey, "no key"), GiveUp},
 		{"not_linked", pmsbridge.Errorf(pmsbridge.CauseNotLinked, "not linked"), GiveUp},

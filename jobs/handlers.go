@@ -85,7 +85,7 @@ func (h *Handlers) wrap(fn func(context.Context, *asynq.Task) error) func(contex
 				h.Client.countDone(context.WithoutCancel(ctx), q, t.Type())
 			}
 			if id, ok := asynq.GetTaskID(ctx); ok {
-				if cerr := h.Store.ClearFailure(context.WithoutCancel(ctx), id); cerr != nil {
+				if cerr := h.Store.ClearFailure(context.WithoutCancel(ctx), ledgerID(t, id)); cerr != nil {
 					h.Log.Warn("clear failure record", "task_id", id, "err", cerr)
 				}
 			}

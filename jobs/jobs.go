@@ -57,6 +57,10 @@ func Decide(err error) Decision {
 	if err == nil {
 		return Retry
 	}
+	var b *busyError
+	if errors.As(err, &b) {
+		return Snooze
+	}
 	switch pmsbridge.CauseOf(err) {
 	case pmsbridge.CauseClinikoRateLimited:
 		return Snooze
@@ -67,6 +71,20 @@ func Decide(err error) Decision {
 		// again cannot help until someone fixes something.
 		return GiveUp
 	}
+}
+
+// busyError says the work is being done right now by another worker: try
+// again at RetryAt, without using up an attempt.
+type busyError struct {
+	what    string
+	retryAt time.Time
+}
+
+func (e *busyError) Error() string               { return e.what + " is being done by another worker" }
+func (e *busyError) RetryTime() time.Time        { return e.retryAt }
+func (e *busyError) ErrorCause() pmsbridge.Cause { return pmsbridge.CauseInternal }
+func (e *busyError) ErrorMessage() string {
+	return "Another worker was doing the same " + e.what + " at that moment; pmsbridge tries again by itself."
 }
 
 // permanent wraps err so asynq archives the task without retrying.

@@ -19,11 +19,30 @@ type ids struct {
 	ClinikoPatientID string `json:"cliniko_patient_id"`
 }
 
+// ledgerID is the failure ledger's id for task t, which asynq runs as
+// taskID: the task id itself, except for a practitioner's periodic sync,
+// whose task gets a new id each period. Its failures share one entry per
+// practitioner, so a key that stays broken leaves one entry rather than one
+// per period for ever (replayed by the dozen once the key is fixed), and
+// the next sync that succeeds clears it. A replay re-creates the task under
+// this id, so its runs map to the same entry.
+func ledgerID(t *asynq.Task, taskID string) string {
+	if taskID == "" || t.Type() != TypeSyncPractitioner {
+		return taskID
+	}
+	var p SyncPayload
+	if json.Unmarshal(t.Payload(), &p) != nil || p.PractitionerID == "" {
+		return taskID
+	}
+	return "sync:" + p.PractitionerID
+}
+
 // HandleError is asynq's error handler: it writes every failed attempt to
 // the failure ledger, with its cause and a readable reason, so support sees
 // failures even after asynq drops old archived tasks.
 func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
+	id = ledgerID(t, id)
 	queue, _ := asynq.GetQueueName(ctx)
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/store"
@@ -264,5 +265,52 @@ func TestStats(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, stats); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncFailuresOneEntryPerPractitioner: the periodic sync enqueues a
+// task with a new id each period, so a practitioner whose key Cliniko
+// refuses fails once per period, for as long as nobody fixes the key. The
+// ledger keeps one entry for that practitioner's sync (not one per period,
+// which would grow without bound and be replayed by the dozen when the key
+// is fixed), and the next sync that succeeds clears it.
+func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t, nil)
+	enqueue := func(period int64) string {
+		t.Helper()
+		id := fmt.Sprintf("sync:%s:%d", b.pr.ID, period)
+		p := SyncPayload{PractitionerID: b.pr.ID, Period: period}
+		if _, err := b.jc.enqueueOnce(b.ctx, newTask(TypeSyncPractitioner, p), QueueSync, id, asynq.MaxRetry(5)); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	for period := range int64(3) {
+		b.sb.FailNextOp("list_patients", 1, 401)
+		b.waitState(t, QueueSync, enqueue(period), StateFailed)
+	}
+	list, err := b.st.ListFailures(b.ctx, store.FailureFilter{Type: TypeSyncPractitioner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Cause != pmsbridge.CauseClinikoUnauthorized || list[0].PractitionerID != b.pr.ID {
+		t.Fatalf("ledger holds %d sync failures (%+v), want 1 for the practitioner", len(list), list)
+	}
+	// Replaying it runs a sync now; success clears the entry.
+	if err := b.jc.Replay(b.ctx, b.st, list[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the replayed sync to clear the ledger", func() bool {
+		n, err := b.st.CountFailures(b.ctx)
+		return err == nil && n == 0
+	})
+	// A failure, then a later period's sync that succeeds: no entry left.
+	b.sb.FailNextOp("list_patients", 1, 401)
+	b.waitState(t, QueueSync, enqueue(10), StateFailed)
+	b.waitDone(t, QueueSync, enqueue(11))
+	if n, err := b.st.CountFailures(b.ctx); err != nil || n != 0 {
+		t.Errorf("ledger size after a successful sync = %d, %v; want 0", n, err)
 	}
 }

@@ -130,6 +130,64 @@ func TestSync(t *testing.T) {
 	}
 }
 
+// TestSyncWhileCliniko changes: Cliniko's pages are offsets into the list
+// sorted by updated_at. A patient of page 1 changed while the sync reads
+// moves to the end of that list, and every later patient moves one place
+// back; the patient that was first on page 2 must still be synced. Pages
+// whose patients all changed in one second are read through links.next
+// (asking again from that second could not move on): the sync must get
+// through them. (A change during the read of such a page can still shift
+// it; that needs a bulk change in Cliniko and a change while it is read.)
+func TestSyncWhileClinikoChanges(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc   string
+		gap    time.Duration // between two patients' changes
+		change bool          // change a patient of page 1 after reading it
+	}{
+		{"a change while reading", time.Second, true},
+		{"all changes in one second", 0, false},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			b := setup(t)
+			t0 := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
+			acct := b.sb.Accounts()[0]
+			cps := make([]clinikotest.Patient, 250)
+			for i := range cps {
+				at := t0.Add(time.Duration(i) * tc.gap)
+				cps[i] = acct.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("Sync%03d", i), LastName: "Patient",
+					DateOfBirth: ptr("1970-01-01"), CreatedAt: at, UpdatedAt: at})
+			}
+			linked := b.importDirect(t, b.pr, cps[100].ID)
+			changed := cps[100]
+			changed.FirstName = "Sync100-new"
+			acct.AddPatient(changed) // same place in the change order
+			if err := b.st.SetSyncCursor(b.ctx, b.sub.ID, syncCursorScope("au1", b.pr.ID), t0.Add(-time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			var once sync.Once
+			b.setOnCall(func(c cliniko.Call) {
+				if c.Op == "list_patients" && c.Err == nil && tc.change {
+					once.Do(func() {
+						p := cps[10]
+						p.UpdatedAt = time.Now()
+						acct.AddPatient(p) // changed in Cliniko between page 1 and page 2
+					})
+				}
+			})
+			if err := b.run(t, TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.getPatient(t, linked.ID).FirstName; got != "Sync100-new" {
+				t.Errorf("patient 100 after the sync: %q, want Sync100-new", got)
+			}
+			if n := b.sb.RequestCount("list_patients"); n > 5 {
+				t.Errorf("list requests = %d, want at most 5", n)
+			}
+		})
+	}
+}
+
 // cursor returns the bundle practitioner's sync watermark.
 func (b *bundle) cursor(t *testing.T) time.Time {
 	t.Helper()

@@ -97,7 +97,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if !lock {
-		return &cliniko.Error{Op: "upload", Cause: pmsbridge.CauseClinikoRateLimited, Message: "another worker is uploading this programme version", RetryAt: h.Now().Add(10 * time.Second)}
+		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
 	}
 	stopRenew := h.renewLock(ctx, lockKey)
 	defer func() {

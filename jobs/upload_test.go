@@ -391,3 +391,23 @@ func TestUploadRetriesExhausted(t *testing.T) {
 		t.Errorf("PDF state %+v, want failed with cliniko_unavailable", st)
 	}
 }
+
+// TestUploadLateFailureKeepsUploaded: an attempt that ends for good after
+// another attempt of the same version uploaded it (a redelivered task that
+// found the upload lock taken at its retry limit) must not turn the
+// version's state back to failed: the attachment exists, and a "send
+// again" on a failed state would be offered for it.
+func TestUploadLateFailureKeepsUploaded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	prog := b.programme(t, "", b.patient, b.pr, "Hip")
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
+		t.Fatal(err)
+	}
+	a := b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	late := &busyError{what: "upload of this programme version"}
+	b.h.HandleError(b.ctx, newTask(TypeUploadPDF, uploadPayload(prog)), permanent(late))
+	if st := b.pdfState(t, prog); st.State != store.PDFUploaded || st.AttachmentID != a.ID {
+		t.Errorf("PDF state after a late failure %+v, want uploaded with attachment %s", st, a.ID)
+	}
+}

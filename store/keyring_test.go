@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestKeyringRoundTrip(t *testing.T) {
@@ -195,5 +196,33 @@ func TestReencrypt(t *testing.T) {
 	// The old key alone no longer reads the records.
 	if _, err := b.store.GetPatient(b.ctx, p1.ID); err == nil {
 		t.Error("old keyring still decrypts a rotated patient")
+	}
+}
+
+// TestReencryptReportsRedisErrors: Reencrypt's nil error is what tells the
+// operator the old key may be dropped, so a Cliniko key it could not read
+// must fail the run, not be skipped.
+func TestReencryptReportsRedisErrors(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pr := b.practitioner(t, b.subscription(t, "Clinic").ID, "a@example.com")
+	if err := b.store.SetClinikoKey(b.ctx, pr.ID, "cliniko-secret-au1", store.ClinikoUser{ID: "9", Shard: "au1"}); err != nil {
+		t.Fatal(err)
+	}
+	faulty := redis.NewClient(b.rdb.Options())
+	t.Cleanup(func() { faulty.Close() })
+	faulty.AddHook(&faultHook{after: "hget"})
+	rotated, _ := store.NewKeyring(testKey(2), testKey(1))
+	opts := b.opts
+	opts.Keys = rotated
+	s2, err := store.New(faulty, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s2.Reencrypt(b.ctx); err == nil {
+		t.Errorf("Reencrypt = %d, nil after a failed read of the Cliniko key; want an error", n)
+	}
+	if n, err := s2.Reencrypt(b.ctx); err != nil || n != 1 {
+		t.Errorf("second Reencrypt = %d, %v; want 1, nil", n, err)
 	}
 }

@@ -265,9 +265,9 @@ func (s *Store) LinkedPatientsOf(ctx context.Context, subID, shard string) (map[
 // ImportPatient returns the patient linked to a Cliniko patient, creating it
 // from p (its details and birth-year fields; ids, owner, times and link are
 // set here) when there is none. Concurrent imports of one Cliniko patient
-// make exactly one patient: the patient is written first, then the link is
-// set only if absent; the losers delete their copy and return the winner's
-// patient with created false. The importer, ownerID, must be an active
+// make exactly one patient: the patient and its indexes are written first,
+// then the link is set only if absent; the losers delete their copy and
+// return the winner's patient with created false. The importer, ownerID, must be an active
 // practitioner of the subscription, and owns the patient it creates.
 func (s *Store) ImportPatient(ctx context.Context, subID, shard, clinikoID, ownerID string, p Patient) (Patient, bool, error) {
 	if !validID(subID) || !validID(shard) || !validID(clinikoID) {
@@ -301,16 +301,43 @@ func (s *Store) ImportPatient(ctx context.Context, subID, shard, clinikoID, owne
 	if err != nil {
 		return Patient{}, false, fmt.Errorf("import patient: %w", err)
 	}
+	// The record and its indexes go first, the link last: the link is what
+	// makes the patient found, so once it is set the patient is complete
+	// (listed for its owner and its subscription, which Reencrypt walks).
 	patKey := s.key("pat", p.ID)
-	if err := s.rdb.Set(ctx, patKey, mustJSON(rec), 0).Err(); err != nil {
+	subIdx, ownedIdx := s.key("sub", subID, "patients"), s.key("prac", ownerID, "owned")
+	discard := func() {
+		bg := context.WithoutCancel(ctx)
+		pipe := s.rdb.Pipeline()
+		pipe.Del(bg, patKey)
+		pipe.SRem(bg, subIdx, p.ID)
+		pipe.SRem(bg, ownedIdx, p.ID)
+		_, _ = pipe.Exec(bg)
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.Set(ctx, patKey, mustJSON(rec), 0)
+	pipe.SAdd(ctx, subIdx, p.ID)
+	pipe.SAdd(ctx, ownedIdx, p.ID)
+	if _, err := pipe.Exec(ctx); err != nil {
+		discard()
 		return Patient{}, false, fmt.Errorf("import patient: %w", err)
 	}
 	won, err := s.rdb.HSetNX(ctx, s.linksKey(subID, shard), clinikoID, p.ID).Result()
-	if err != nil || !won {
-		s.rdb.Del(context.WithoutCancel(ctx), patKey)
-		if err != nil {
-			return Patient{}, false, fmt.Errorf("import patient: %w", err)
+	if err != nil {
+		// The reply was lost, not necessarily the write: ask which patient
+		// the link names before dropping ours, or a link set by this very
+		// call would point at nothing.
+		cur, gerr := s.rdb.HGet(context.WithoutCancel(ctx), s.linksKey(subID, shard), clinikoID).Result()
+		switch {
+		case gerr == nil && cur == p.ID:
+			return p, true, nil
+		case gerr == nil || errors.Is(gerr, redis.Nil):
+			discard()
 		}
+		return Patient{}, false, fmt.Errorf("import patient: %w", err)
+	}
+	if !won {
+		discard()
 		winner, err := s.FindLink(ctx, subID, shard, clinikoID)
 		if err != nil {
 			return Patient{}, false, fmt.Errorf("import patient: %w", err)
@@ -320,12 +347,6 @@ func (s *Store) ImportPatient(ctx context.Context, subID, shard, clinikoID, owne
 			return Patient{}, false, fmt.Errorf("import patient: %w", err)
 		}
 		return got, false, nil
-	}
-	pipe := s.rdb.Pipeline()
-	pipe.SAdd(ctx, s.key("sub", subID, "patients"), p.ID)
-	pipe.SAdd(ctx, s.key("prac", ownerID, "owned"), p.ID)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Patient{}, false, fmt.Errorf("import patient: %w", err)
 	}
 	return p, true, nil
 }

@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestImportPatient(t *testing.T) {
@@ -293,5 +296,107 @@ func TestListPatientsVisibleTo(t *testing.T) {
 	got, err = b.store.ListPatientsVisibleTo(b.ctx, me)
 	if err != nil || len(got) != 0 {
 		t.Errorf("visible to an inactive practitioner: %d patients, %v; want none", len(got), err)
+	}
+}
+
+// faultHook makes Redis calls fail on the client it is added to: a command
+// named after (run first, its reply then lost) or a pipeline holding a
+// command named before (not run at all), once each.
+type faultHook struct {
+	mu            sync.Mutex
+	after, before string
+}
+
+var errLostReply = errors.New("i/o timeout (injected)")
+
+func (h *faultHook) take(name *string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	hit := *name != ""
+	*name = ""
+	return hit
+}
+
+func (h *faultHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *faultHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.mu.Lock()
+		lose := h.after != "" && cmd.Name() == h.after
+		h.mu.Unlock()
+		if err := next(ctx, cmd); err != nil || !lose || !h.take(&h.after) {
+			return err
+		}
+		cmd.SetErr(errLostReply)
+		return errLostReply
+	}
+}
+
+func (h *faultHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.mu.Lock()
+		fail := h.before != "" && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == h.before })
+		h.mu.Unlock()
+		if fail && h.take(&h.before) {
+			for _, c := range cmds {
+				c.SetErr(errLostReply)
+			}
+			return errLostReply
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestImportPatientRedisFaults: a Redis error in the middle of an import
+// never leaves a link to a patient that does not exist (the link's write
+// may have happened even though its reply was lost), nor a linked patient
+// missing from its owner's list and its subscription's index (which key
+// rotation walks). A retry of the import then finds a complete patient.
+func TestImportPatientRedisFaults(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc string
+		hook *faultHook
+	}{
+		{"link written, reply lost", &faultHook{after: "hsetnx"}},
+		{"index write fails", &faultHook{before: "sadd"}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			b := setup(t)
+			sub := b.subscription(t, "Clinic")
+			owner := b.practitioner(t, sub.ID, "a@example.com")
+			faulty := redis.NewClient(b.rdb.Options())
+			t.Cleanup(func() { faulty.Close() })
+			faulty.AddHook(tc.hook)
+			st, err := store.New(faulty, b.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := store.Patient{FirstName: "Zoë", LastName: "O'Brien", BirthYearStatus: store.BirthYearMissing, BirthYearSource: store.BirthYearFromCliniko}
+			got, _, err := st.ImportPatient(b.ctx, sub.ID, "au1", "1001", owner.ID, in)
+			if err != nil {
+				// The import job retries.
+				if got, _, err = st.ImportPatient(b.ctx, sub.ID, "au1", "1001", owner.ID, in); err != nil {
+					t.Fatalf("retried ImportPatient: %v", err)
+				}
+			}
+			id, err := b.store.FindLink(b.ctx, sub.ID, "au1", "1001")
+			if err != nil || id != got.ID {
+				t.Fatalf("FindLink = %q, %v; want %q", id, err, got.ID)
+			}
+			if _, err := b.store.GetPatient(b.ctx, id); err != nil {
+				t.Errorf("the link names patient %s: %v", id, err)
+			}
+			list, err := b.store.ListPatientsVisibleTo(b.ctx, owner)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 || list[0].ID != id {
+				t.Errorf("owner's list = %d patients, want the imported one", len(list))
+			}
+			if ids := b.rdb.SMembers(b.ctx, "pmsb:sub:"+sub.ID+":patients").Val(); !slices.Equal(ids, []string{id}) {
+				t.Errorf("subscription's patients = %v, want [%s]", ids, id)
+			}
+		})
 	}
 }

@@ -368,8 +368,21 @@ func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int,
 	return p, nil
 }
 
+// setPDFStateScript writes a version's PDF state unless it is already
+// uploaded: an upload happens once per version, so nothing that comes later
+// (a permanent failure recorded by a slower attempt, a replay resetting the
+// state to pending) may hide the attachment that exists. KEYS[1] the pdf
+// hash; ARGV version, json, new state. Returns 1 when written.
+var setPDFStateScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur and ARGV[3] ~= 'uploaded' and cjson.decode(cur).state == 'uploaded' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
 // SetPDFState records the PDF sync state of version version of programme
-// programmeID.
+// programmeID. Once a version is PDFUploaded it stays so: any other state
+// is then ignored (only a new upload record replaces it).
 func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int, st PDFState) error {
 	switch st.State {
 	case PDFPending, PDFUploaded, PDFFailed, PDFNotLinked:
@@ -383,7 +396,8 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 		st.UpdatedAt = s.now()
 	}
 	st.UpdatedAt = st.UpdatedAt.UTC()
-	if err := s.rdb.HSet(ctx, s.key("prg", programmeID, "pdf"), strconv.Itoa(version), mustJSON(st)).Err(); err != nil {
+	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
+		version, mustJSON(st), st.State).Err(); err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
 	}
 	return nil

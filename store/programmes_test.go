@@ -259,6 +259,34 @@ func TestPDFState(t *testing.T) {
 	}
 }
 
+// TestPDFStateUploadedStays: once a version is uploaded, a later failure
+// (a slower attempt archived at its retry limit) or a reset to pending (a
+// replay) must not hide the attachment that exists in Cliniko.
+func TestPDFStateUploadedStays(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	up := store.PDFState{State: store.PDFUploaded, AttachmentID: "42"}
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 1, up))
+	for _, late := range []store.PDFState{
+		{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoRateLimited, Reason: "another worker is uploading"},
+		{State: store.PDFPending},
+		{State: store.PDFNotLinked, Cause: pmsbridge.CauseNotLinked},
+	} {
+		must(t, b.store.SetPDFState(b.ctx, "prg_1", 1, late))
+		got, err := b.store.PDFStateOf(b.ctx, "prg_1", 1)
+		must(t, err)
+		if got.State != store.PDFUploaded || got.AttachmentID != "42" {
+			t.Errorf("after %s: state %+v, want uploaded with attachment 42", late.State, got)
+		}
+	}
+	// A failed version can still become uploaded.
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoUnavailable}))
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: store.PDFUploaded, AttachmentID: "43"}))
+	if got, _ := b.store.PDFStateOf(b.ctx, "prg_1", 2); got.State != store.PDFUploaded || got.AttachmentID != "43" {
+		t.Errorf("failed then uploaded: state %+v", got)
+	}
+}
+
 func TestClaimEvent(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

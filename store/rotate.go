@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Reencrypt rewrites every encrypted value made under a key other than the
@@ -56,7 +59,14 @@ func (s *Store) Reencrypt(ctx context.Context) (int, error) {
 	}
 	for _, id := range pracs {
 		enc, err := s.rdb.HGet(ctx, s.clinikoKey(id), "key").Result()
-		if err != nil || !s.keys.NeedsRotation(enc) {
+		if errors.Is(err, redis.Nil) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			// Not skipped: once this returns nil the old keys may be dropped.
+			return n, fmt.Errorf("reencrypt cliniko key of %s: %w", id, err)
+		}
+		if !s.keys.NeedsRotation(enc) {
 			continue
 		}
 		plain, err := s.keys.Decrypt(enc, clinikoAAD(id))
