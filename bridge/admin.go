@@ -114,12 +114,16 @@ func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBody reads a JSON request body of at most 64 KiB, refusing unknown
-// fields so typos are caught.
+// fields so typos are caught, and anything after the one JSON value.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed JSON body: " + err.Error()})
+		return false
+	}
+	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "malformed JSON body: more than one JSON value"})
 		return false
 	}
 	return true
@@ -223,9 +227,11 @@ func failureFilter(r *http.Request) (store.FailureFilter, string) {
 	if f.Cause != "" && !f.Cause.Valid() {
 		return f, "unknown cause " + string(f.Cause)
 	}
+	// Like `pmsbridge jobs failed` (the same document): permanent failures
+	// unless state=all asks for the jobs still being retried too.
 	switch q.Get("state") {
 	case "", "failed":
-		f.PermanentOnly = q.Get("state") == "failed"
+		f.PermanentOnly = true
 	case "all":
 	default:
 		return f, "state must be failed or all"
@@ -234,7 +240,7 @@ func failureFilter(r *http.Request) (store.FailureFilter, string) {
 		t, err := time.Parse(time.RFC3339, since)
 		if err != nil {
 			d, derr := time.ParseDuration(since)
-			if derr != nil {
+			if derr != nil || d < 0 {
 				return f, "since must be a time like 2026-11-22T10:00:00Z or a duration like 24h"
 			}
 			t = time.Now().Add(-d)

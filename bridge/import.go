@@ -141,13 +141,21 @@ func (s *Server) openLinked(w http.ResponseWriter, r *http.Request, pr *store.Pr
 	if path == "linked" {
 		// Keep the details fresh: at most one refresh per patient per few
 		// minutes, queued in the background so the click does not wait.
-		go func(ctx context.Context, p jobs.RefreshPayload) {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			if _, err := s.deps.Jobs.EnqueueRefresh(ctx, p, false); err != nil {
-				s.log.WarnContext(ctx, "queue refresh", "err", err)
-			}
-		}(context.WithoutCancel(ctx), jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: patient.ID})
+		// At most refreshSlots at once: when Redis is slow, skipping a
+		// refresh (the next click or the periodic sync catches up) beats
+		// piling up goroutines.
+		select {
+		case s.refreshSlots <- struct{}{}:
+			go func(ctx context.Context, p jobs.RefreshPayload) {
+				defer func() { <-s.refreshSlots }()
+				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				if _, err := s.deps.Jobs.EnqueueRefresh(ctx, p, false); err != nil {
+					s.log.WarnContext(ctx, "queue refresh", "err", err)
+				}
+			}(context.WithoutCancel(ctx), jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: patient.ID})
+		default:
+		}
 	}
 	s.metrics.clickLatency.WithLabelValues(path).Observe(time.Since(start).Seconds())
 	http.Redirect(w, r, "/patients/"+patient.ID, http.StatusSeeOther)
@@ -176,12 +184,13 @@ func (s *Server) notShared(w http.ResponseWriter, r *http.Request, acc store.Acc
 	})
 }
 
-// importState is the JSON of /imports/status.
+// importState is the JSON of /imports/status. Every field of the contract
+// is always there ("" when it has no value).
 type importState struct {
 	State      string          `json:"state"` // pending, done, failed (and "none" internally)
-	PatientURL string          `json:"patient_url,omitempty"`
-	Cause      pmsbridge.Cause `json:"cause,omitempty"`
-	Message    string          `json:"message,omitempty"`
+	PatientURL string          `json:"patient_url"`
+	Cause      pmsbridge.Cause `json:"cause"`
+	Message    string          `json:"message"`
 	patientID  string
 }
 

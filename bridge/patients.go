@@ -258,12 +258,13 @@ type ProgrammeJSON struct {
 	PDF      PDFJSON `json:"pdf"`
 }
 
-// PDFJSON is a programme version's PDF sync state.
+// PDFJSON is a programme version's PDF sync state. Every field of the
+// contract is always there ("" when it has no value).
 type PDFJSON struct {
 	State        string `json:"state"`
-	Cause        string `json:"cause,omitempty"`
-	Reason       string `json:"reason,omitempty"`
-	AttachmentID string `json:"attachment_id,omitempty"`
+	Cause        string `json:"cause"`
+	Reason       string `json:"reason"`
+	AttachmentID string `json:"attachment_id"`
 }
 
 func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {

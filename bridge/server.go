@@ -55,6 +55,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	handler http.Handler
+	// refreshSlots bounds the background refresh enqueues of clicks.
+	refreshSlots chan struct{}
 }
 
 type metrics struct {
@@ -90,7 +92,7 @@ func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *sl
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, checks: checks, reg: reg, metrics: newMetrics(reg)}
+	s := &Server{cfg: cfg, deps: deps, log: log, checks: checks, reg: reg, metrics: newMetrics(reg), refreshSlots: make(chan struct{}, 64)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

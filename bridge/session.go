@@ -48,6 +48,13 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			return
 		}
 		pr, cu, hasKey, err := s.deps.Store.PractitionerWithCliniko(r.Context(), sess.PractitionerID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			// Redis trouble or a record we cannot read: not a reason to end
+			// the session (the cookie would be gone for good).
+			s.log.WarnContext(r.Context(), "session practitioner lookup", "request_id", requestID(r.Context()), "err", err)
+			s.unavailable(w, r)
+			return
+		}
 		if err != nil || !pr.Active {
 			s.clearSessionCookie(w)
 			next.ServeHTTP(w, r)

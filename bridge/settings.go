@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 
@@ -134,5 +133,3 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	http.Redirect(w, r, "/settings/cliniko?done=saved&replayed="+itoa(n), http.StatusSeeOther)
 }
-
-var _ = errors.New

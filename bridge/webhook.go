@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,7 +23,10 @@ const (
 	webhookMaxBody   = 1 << 20
 	webhookTolerance = 5 * time.Minute
 	webhookEventTTL  = 30 * 24 * time.Hour
-	SignatureHeader  = "Pmsbridge-Signature"
+	// webhookWorkTimeout bounds the work after the event is claimed, which
+	// does not stop when the caller hangs up.
+	webhookWorkTimeout = 10 * time.Second
+	SignatureHeader    = "Pmsbridge-Signature"
 )
 
 // Sign returns the Pmsbridge-Signature header value for body at time t.
@@ -128,7 +132,12 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		webhookError(w, http.StatusUnprocessableEntity, "event id is missing or too long")
 		return
 	}
-	ctx := r.Context()
+	// Once the event is claimed, the work must run to its end even if the
+	// caller hangs up (a platform that timed out): stopping half-way would
+	// leave the event claimed with nothing queued, and every redelivery
+	// would then be answered "duplicate".
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), webhookWorkTimeout)
+	defer cancel()
 	// The event id decides duplicates, whatever the signature time.
 	first, err := s.deps.Store.ClaimEvent(ctx, "programmes:"+ev.ID, webhookEventTTL)
 	if err != nil {
@@ -149,7 +158,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		webhookError(w, http.StatusUnauthorized, "stale signature timestamp (older than 5 minutes)")
 		return
 	}
-	status, prog, patient, msg := s.webhookProgramme(r, ev)
+	status, prog, patient, msg := s.webhookProgramme(ctx, ev)
 	if status != 0 {
 		release()
 		webhookError(w, status, msg)
@@ -170,7 +179,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 
 // webhookProgramme validates the event's programme; a non-zero status means
 // rejected with msg.
-func (s *Server) webhookProgramme(r *http.Request, ev WebhookEvent) (int, pmsbridge.Programme, store.Patient, string) {
+func (s *Server) webhookProgramme(ctx context.Context, ev WebhookEvent) (int, pmsbridge.Programme, store.Patient, string) {
 	var none pmsbridge.Programme
 	if ev.Type != "programme.assigned" {
 		return http.StatusUnprocessableEntity, none, store.Patient{}, "unknown event type " + strconv.Quote(ev.Type)
@@ -182,17 +191,25 @@ func (s *Server) webhookProgramme(r *http.Request, ev WebhookEvent) (int, pmsbri
 	if !validProgrammeID(wp.ID) {
 		return http.StatusUnprocessableEntity, none, store.Patient{}, "programme id must be 1-64 letters, digits, '_' or '-'"
 	}
-	ctx := r.Context()
+	// Only a record that is not there is the sender's mistake (422, not
+	// retried); failing to read one is ours (503, delivered again later).
 	patient, err := s.deps.Store.GetPatient(ctx, wp.PatientID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return http.StatusUnprocessableEntity, none, patient, "unknown patient"
+	} else if err != nil {
+		return s.webhookTryAgain(ctx, err)
 	}
 	pr, err := s.deps.Store.GetPractitioner(ctx, wp.PractitionerID)
-	if err != nil || !pr.Active {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !pr.Active {
 		return http.StatusUnprocessableEntity, none, patient, "unknown or inactive practitioner"
+	} else if err != nil {
+		return s.webhookTryAgain(ctx, err)
 	}
 	acc, err := s.deps.Store.CanOpen(ctx, pr, patient)
-	if err != nil || !acc.Allowed {
+	if err != nil {
+		return s.webhookTryAgain(ctx, err)
+	}
+	if !acc.Allowed {
 		return http.StatusUnprocessableEntity, none, patient, "the practitioner may not open this patient"
 	}
 	prog := pmsbridge.Programme{ID: wp.ID, Version: wp.Version, PatientID: patient.ID, PractitionerID: pr.ID,
@@ -204,6 +221,12 @@ func (s *Server) webhookProgramme(r *http.Request, ev WebhookEvent) (int, pmsbri
 		return http.StatusUnprocessableEntity, none, patient, strings.Join(p, " ")
 	}
 	return 0, prog, patient, ""
+}
+
+// webhookTryAgain logs err (never shown) and rejects the event for now.
+func (s *Server) webhookTryAgain(ctx context.Context, err error) (int, pmsbridge.Programme, store.Patient, string) {
+	s.log.ErrorContext(ctx, "webhook", "request_id", requestID(ctx), "err", err)
+	return http.StatusServiceUnavailable, pmsbridge.Programme{}, store.Patient{}, "try again"
 }
 
 func validProgrammeID(id string) bool {

@@ -64,6 +64,8 @@ func TestAdminAPISubscriptionsAndPractitioners(t *testing.T) {
 			{"malformed JSON", `{"name":`, http.StatusBadRequest, "JSON"},
 			{"unknown field", `{"name":"x","plan":"gold"}`, http.StatusBadRequest, "plan"},
 			{"wrong type", `{"name":7}`, http.StatusBadRequest, "JSON"},
+			{"two JSON values", `{"name":"Sneaky"} {"name":"Other"}`, http.StatusBadRequest, "JSON"},
+			{"trailing garbage", `{"name":"Sneaky"}]`, http.StatusBadRequest, "JSON"},
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				status, doc := callAdminAPI(t, e, http.MethodPost, "/admin/api/subscriptions", tc.body)

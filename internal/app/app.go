@@ -229,16 +229,19 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	// Announced before the first request is served (the listener is open
+	// already, so nothing is refused meanwhile): whoever waits for the
+	// server to answer has the banner complete.
+	m.log.Info("pmsbridge started", "mode", m.opts.Mode, "region", m.cfg.Region, "url", m.url, "version", m.opts.Version)
+	if m.opts.Mode == ModeDev {
+		m.printDevBanner()
+	}
 	if m.server != nil {
 		go func() {
 			if err := m.server.Serve(m.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.runErr <- fmt.Errorf("http server: %w", err)
 			}
 		}()
-	}
-	m.log.Info("pmsbridge started", "mode", m.opts.Mode, "region", m.cfg.Region, "url", m.url, "version", m.opts.Version)
-	if m.opts.Mode == ModeDev {
-		m.printDevBanner()
 	}
 	var err error
 	select {

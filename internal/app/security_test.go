@@ -275,6 +275,39 @@ func TestLogoutEndsSessionServerSide(t *testing.T) {
 	}
 }
 
+// TestSessionSurvivesUnreadableRecord: when the practitioner's records
+// cannot be read (Redis trouble, a record the process cannot decode), the
+// request fails with 503 but the session is not ended: the browser keeps
+// its cookie and works again once the records can be read.
+func TestSessionSurvivesUnreadableRecord(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	rdb, ctx := e.App.Redis(), context.Background()
+	key := "pmsb:prac:" + clinic.Practitioners["demo@clinic.example"].ID + ":cliniko"
+	saved, err := rdb.HGet(ctx, key, "user").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, key, "user", "{not json").Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := b.Get("/patients")
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("unreadable record: %d to %q, want 503", r.StatusCode, r.Location())
+	}
+	if c := sessionCookieOf(r); c != nil {
+		t.Errorf("unreadable record ended the session: Set-Cookie %q", r.Header.Get("Set-Cookie"))
+	}
+	if err := rdb.HSet(ctx, key, "user", saved).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.Get("/patients"); r.StatusCode != http.StatusOK {
+		t.Errorf("once the record is readable again: %d to %q, want 200", r.StatusCode, r.Location())
+	}
+}
+
 // TestSecretsNeverStoredOrLogged: after a realistic session the raw Cliniko
 // key, the passwords and the session tokens are nowhere in Redis, in any
 // asynq task, or in the logs; patient contact details are not stored in

@@ -485,3 +485,60 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminAPIJobsStateFilter: GET /admin/api/jobs lists permanent failures
+// unless state=all asks for the jobs still being retried too — with or
+// without state=failed, the same document as `pmsbridge jobs failed
+// --json`. A bad since is refused.
+func TestAdminAPIJobsStateFilter(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	ctx := context.Background()
+	for _, f := range []store.Failure{
+		{TaskID: "import:sub_x:au1:7", Queue: jobs.QueueImport, Type: jobs.TypeImportPatient, Permanent: true, Cause: pmsbridge.CauseClinikoNotFound, Reason: "gone", Attempts: 1},
+		{TaskID: "import:sub_x:au1:8", Queue: jobs.QueueImport, Type: jobs.TypeImportPatient, Permanent: false, Cause: pmsbridge.CauseClinikoUnavailable, Reason: "busy", Attempts: 5},
+	} {
+		if err := e.Store.RecordFailure(ctx, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := func(query string) []string {
+		t.Helper()
+		r := adminAPI(e, http.MethodGet, "/admin/api/jobs"+query, nil)
+		var doc struct {
+			Jobs []jobs.JobJSON `json:"jobs"`
+		}
+		if err := json.Unmarshal([]byte(r.Body), &doc); r.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("GET /admin/api/jobs%s: %d %s", query, r.StatusCode, r.Body)
+		}
+		return jobIDs(doc.Jobs)
+	}
+	_, out, _ := cliRun(t, e, "", "jobs", "failed", "--json")
+	var fromCLI struct {
+		Jobs []jobs.JobJSON `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &fromCLI); err != nil {
+		t.Fatalf("jobs failed --json: %v: %s", err, out)
+	}
+	for _, tc := range []struct {
+		query string
+		want  []string
+	}{
+		{"", jobIDs(fromCLI.Jobs)},
+		{"", []string{"import:sub_x:au1:7"}},
+		{"?state=failed", []string{"import:sub_x:au1:7"}},
+		{"?state=all", []string{"import:sub_x:au1:8", "import:sub_x:au1:7"}},
+	} {
+		got := ids(tc.query)
+		slices.Sort(got)
+		slices.Sort(tc.want)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("GET /admin/api/jobs%s: %v, want %v", tc.query, got, tc.want)
+		}
+	}
+	for _, q := range []string{"?since=-1h", "?since=yesterday", "?state=retrying"} {
+		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs"+q, nil); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /admin/api/jobs%s: %d %s, want 400", q, r.StatusCode, r.Body)
+		}
+	}
+}

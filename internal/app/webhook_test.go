@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -257,4 +260,84 @@ func taskIDs(ts []*asynq.TaskInfo) []string {
 		out = append(out, x.ID)
 	}
 	return out
+}
+
+// TestWebhookCallerHangsUp: a platform that gives up on a delivery (closes
+// the connection while pmsbridge works on it) and delivers the event again
+// must not lose it: once an event id is claimed, its programme is saved and
+// queued even though nobody waits for the answer, so a redelivery that
+// hears "duplicate" is telling the truth.
+func TestWebhookCallerHangsUp(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	_, pid := b.Open(clinikotest.DemoPatientID)
+	if pid == "" {
+		t.Fatal("import failed")
+	}
+	demoID := clinic.Practitioners["demo@clinic.example"].ID
+	u, _ := url.Parse(e.URL)
+	for i := range 20 {
+		progID := fmt.Sprintf("prg_gone%d", i)
+		body := hookEvent(fmt.Sprintf("evt_gone%d", i), "programme.assigned", hookProgramme{ID: progID, Version: 1, PatientID: pid,
+			PractitionerID: demoID, Title: "Knee rehab", StartsOn: "2026-11-22", Exercises: []pmsbridge.Exercise{legRaise}})
+		// Send the whole request, then hang up without reading the answer.
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req bytes.Buffer
+		fmt.Fprintf(&req, "POST /webhooks/programmes HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%s: %s\r\nContent-Length: %d\r\n\r\n%s",
+			u.Host, bridge.SignatureHeader, bridge.Sign(apptest.WebhookSecret, time.Now(), body), len(body), body)
+		if _, err := c.Write(req.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%5) * 100 * time.Microsecond)
+		c.Close()
+
+		r := postHook(e.NewBrowser(), body, bridge.Sign(apptest.WebhookSecret, time.Now(), body))
+		if st := hookStatus(t, r); r.StatusCode != http.StatusAccepted && (r.StatusCode != http.StatusOK || st != "duplicate") {
+			t.Fatalf("redelivery %d: %d %s, want 202 accepted or 200 duplicate", i, r.StatusCode, r.Body)
+		}
+		e.Eventually("programme "+progID+" of a delivery whose caller hung up", func() bool {
+			_, err := e.Store.GetProgramme(t.Context(), progID, 1)
+			return err == nil
+		})
+	}
+}
+
+// TestWebhookUnreadableRecordIsRetryable: when the patient's record cannot
+// be read, the event is refused with 503 (the platform delivers it again),
+// not 422 as if the sender had named an unknown patient; once the record
+// reads again, the redelivery is accepted.
+func TestWebhookUnreadableRecordIsRetryable(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	_, pid := b.Open(clinikotest.DemoPatientID)
+	if pid == "" {
+		t.Fatal("import failed")
+	}
+	rdb, key := e.App.Redis(), "pmsb:pat:"+pid
+	saved, err := rdb.Get(t.Context(), key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(t.Context(), key, "{not json", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	body := hookEvent("evt_unreadable", "programme.assigned", hookProgramme{ID: "prg_unreadable", Version: 1, PatientID: pid,
+		PractitionerID: clinic.Practitioners["demo@clinic.example"].ID, Title: "Knee rehab", StartsOn: "2026-11-22", Exercises: []pmsbridge.Exercise{legRaise}})
+	hook := e.NewBrowser()
+	if r := postHook(hook, body, bridge.Sign(apptest.WebhookSecret, time.Now(), body)); r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("unreadable patient record: %d %s, want 503", r.StatusCode, r.Body)
+	}
+	if err := rdb.Set(t.Context(), key, saved, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := postHook(hook, body, bridge.Sign(apptest.WebhookSecret, time.Now(), body)); r.StatusCode != http.StatusAccepted {
+		t.Errorf("redelivery once the record reads: %d %s, want 202", r.StatusCode, r.Body)
+	}
 }
