@@ -23,6 +23,10 @@ const (
 	webhookMaxBody   = 1 << 20
 	webhookTolerance = 5 * time.Minute
 	webhookEventTTL  = 30 * 24 * time.Hour
+	// webhookClaimTTL is how long an event id is held before its programme
+	// is safely stored; if the process dies in between, a redelivery after
+	// this is accepted again.
+	webhookClaimTTL = 2 * time.Minute
 	// webhookWorkTimeout bounds the work after the event is claimed, which
 	// does not stop when the caller hangs up.
 	webhookWorkTimeout = 10 * time.Second
@@ -139,7 +143,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), webhookWorkTimeout)
 	defer cancel()
 	// The event id decides duplicates, whatever the signature time.
-	first, err := s.deps.Store.ClaimEvent(ctx, "programmes:"+ev.ID, webhookEventTTL)
+	first, err := s.deps.Store.ClaimEvent(ctx, "programmes:"+ev.ID, webhookClaimTTL)
 	if err != nil {
 		webhookError(w, http.StatusServiceUnavailable, "try again")
 		return
@@ -173,6 +177,11 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		s.log.ErrorContext(ctx, "webhook", "request_id", requestID(ctx), "err", err)
 		webhookError(w, http.StatusServiceUnavailable, "try again")
 		return
+	}
+	if err := s.deps.Store.ConfirmEvent(ctx, "programmes:"+ev.ID, webhookEventTTL); err != nil {
+		// The programme is stored and queued; a redelivery would find the
+		// same version and queue nothing new, so this is not a failure.
+		s.log.WarnContext(ctx, "confirm webhook event", "request_id", requestID(ctx), "err", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 }

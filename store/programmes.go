@@ -467,6 +467,27 @@ func (s *Store) ClaimEvent(ctx context.Context, eventID string, ttl time.Duratio
 
 // ReleaseEvent forgets a claim, for when the work after ClaimEvent failed
 // and the sender should be able to deliver the event again.
+// ConfirmEvent keeps a claimed event for ttl (default DefaultEventTTL) once
+// its work is safely stored. Claims are first taken for a short time, so an
+// event whose handler died between the claim and the confirmation is
+// accepted again when it is delivered again.
+func (s *Store) ConfirmEvent(ctx context.Context, eventID string, ttl time.Duration) error {
+	if eventID == "" || len(eventID) > 200 {
+		return fmt.Errorf("confirm event: %w", invalid("event", "id must be 1 to 200 characters"))
+	}
+	if ttl <= 0 {
+		ttl = DefaultEventTTL
+	}
+	ok, err := s.rdb.Expire(ctx, s.key("evt", eventID), ttl).Result()
+	if err != nil {
+		return fmt.Errorf("confirm event: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("confirm event: the claim expired: %w", ErrNotFound)
+	}
+	return nil
+}
+
 func (s *Store) ReleaseEvent(ctx context.Context, eventID string) error {
 	if eventID == "" || len(eventID) > 200 {
 		return nil

@@ -323,6 +323,36 @@ func TestClaimEvent(t *testing.T) {
 	}
 }
 
+// TestConfirmEvent: a claim is held briefly until confirmed; an
+// unconfirmed claim (its handler died) lets a redelivery in again.
+func TestConfirmEvent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	if first, err := b.store.ClaimEvent(b.ctx, "evt_a", time.Minute); err != nil || !first {
+		t.Fatalf("claim = %v, %v", first, err)
+	}
+	must(t, b.store.ConfirmEvent(b.ctx, "evt_a", 0))
+	if ttl := b.rdb.TTL(b.ctx, "pmsb:evt:evt_a").Val(); ttl < 29*24*time.Hour {
+		t.Errorf("confirmed claim TTL = %v, want about 30 days", ttl)
+	}
+	if first, _ := b.store.ClaimEvent(b.ctx, "evt_a", time.Minute); first {
+		t.Error("a confirmed event was claimed again")
+	}
+	// An unconfirmed claim runs out.
+	if first, err := b.store.ClaimEvent(b.ctx, "evt_b", time.Minute); err != nil || !first {
+		t.Fatalf("claim = %v, %v", first, err)
+	}
+	must(t, b.rdb.PExpire(b.ctx, "pmsb:evt:evt_b", time.Millisecond).Err())
+	time.Sleep(20 * time.Millisecond)
+	if first, err := b.store.ClaimEvent(b.ctx, "evt_b", time.Minute); err != nil || !first {
+		t.Errorf("claim after an unconfirmed claim ran out = %v, %v; want first", first, err)
+	}
+	must(t, b.rdb.Del(b.ctx, "pmsb:evt:evt_b").Err())
+	if err := b.store.ConfirmEvent(b.ctx, "evt_b", 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("confirm without a claim: err = %v, want ErrNotFound", err)
+	}
+}
+
 func TestOpenProgramme(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *store.Options) { o.AccessMaxFailures = 5; o.AccessMaxIPFailures = 8 })

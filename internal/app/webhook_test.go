@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +114,11 @@ func TestWebhookProgrammes(t *testing.T) {
 			t.Fatalf("patient JSON: %+v (found %v), want prg_123 v1 pending with a code", p, ok)
 		}
 		code = p.Code
+		// Accepted events are remembered for 30 days (the claim is short
+		// until the programme is stored).
+		if ttl := e.App.Redis().TTL(context.Background(), "pmsb:evt:programmes:evt_8f2c").Val(); ttl < 29*24*time.Hour {
+			t.Errorf("accepted event kept for %s, want about 30 days", ttl)
+		}
 	})
 
 	t.Run("duplicates", func(t *testing.T) {
