@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,11 +49,31 @@ func (s *Server) tokenOK(got string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) == 1
 }
 
-// adminCookieValue is derived from the token, so changing the token logs
-// every browser out.
-func (s *Server) adminCookieValue() string {
-	h := sha256.Sum256([]byte("pmsbridge-admin-session\x00" + s.cfg.AdminToken))
-	return hex.EncodeToString(h[:])
+// adminSessionTTL is how long a support login in a browser lasts.
+const adminSessionTTL = 8 * time.Hour
+
+// adminCookieValue is "<unix expiry>.<HMAC of it keyed by the token>": the
+// server checks the expiry (a copied cookie stops working), and changing
+// the token logs every browser out.
+func (s *Server) adminCookieValue(expires time.Time) string {
+	exp := strconv.FormatInt(expires.Unix(), 10)
+	m := hmac.New(sha256.New, []byte(s.cfg.AdminToken))
+	m.Write([]byte("pmsbridge-admin-session\x00" + exp))
+	return exp + "." + hex.EncodeToString(m.Sum(nil))
+}
+
+// adminCookieOK checks an admin cookie's signature and expiry.
+func (s *Server) adminCookieOK(v string) bool {
+	exp, _, ok := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || err != nil {
+		return false
+	}
+	expires := time.Unix(sec, 0)
+	if !s.cfg.Now().Before(expires) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(v), []byte(s.adminCookieValue(expires))) == 1
 }
 
 func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
@@ -80,7 +102,7 @@ func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		if c, err := r.Cookie(adminCookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.adminCookieValue())) == 1 {
+		if c, err := r.Cookie(adminCookie); err == nil && s.adminCookieOK(c.Value) {
 			h(w, r)
 			return
 		}
@@ -103,8 +125,8 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: s.adminCookieValue(), Path: "/admin", HttpOnly: true,
-		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: 8 * 3600})
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: s.adminCookieValue(s.cfg.Now().Add(adminSessionTTL)), Path: "/admin", HttpOnly: true,
+		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: int(adminSessionTTL.Seconds())})
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 

@@ -34,7 +34,11 @@ func checkRedis(ctx context.Context, rdb redis.UniversalClient, wait time.Durati
 			return fmt.Errorf("redis (redis.url) does not answer: %v", redisErrText(err))
 		}
 		log.Warn("waiting for redis", "err", redisErrText(err))
-		time.Sleep(time.Second)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	fields := parseInfo(info)
 	ver := fields["redis_version"]

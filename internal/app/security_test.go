@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
@@ -464,5 +466,42 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 		if strings.Contains(payloads.String(), name) || strings.Contains(logs, name) {
 			t.Errorf("the patient's name %q is in a task or the logs", name)
 		}
+	}
+}
+
+// TestAdminBrowserLoginExpires: the support login cookie carries a signed
+// expiry that the server checks: after 8 hours it no longer works, a
+// tampered expiry is refused, and a new token logs everyone out.
+func TestAdminBrowserLoginExpires(t *testing.T) {
+	t.Parallel()
+	clock := newStepClock(time.Now().UTC())
+	e := apptest.Start(t, apptest.Options{Now: clock.Now})
+	admin := e.NewBrowser()
+	if r := admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("admin login: %d", r.StatusCode)
+	}
+	if r := admin.Get("/admin/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("admin page after login: %d, want 200", r.StatusCode)
+	}
+	u, _ := url.Parse(e.URL + "/admin/")
+	var value string
+	for _, c := range admin.C.Jar.Cookies(u) {
+		if c.Name == "pmsbridge_admin" {
+			value = c.Value
+		}
+	}
+	exp, sig, ok := strings.Cut(value, ".")
+	if !ok || exp == "" || sig == "" {
+		t.Fatalf("admin cookie %q: want <expiry>.<signature>", value)
+	}
+	forged := e.NewBrowser()
+	n, _ := strconv.ParseInt(exp, 10, 64)
+	forged.C.Jar.SetCookies(u, []*http.Cookie{{Name: "pmsbridge_admin", Value: strconv.FormatInt(n+86400, 10) + "." + sig, Path: "/admin"}})
+	if r := forged.Get("/admin/"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("cookie with a moved expiry: %d, want 303 to the login", r.StatusCode)
+	}
+	clock.Advance(8*time.Hour + time.Minute)
+	if r := admin.Get("/admin/"); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/login" {
+		t.Errorf("after 8 hours: %d to %q, want 303 to /admin/login", r.StatusCode, r.Location())
 	}
 }
