@@ -409,13 +409,14 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	s.audit(r, p.ID, "patient.transferred", "to "+c.ID)
 	// The practitioner may no longer be able to open the patient.
 	target := "/patients?done=transferred"
-	if acc, err := s.deps.Store.CanOpen(r.Context(), *practitionerFrom(r.Context()), mustOwner(p, c.ID)); err == nil && acc.Allowed {
+	if acc, err := s.deps.Store.CanOpen(r.Context(), *practitionerFrom(r.Context()), withOwner(p, c.ID)); err == nil && acc.Allowed {
 		target = "/patients/" + p.ID + "?done=transferred"
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-func mustOwner(p store.Patient, owner string) store.Patient {
+// withOwner is p as it is after a transfer to owner.
+func withOwner(p store.Patient, owner string) store.Patient {
 	p.OwnerID = owner
 	return p
 }

@@ -22,9 +22,6 @@ func NewClient(rdb redis.UniversalClient) *Client {
 	return &Client{rdb: rdb, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
-// Close releases the client. The Redis connection stays open (it is shared).
-func (c *Client) Close() error { return nil }
-
 // Inspector exposes asynq's inspector for support tooling.
 func (c *Client) Inspector() *asynq.Inspector { return c.insp }
 

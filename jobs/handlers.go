@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/pdf"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -42,7 +43,7 @@ func NewHandlers(d Deps) *Handlers {
 		d.Now = time.Now
 	}
 	if d.Render == nil {
-		d.Render = renderPDF
+		d.Render = pdf.Render
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -102,10 +103,7 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		return nil, err
 	}
 	for k, v := range done {
-		var q, t string
-		if i := indexByte(k, '|'); i > 0 {
-			q, t = k[:i], k[i+1:]
-		}
+		q, t, _ := strings.Cut(k, "|")
 		var n int
 		fmt.Sscan(v, &n)
 		get(q, t).DoneToday = n
@@ -121,15 +119,6 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		return out[i].Type < out[j].Type
 	})
 	return out, nil
-}
-
-func indexByte(s string, b byte) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return i
-		}
-	}
-	return -1
 }
 
 func doneKey(t time.Time) string { return "pmsb:stats:done:" + t.UTC().Format("2006-01-02") }

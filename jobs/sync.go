@@ -36,9 +36,6 @@ const firstSyncLookback = 7 * 24 * time.Hour
 // NewSyncTickTask is the scheduler's periodic task.
 func NewSyncTickTask() *asynq.Task { return asynq.NewTask(TypeSyncTick, nil) }
 
-// SyncTickEvery is how often the scheduler enqueues a tick.
-func SyncTickEvery(interval time.Duration) time.Duration { return interval }
-
 // SyncTickOptions are the tick's enqueue options.
 func SyncTickOptions() []asynq.Option {
 	return []asynq.Option{asynq.Queue(QueueSync), asynq.MaxRetry(3), asynq.Timeout(time.Minute)}

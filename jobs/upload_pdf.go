@@ -30,8 +30,6 @@ type UploadPayload struct {
 // PDFDocument is what a programme PDF shows.
 type PDFDocument = pdf.Document
 
-func renderPDF(doc PDFDocument) ([]byte, error) { return pdf.Render(doc) }
-
 // UploadTaskID is the deterministic task id of a programme version's upload.
 func UploadTaskID(programmeID string, version int) string {
 	return fmt.Sprintf("pdf:%s:v%d", programmeID, version)

@@ -23,16 +23,6 @@ func (c *coverage) has(r rune) bool {
 
 func (c *coverage) set(r int) { c[r>>6] |= 1 << (uint(r) & 63) }
 
-// subsetOf reports whether every rune in c is also in d.
-func (c *coverage) subsetOf(d *coverage) bool {
-	for i := range c {
-		if c[i]&^d[i] != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // String returns the runes of c in order.
 func (c *coverage) String() string {
 	var b strings.Builder

@@ -118,17 +118,17 @@ func (s *Store) GetFailure(ctx context.Context, taskID string) (Failure, error) 
 
 // ListFailures returns the ledger entries that match, newest first.
 func (s *Store) ListFailures(ctx context.Context, f FailureFilter) ([]Failure, error) {
-	min := "-inf"
+	from := "-inf"
 	if !f.Since.IsZero() {
-		min = fmt.Sprint(f.Since.UnixMilli())
+		from = fmt.Sprint(f.Since.UnixMilli())
 	}
-	ids, err := s.rdb.ZRevRangeByScore(ctx, s.failureIndex(), &redis.ZRangeBy{Min: min, Max: "+inf"}).Result()
+	ids, err := s.rdb.ZRevRangeByScore(ctx, s.failureIndex(), &redis.ZRangeBy{Min: from, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list failures: %w", err)
 	}
 	out := []Failure{}
 	for start := 0; start < len(ids); start += 500 {
-		end := min2(start+500, len(ids))
+		end := min(start+500, len(ids))
 		keys := make([]string, 0, end-start)
 		for _, id := range ids[start:end] {
 			keys = append(keys, s.failureKey(id))
@@ -150,11 +150,4 @@ func (s *Store) ListFailures(ctx context.Context, f FailureFilter) ([]Failure, e
 // CountFailures returns the ledger's size (every entry, retrying included).
 func (s *Store) CountFailures(ctx context.Context) (int64, error) {
 	return s.rdb.ZCard(ctx, s.failureIndex()).Result()
-}
-
-func min2(a, b int) int {
-	if a < b {
-		return a
-	}
-	return b
 }

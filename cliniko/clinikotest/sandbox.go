@@ -506,19 +506,16 @@ func (s *Sandbox) EditPatient(id string, fn func(*Patient)) bool {
 
 // ArchivePatient archives a patient: hidden from /patients, 404 by id.
 func (s *Sandbox) ArchivePatient(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.patients[id]
-	if !ok {
-		return false
-	}
-	now := s.nowLocked().UTC().Truncate(time.Second)
-	p.ArchivedAt, p.UpdatedAt = &now, now
-	return true
+	return s.stampPatient(id, func(p *Patient, now *time.Time) { p.ArchivedAt = now })
 }
 
 // DeletePatient marks a patient deleted: hidden from /patients, 404 by id.
 func (s *Sandbox) DeletePatient(id string) bool {
+	return s.stampPatient(id, func(p *Patient, now *time.Time) { p.DeletedAt = now })
+}
+
+// stampPatient sets a patient's time field (via set) and updated_at to now.
+func (s *Sandbox) stampPatient(id string, set func(p *Patient, now *time.Time)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.patients[id]
@@ -526,7 +523,8 @@ func (s *Sandbox) DeletePatient(id string) bool {
 		return false
 	}
 	now := s.nowLocked().UTC().Truncate(time.Second)
-	p.DeletedAt, p.UpdatedAt = &now, now
+	set(p, &now)
+	p.UpdatedAt = now
 	return true
 }
 

@@ -169,7 +169,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
-		m.worker.Every(jobs.SyncTickEvery(m.cfg.Sync.Interval), jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
+		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
 	}
 
 	if opts.Mode.serves() {
@@ -278,9 +278,6 @@ func (m *Main) Close() error {
 	m.closed = true
 	if m.ln != nil {
 		_ = m.ln.Close()
-	}
-	if m.Jobs != nil {
-		_ = m.Jobs.Close()
 	}
 	if m.rdb != nil {
 		_ = m.rdb.Close()
