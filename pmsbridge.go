@@ -26,6 +26,11 @@ const (
 	CauseNotLinked           Cause = "not_linked"           // the patient has no Cliniko link
 	CauseInvalidPayload      Cause = "invalid_payload"      // a task or request that can never succeed
 	CauseInternal            Cause = "internal"             // a bug or an unexpected state
+
+	// Messages to patients (their programme code).
+	CauseNoContact           Cause = "no_contact"           // no email address or mobile number for the channel
+	CauseDeliveryRejected    Cause = "delivery_rejected"    // the mail server or Twilio refused this for good
+	CauseDeliveryUnavailable Cause = "delivery_unavailable" // transient: retried
 )
 
 // Causes lists every cause code, in the order support pages show them.
@@ -33,6 +38,7 @@ var Causes = []Cause{
 	CauseClinikoUnauthorized, CauseClinikoForbidden, CauseClinikoNotFound,
 	CauseClinikoInvalid, CauseClinikoRateLimited, CauseClinikoUnavailable,
 	CauseNoClinikoKey, CauseNotLinked, CauseInvalidPayload, CauseInternal,
+	CauseNoContact, CauseDeliveryRejected, CauseDeliveryUnavailable,
 }
 
 // Valid reports whether c is one of the known cause codes.
@@ -48,7 +54,7 @@ func (c Cause) Valid() bool {
 // Transient reports whether a failure with this cause is expected to go away
 // by itself, so the work should be retried later rather than given up.
 func (c Cause) Transient() bool {
-	return c == CauseClinikoRateLimited || c == CauseClinikoUnavailable
+	return c == CauseClinikoRateLimited || c == CauseClinikoUnavailable || c == CauseDeliveryUnavailable
 }
 
 // Error is a failure with a cause code and a message that is safe to show to

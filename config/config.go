@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +38,8 @@ type Config struct {
 	Worker   Worker   `mapstructure:"worker"`
 	Log      Log      `mapstructure:"log"`
 	Regions  Regions  `mapstructure:"regions"`
+	Mail     Mail     `mapstructure:"mail"`
+	SMS      SMS      `mapstructure:"sms"`
 }
 
 // HTTP configures the web server.
@@ -45,6 +49,11 @@ type HTTP struct {
 	// ExtraHosts are further host names this deployment answers for, beside
 	// the host of public_url (e.g. an internal load-balancer name).
 	ExtraHosts []string `mapstructure:"extra_hosts"`
+	// TrustedProxies are the CIDRs (or single addresses) of the reverse
+	// proxies in front of this deployment. Only from those peers is
+	// X-Forwarded-For believed; the client is its right-most address that
+	// is not a trusted proxy. Empty: the connection's own address.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // Redis configures the one Redis that holds queues and records.
@@ -110,6 +119,38 @@ type Log struct {
 	// Level is debug, info, warn or error. Default "info".
 	Level string `mapstructure:"level"`
 }
+
+// Mail configures email to patients (their programme code).
+type Mail struct {
+	// SMTPURL is smtp://[user:pass@]host:port (STARTTLS when the server
+	// offers it) or smtps://[user:pass@]host:port (implicit TLS). Empty: no
+	// email is sent. It may hold a password: a secret.
+	SMTPURL string `mapstructure:"smtp_url"`
+	// From is the sender, "Name <address>". Required when SMTPURL is set.
+	From string `mapstructure:"from"`
+}
+
+// SMS configures text messages to patients through Twilio's REST API.
+type SMS struct {
+	// TwilioAccountSID is the Twilio account ("AC" + 32 hex digits). SMS is
+	// configured when it, TwilioAuthToken and From are all set.
+	TwilioAccountSID string `mapstructure:"twilio_account_sid"`
+	// TwilioAuthToken authenticates to Twilio. A secret.
+	TwilioAuthToken string `mapstructure:"twilio_auth_token"`
+	// From is an E.164 number (+61…) or a messaging service sid (MG…).
+	From string `mapstructure:"from"`
+	// TwilioBaseURL is Twilio's API address. Default https://api.twilio.com
+	// (tests point it at the sandbox).
+	TwilioBaseURL string `mapstructure:"twilio_base_url"`
+}
+
+// Configured reports whether SMS can be sent.
+func (s SMS) Configured() bool {
+	return s.TwilioAccountSID != "" && s.TwilioAuthToken != "" && s.From != ""
+}
+
+// Configured reports whether email can be sent.
+func (m Mail) Configured() bool { return m.SMTPURL != "" }
 
 // Regions describes the platform's regional deployments.
 type Regions struct {
@@ -190,6 +231,10 @@ func (c Config) WithDefaults() Config {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.SMS.TwilioBaseURL == "" {
+		c.SMS.TwilioBaseURL = "https://api.twilio.com"
+	}
+	c.SMS.TwilioBaseURL = strings.TrimRight(c.SMS.TwilioBaseURL, "/")
 	return c
 }
 
@@ -294,11 +339,93 @@ func (c Config) Validate() error {
 	default:
 		add("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
+	for i, cidr := range c.HTTP.TrustedProxies {
+		if _, err := ParseTrustedProxy(cidr); err != nil {
+			add("http.trusted_proxies", "entry %d: %v", i+1, err)
+		}
+	}
+	if c.Mail.SMTPURL != "" {
+		if err := checkSMTPURL(c.Mail.SMTPURL); err != nil {
+			add("mail.smtp_url", "%v", err)
+		}
+		if c.Mail.From == "" {
+			add("mail.from", "is required when mail.smtp_url is set: \"Clinic name <codes@your.domain>\"")
+		}
+	}
+	if c.Mail.From != "" {
+		if a, err := mail.ParseAddress(c.Mail.From); err != nil || !strings.Contains(a.Address, "@") {
+			add("mail.from", "must look like \"Name <address@domain>\"")
+		}
+	}
+	sms := c.SMS
+	if sms.TwilioAccountSID != "" || sms.TwilioAuthToken != "" || sms.From != "" {
+		if !twilioSIDRe.MatchString(sms.TwilioAccountSID) {
+			add("sms.twilio_account_sid", "must be AC followed by 32 hexadecimal digits (Twilio console → Account info)")
+		}
+		if sms.TwilioAuthToken == "" {
+			add("sms.twilio_auth_token", "is required when SMS is configured")
+		}
+		if !e164Re.MatchString(sms.From) && !messagingSIDRe.MatchString(sms.From) {
+			add("sms.from", "must be an E.164 number like +61412345678 or a messaging service sid (MG…)")
+		}
+	}
+	if u, err := url.Parse(sms.TwilioBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		add("sms.twilio_base_url", "must be an http(s) address like https://api.twilio.com")
+	}
 	if len(p) == 0 {
 		return nil
 	}
 	sort.Strings(p)
 	return &ValidationError{Problems: p}
+}
+
+var (
+	twilioSIDRe    = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	messagingSIDRe = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+	e164Re         = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+)
+
+// ParseTrustedProxy reads one entry of http.trusted_proxies: a CIDR such as
+// 10.0.0.0/8 or fd00::/8, or a single address (taken as /32 or /128).
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR like 10.0.0.0/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or a CIDR like 10.0.0.0/8", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// checkSMTPURL checks mail.smtp_url without echoing it (it may hold a
+// password).
+func checkSMTPURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("is not a valid URL: use smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
+	}
+	if u.Scheme != "smtp" && u.Scheme != "smtps" {
+		return fmt.Errorf("must start with smtp:// (STARTTLS when offered) or smtps:// (implicit TLS)")
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("has no host: use smtp://[user:pass@]host:587")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("has a bad port")
+		}
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return fmt.Errorf("must be just scheme, optional user:password, host and port")
+	}
+	return nil
 }
 
 // DecodeKey decodes a base64 AES-256 key and checks its length.

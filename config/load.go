@@ -33,6 +33,7 @@ var Keys = []Key{
 	{Name: "public_url", Flag: "public-url", Usage: "public address of this deployment (default https://{region}.physitrack.com)"},
 	{Name: "http.addr", Flag: "http-addr", Usage: "HTTP listen address", Default: ":8080"},
 	{Name: "http.extra_hosts", Flag: "http-extra-hosts", Usage: "further host names to answer for (comma-separated)", Default: []string{}},
+	{Name: "http.trusted_proxies", Flag: "http-trusted-proxies", Usage: "CIDRs of the reverse proxies in front (comma-separated); only their X-Forwarded-For is believed", Default: []string{}},
 	{Name: "redis.url", Flag: "redis-url", Usage: "Redis URL: redis://, rediss:// or redis-sentinel://…?master=name", Default: "redis://localhost:6379/0", Secret: true},
 	{Name: "cliniko.base_url", Flag: "cliniko-base-url", Usage: "Cliniko API address with {shard}", Default: "https://api.{shard}.cliniko.com/v1"},
 	{Name: "cliniko.user_agent", Flag: "cliniko-user-agent", Usage: "User-Agent sent to Cliniko: \"Name (email)\" (required)"},
@@ -47,6 +48,12 @@ var Keys = []Key{
 	{Name: "log.format", Flag: "log-format", Usage: "log format: json or text", Default: "json"},
 	{Name: "log.level", Flag: "log-level", Usage: "log level: debug, info, warn or error", Default: "info"},
 	{Name: "regions.url_pattern", Flag: "regions-url-pattern", Usage: "public address of a region, with {region}", Default: "https://{region}.physitrack.com"},
+	{Name: "mail.smtp_url", Flag: "mail-smtp-url", Usage: "SMTP server for codes by email: smtp://[user:pass@]host:port (STARTTLS) or smtps:// (empty: no email)", Secret: true},
+	{Name: "mail.from", Flag: "mail-from", Usage: "sender of code emails: \"Name <address>\""},
+	{Name: "sms.twilio_account_sid", Flag: "sms-twilio-account-sid", Usage: "Twilio account sid (AC…) for codes by SMS (empty: no SMS)"},
+	{Name: "sms.twilio_auth_token", Flag: "sms-twilio-auth-token", Usage: "Twilio auth token", Secret: true},
+	{Name: "sms.from", Flag: "sms-from", Usage: "SMS sender: an E.164 number or a messaging service sid (MG…)"},
+	{Name: "sms.twilio_base_url", Flag: "sms-twilio-base-url", Usage: "Twilio API address", Default: "https://api.twilio.com"},
 }
 
 // AddFlags registers a flag for every key (plus --config) on fs.

@@ -64,7 +64,7 @@ func Decide(err error) Decision {
 	switch pmsbridge.CauseOf(err) {
 	case pmsbridge.CauseClinikoRateLimited:
 		return Snooze
-	case pmsbridge.CauseClinikoUnavailable, pmsbridge.CauseInternal:
+	case pmsbridge.CauseClinikoUnavailable, pmsbridge.CauseDeliveryUnavailable, pmsbridge.CauseInternal:
 		return Retry
 	default:
 		// 401, 403, 404, 422, no key, not linked, invalid payload: trying
