@@ -104,7 +104,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	}
 	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
 	if upload {
-		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return err
 		}
 	}
@@ -112,7 +112,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 		ctx := context.WithoutCancel(ctx)
 		_ = st.RecordFailure(ctx, f)
 		if upload && f.Permanent {
-			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFFailed, Cause: f.Cause, Reason: f.Reason})
+			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
 		}
 		return err
 	}

@@ -72,7 +72,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if state.State == store.PDFUploaded {
+	if state.State == pmsbridge.PDFUploaded {
 		return nil // done before (a redelivered task)
 	}
 	patient, err := h.Store.GetPatient(ctx, prog.PatientID)
@@ -80,7 +80,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("programme's patient: %w", err)
 	}
 	if patient.Link == nil {
-		return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: store.PDFNotLinked,
+		return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFNotLinked,
 			Cause: pmsbridge.CauseNotLinked, Reason: "The patient is not linked to Cliniko, so there is nowhere to send the PDF."})
 	}
 	pr, key, cu, err := h.uploadKey(ctx, prog.PractitionerID, patient)
@@ -164,12 +164,12 @@ func (h *Handlers) renewLock(ctx context.Context, key string) func() {
 }
 
 func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attachmentID string) error {
-	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: store.PDFUploaded, AttachmentID: attachmentID})
+	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: attachmentID})
 }
 
 // markPDFFailed records a permanent failure on the programme version.
 func (h *Handlers) markPDFFailed(ctx context.Context, programmeID string, version int, cause pmsbridge.Cause, reason string) {
-	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: store.PDFFailed, Cause: cause, Reason: reason}); err != nil {
+	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: pmsbridge.PDFFailed, Cause: cause, Reason: reason}); err != nil {
 		h.Log.Error("record pdf failure", "programme_id", programmeID, "version", version, "err", err)
 	}
 }

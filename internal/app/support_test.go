@@ -392,7 +392,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		if f, err := e.Store.GetFailure(ctx, uploadForbidden); err != nil || !f.Permanent || f.Attempts != 1 {
 			t.Errorf("after n: ledger entry %+v %v, want it untouched", f, err)
 		}
-		if st, _ := e.Store.PDFStateOf(ctx, samProg.ID, 1); st.State != store.PDFFailed {
+		if st, _ := e.Store.PDFStateOf(ctx, samProg.ID, 1); st.State != pmsbridge.PDFFailed {
 			t.Errorf("after n: pdf state %s, want failed", st.State)
 		}
 
@@ -403,7 +403,7 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
 		waitLedgerGone(t, e, uploadForbidden)
-		waitPDFState(t, e, bs, zoe, samProg.ID, 1, store.PDFUploaded)
+		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
 		stillExactly(t, e, clinikotest.DemoPatientID, 1)
 
 		// A job nobody will fix is deleted.

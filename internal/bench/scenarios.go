@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
@@ -387,7 +388,7 @@ func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *cliniko
 		done := 0
 		for i := 0; i < burstUploads; i++ {
 			st, err := t.store.PDFStateOf(ctx, fmt.Sprintf("prg_burst_%d", i), 1)
-			if err == nil && st.State == store.PDFUploaded {
+			if err == nil && st.State == pmsbridge.PDFUploaded {
 				done++
 			}
 		}
