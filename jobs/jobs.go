@@ -51,8 +51,10 @@ const (
 	GiveUp
 )
 
-// Decide maps a handler error to what happens next. It is the one place
-// where causes map to retry or skip.
+// Decide maps a handler error to what happens next. It follows the cause
+// table's retry class (pmsbridge.Cause.Retry), the same rule that pages use
+// through pmsbridge.Cause.Transient; the only addition is busyError, work
+// that another worker is doing right now.
 func Decide(err error) Decision {
 	if err == nil {
 		return Retry
@@ -61,10 +63,10 @@ func Decide(err error) Decision {
 	if errors.As(err, &b) {
 		return Snooze
 	}
-	switch pmsbridge.CauseOf(err) {
-	case pmsbridge.CauseClinikoRateLimited:
+	switch pmsbridge.CauseOf(err).Retry() {
+	case pmsbridge.RetryWait:
 		return Snooze
-	case pmsbridge.CauseClinikoUnavailable, pmsbridge.CauseDeliveryUnavailable, pmsbridge.CauseInternal:
+	case pmsbridge.RetryBackoff:
 		return Retry
 	default:
 		// 401, 403, 404, 422, no key, not linked, invalid payload: trying
@@ -84,7 +86,7 @@ func (e *busyError) Error() string               { return e.what + " is being do
 func (e *busyError) RetryTime() time.Time        { return e.retryAt }
 func (e *busyError) ErrorCause() pmsbridge.Cause { return pmsbridge.CauseInternal }
 func (e *busyError) ErrorMessage() string {
-	return "Another worker was doing the same " + e.what + " at that moment; pmsbridge tries again by itself."
+	return "Another worker was doing the same " + e.what + " at that moment."
 }
 
 // permanent wraps err so asynq archives the task without retrying.
