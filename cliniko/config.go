@@ -111,6 +111,10 @@ func checkUserAgent(ua string) error {
 // Cliniko shard. The settings page shows it as "unknown shard".
 var ErrBadShard = errors.New("the API key's shard suffix is not a Cliniko shard")
 
+// BadShardMessage is what practitioners read about a key that fails with
+// ErrBadShard (Error.ErrorMessage gives it).
+const BadShardMessage = "The end of this key (after the last \"-\") does not name a Cliniko region we know (unknown shard, such as au1, uk2 or ca1). Copy the whole key from Cliniko and try again."
+
 var shardRe = regexp.MustCompile(`(?i)^[a-z]{2}[0-9]{1,2}$`)
 
 // ShardFromKey returns the Cliniko shard an API key belongs to: the text after

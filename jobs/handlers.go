@@ -100,7 +100,7 @@ func (h *Handlers) wrap(fn func(context.Context, *asynq.Task) error) func(contex
 // succeed.
 func decode(t *asynq.Task, v any) error {
 	if err := json.Unmarshal(t.Payload(), v); err != nil {
-		return &pmsbridge.Error{Cause: pmsbridge.CauseInvalidPayload, Message: "the task's payload cannot be read", Err: err}
+		return &pmsbridge.Error{Cause: pmsbridge.CauseInvalidPayload, Message: "The task's payload cannot be read.", Err: err}
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	prog, err := h.Store.GetProgramme(ctx, p.ProgrammeID, p.Version)
 	if errors.Is(err, store.ErrNotFound) {
-		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "programme %s version %d does not exist", p.ProgrammeID, p.Version)
+		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "Programme %s version %d does not exist.", p.ProgrammeID, p.Version)
 	} else if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	body, err := h.Render(ProgrammeDocument(ctx, h.Store, prog, patient, h.AccessURL))
 	if err != nil {
-		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "the PDF could not be made", Err: err}
+		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
 	}
 	desc := fmt.Sprintf("Home exercise programme: %s (version %d) %s", prog.Title, prog.Version, marker)
 	if n := len([]rune(desc)); n > 255 {
@@ -194,7 +194,7 @@ func (h *Handlers) uploadKey(ctx context.Context, assignerID string, patient sto
 		}
 	}
 	return store.Practitioner{}, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey,
-		"neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account: add one under Cliniko settings")
+		"Neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account.")
 }
 
 // ProgrammeDocument gathers what a programme version's PDF shows: the

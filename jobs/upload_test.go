@@ -228,7 +228,7 @@ func TestUploadNotPossible(t *testing.T) {
 			}
 			other := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 			return b.programme(t, "", b.patient, other, "Ankle"), clinikotest.DemoPatientID
-		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseNoClinikoKey}, pmsbridge.CauseNoClinikoKey, "Cliniko settings"},
+		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseNoClinikoKey}, pmsbridge.CauseNoClinikoKey, "has a Cliniko API key"},
 		{"not linked", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			b.unlink(t, b.patient.ID)
 			return b.programme(t, "", b.patient, b.pr, "Ankle"), clinikotest.DemoPatientID
