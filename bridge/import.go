@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge"
@@ -90,21 +92,15 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "/settings/cliniko?need=key&next="+url.QueryEscape(here), http.StatusSeeOther)
 			return
 		}
-		if st.Cause.Transient() {
-			// Retries ran out while Cliniko was down or busy.
-			s.message(w, r, http.StatusServiceUnavailable, "Cliniko did not answer", message{Tone: "warn",
-				Heading:    "Cliniko did not answer for several minutes",
-				Paragraphs: []string{"pmsbridge kept trying to read this patient from Cliniko, but Cliniko did not answer. It may be down for maintenance.", "Try again now, or in a few minutes."},
-				Links:      []link{{Text: "Try again", URL: here}, {Text: "Go to your patients", URL: "/patients", Secondary: true}}})
-			return
-		}
-		s.causeError(w, r, st.Cause, st.Message)
+		// For a cause that is retried by itself (Cliniko down) the retries
+		// ran out: the page offers to try again.
+		s.causeError(w, r, st.Cause, st.Message, here)
 	case pmsbridge.ImportNone:
 		// Only with check=1 and no import on record: start one.
 		http.Redirect(w, r, here, http.StatusSeeOther)
 	default:
 		s.page(w, r, http.StatusAccepted, "importing", "Opening patient", importingData{
-			PatientID: cid, Status: st, Busy: st.Cause.Transient(), Here: here,
+			PatientID: cid, Status: st, Waiting: st.Cause.Info().Clinician.Waiting, WaitingJSON: waitingJSON, Here: here,
 		})
 	}
 }
@@ -112,9 +108,33 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 type importingData struct {
 	PatientID string
 	Status    importState
-	Busy      bool
-	Here      string
+	// Waiting is what the page says while the import is retried with
+	// Status.Cause (Cliniko busy); nil: the import is simply running.
+	Waiting *pmsbridge.Text
+	// WaitingJSON maps every cause with waiting words to them, for the
+	// page's script to switch to when the status route names the cause.
+	WaitingJSON string
+	Here        string
 }
+
+// waitingJSON is importingData.WaitingJSON: {"cause":{"heading","explain"}}.
+var waitingJSON = func() string {
+	type words struct {
+		Heading string `json:"heading"`
+		Explain string `json:"explain"`
+	}
+	m := map[pmsbridge.Cause]words{}
+	for _, c := range pmsbridge.Causes {
+		if w := c.Info().Clinician.Waiting; w != nil {
+			m[c] = words{w.Heading, strings.Join(w.Explain, " ")}
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // strings only
+	}
+	return string(b)
+}()
 
 // openLinked sends the practitioner to a linked patient they may open, or
 // explains whose patient it is.
@@ -236,7 +256,7 @@ func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shar
 		// was busy, say so while the retry runs, so that the waiting page
 		// does not flip back to "opening" on every attempt.
 		st := importState{State: pmsbridge.ImportPending}
-		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil && f.Cause.Transient() {
+		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil && f.Cause.Info().Clinician.Waiting != nil {
 			st.Cause, st.Message = f.Cause, f.Reason
 		}
 		return st, nil

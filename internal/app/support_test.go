@@ -18,7 +18,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
@@ -342,7 +341,7 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("admin page: %d", page.StatusCode)
 		}
 		for cause, n := range map[pmsbridge.Cause]int{pmsbridge.CauseClinikoUnauthorized: 1, pmsbridge.CauseClinikoForbidden: 1, pmsbridge.CauseClinikoNotFound: 2, pmsbridge.CauseClinikoInvalid: 3} {
-			help := bridge.CauseHelps[cause]
+			help := cause.Info().Support
 			for _, want := range []string{
 				html.EscapeString(help.Title) + ` <span class="badge">` + string(cause) + `</span> <span class="badge error">` + strconv.Itoa(n) + `</span>`,
 				html.EscapeString(help.Means), html.EscapeString(help.Fix),
