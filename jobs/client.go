@@ -59,6 +59,16 @@ func (c *Client) TaskState(ctx context.Context, queue, id string) (State, *asynq
 	}
 }
 
+// enqueue queues task under the deterministic id with its type's options
+// (taskSpecs); see enqueueOnce.
+func (c *Client) enqueue(ctx context.Context, task *asynq.Task, id string) (bool, error) {
+	opts := TaskOptions(task.Type())
+	if opts == nil {
+		return false, fmt.Errorf("enqueue %s: unknown task type", task.Type())
+	}
+	return c.enqueueOnce(ctx, task, taskSpecs[task.Type()].queue, id, opts...)
+}
+
 // enqueueOnce enqueues task with a deterministic id. If a task with that id
 // already exists it is joined while it is still to run; a failed (archived)
 // or finished one is replaced, because asynq keeps an archived task's id

@@ -36,8 +36,7 @@ func ImportTaskID(subscriptionID, shard, clinikoPatientID string) string {
 // running and replacing one that failed. It reports the task id.
 func (c *Client) EnqueueImport(ctx context.Context, p ImportPayload) (string, error) {
 	id := ImportTaskID(p.SubscriptionID, p.Shard, p.ClinikoPatientID)
-	_, err := c.enqueueOnce(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), QueueImport, id,
-		asynq.MaxRetry(8), asynq.Timeout(60*time.Second), asynq.Retention(10*time.Minute))
+	_, err := c.enqueue(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), id)
 	return id, err
 }
 

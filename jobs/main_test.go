@@ -189,7 +189,7 @@ func (b *bundle) startWorker(t *testing.T, handler asynq.Handler, every ...time.
 		ShutdownTimeout: 2 * time.Second,
 	}, handler, b.h, slog.New(slog.DiscardHandler))
 	for _, d := range every {
-		w.Every(d, NewSyncTickTask(), SyncTickOptions()...)
+		w.Every(d, NewSyncTickTask())
 	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

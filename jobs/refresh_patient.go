@@ -36,8 +36,7 @@ func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force boo
 		}
 	}
 	id := "refresh:" + p.PatientID
-	return c.enqueueOnce(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), QueueImport, id,
-		asynq.MaxRetry(5), asynq.Timeout(60*time.Second))
+	return c.enqueue(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), id)
 }
 
 func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {

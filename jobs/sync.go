@@ -36,14 +36,9 @@ const firstSyncLookback = 7 * 24 * time.Hour
 // NewSyncTickTask is the scheduler's periodic task.
 func NewSyncTickTask() *asynq.Task { return asynq.NewTask(TypeSyncTick, nil) }
 
-// SyncTickOptions are the tick's enqueue options.
-func SyncTickOptions() []asynq.Option {
-	return []asynq.Option{asynq.Queue(QueueSync), asynq.MaxRetry(3), asynq.Timeout(time.Minute)}
-}
-
 // RunSyncNow enqueues a tick now (support tooling and tests).
 func (c *Client) RunSyncNow(ctx context.Context) error {
-	_, err := c.c.EnqueueContext(ctx, NewSyncTickTask(), SyncTickOptions()...)
+	_, err := c.c.EnqueueContext(ctx, NewSyncTickTask(), TaskOptions(TypeSyncTick)...)
 	return err
 }
 
@@ -66,8 +61,7 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	}
 	for _, id := range ids {
 		p := SyncPayload{PractitionerID: id, Period: period.Unix()}
-		if _, err := h.Client.enqueueOnce(ctx, asynq.NewTask(TypeSyncPractitioner, mustPayload(p)), QueueSync,
-			fmt.Sprintf("sync:%s:%d", id, period.Unix()), asynq.MaxRetry(5), asynq.Timeout(10*time.Minute)); err != nil {
+		if _, err := h.Client.enqueue(ctx, asynq.NewTask(TypeSyncPractitioner, mustPayload(p)), fmt.Sprintf("sync:%s:%d", id, period.Unix())); err != nil {
 			return err
 		}
 	}

@@ -52,8 +52,7 @@ func PDFFilename(programmeID string, version int) string {
 // is queued and replacing one that failed (the "send again" button).
 func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, error) {
 	id := UploadTaskID(p.ProgrammeID, p.Version)
-	_, err := c.enqueueOnce(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), QueuePDF, id,
-		asynq.MaxRetry(10), asynq.Timeout(2*time.Minute))
+	_, err := c.enqueue(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), id)
 	return id, err
 }
 

@@ -108,11 +108,12 @@ func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig, handler asynq.Handle
 	}
 }
 
-// Every registers a periodic task, run every interval by the scheduler.
-// Tasks should carry a deterministic TaskID per period so that several work
-// processes enqueue one task per period between them.
-func (w *Worker) Every(interval time.Duration, task *asynq.Task, opts ...asynq.Option) {
-	w.periods = append(w.periods, periodic{spec: "@every " + interval.String(), task: task, opts: opts})
+// Every registers a periodic task, run every interval by the scheduler
+// with its type's options (taskSpecs). Every work process's scheduler
+// enqueues it, so its handler must run once per period between them (the
+// sync tick claims its period).
+func (w *Worker) Every(interval time.Duration, task *asynq.Task) {
+	w.periods = append(w.periods, periodic{spec: "@every " + interval.String(), task: task, opts: TaskOptions(task.Type())})
 }
 
 // Start starts the servers and the scheduler.

@@ -169,7 +169,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
-		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
+		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
 	}
 
 	if opts.Mode.serves() {

@@ -179,8 +179,8 @@ func (r *runner) noopThroughput(ctx context.Context, n int) (time.Duration, erro
 	client := asynq.NewClientFromRedisClient(rdb)
 	payload := []byte(`{"practitioner_id":"prc_aaaaaaaaaaaaaaaaaaaaaaaa","subscription_id":"sub_aaaaaaaaaaaaaaaaaaaaaaaa","shard":"au1","cliniko_patient_id":"836447129235883061"}`)
 	for i := 0; i < n; i++ {
-		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), asynq.Queue(jobs.QueueImport),
-			asynq.TaskID("noop:"+strconv.Itoa(i)), asynq.MaxRetry(8), asynq.Timeout(60*time.Second), asynq.Retention(10*time.Minute)); err != nil {
+		opts := append(jobs.TaskOptions(jobs.TypeImportPatient), asynq.TaskID("noop:"+strconv.Itoa(i)))
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), opts...); err != nil {
 			return 0, err
 		}
 	}
