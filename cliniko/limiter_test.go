@@ -11,7 +11,6 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
-	"github.com/physitrack/pmsbridge/internal/redistest"
 )
 
 // spacing is the limiter's gap between two requests of one user at rpm
@@ -26,10 +25,10 @@ func spacing(rpm int) time.Duration {
 func TestLimiterTwoUsers(t *testing.T) {
 	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
 	t.Cleanup(sb.Close)
-	rdb := redistest.Client(t)
+	shared := cliniko.BudgetForTests(t)
 	const rpm = 6000 // one request per ~10 ms per user
 	newClient := func() *cliniko.Client {
-		c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, rdb)
+		c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, shared)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +87,7 @@ func TestWithoutWaiting(t *testing.T) {
 	// A slot every ~2 s: wide enough that a slow (race-detector, loaded CI)
 	// machine still makes the next call inside the same slot.
 	const rpm = 30
-	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, redistest.Client(t),
+	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, cliniko.BudgetForTests(t),
 		cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -155,7 +154,7 @@ func runUploadBurst(tb testing.TB) uploadBurst {
 	sb := clinikotest.NewDemo(clinikotest.WithClock(clock), clinikotest.WithRateLimit(clinikotest.DefaultRateLimit))
 	defer sb.Close()
 	const rpm = clinikotest.DefaultRateLimit * speed
-	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, redistest.Client(tb))
+	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, cliniko.BudgetForTests(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -4,22 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
 
 // Client enqueues tasks and looks at them. It is safe for concurrent use.
 type Client struct {
-	rdb  redis.UniversalClient
+	st   *store.Store
 	c    *asynq.Client
 	insp *asynq.Inspector
 }
 
-// NewClient builds a client on rdb (shared with the rest of the process).
-func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+// NewClient builds a client on rdb (shared with the rest of the process),
+// the Redis that st keeps its records in: st holds the refresh debounce and
+// the done counters.
+func NewClient(rdb redis.UniversalClient, st *store.Store) *Client {
+	return &Client{st: st, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
 }
 
 // Inspector exposes asynq's inspector for support tooling.
@@ -103,9 +105,4 @@ func (c *Client) enqueueOnce(ctx context.Context, task *asynq.Task, queue, id st
 		// StateNone: it went away between the two calls; try again.
 	}
 	return false, fmt.Errorf("enqueue %s: task id %s stayed taken", task.Type(), id)
-}
-
-// debounce reports whether key was free, taking it for ttl.
-func (c *Client) debounce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return c.rdb.SetNX(ctx, "pmsb:debounce:"+key, 1, ttl).Result()
 }

@@ -82,8 +82,10 @@ func (h *Handlers) wrap(fn func(context.Context, *asynq.Task) error) func(contex
 			h.Metrics.observe(t.Type(), outcome, pmsbridge.CauseOf(err), time.Since(start))
 		}
 		if err == nil {
-			if q, ok := asynq.GetQueueName(ctx); ok && h.Client != nil {
-				h.Client.countDone(context.WithoutCancel(ctx), q, t.Type())
+			if q, ok := asynq.GetQueueName(ctx); ok {
+				if cerr := h.Store.CountDone(context.WithoutCancel(ctx), q, t.Type()); cerr != nil {
+					h.Log.Warn("count done task", "type", t.Type(), "err", cerr)
+				}
 			}
 			if id, ok := asynq.GetTaskID(ctx); ok {
 				if cerr := h.Store.ClearFailure(context.WithoutCancel(ctx), ledgerID(t, id)); cerr != nil {

@@ -146,7 +146,8 @@ func TestReplayRace(t *testing.T) {
 	slow := redis.NewClient(b.rdb.Options())
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))
-	n, err := NewClient(slow).ReplayMatching(b.ctx, b.newStore(t, slow), ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	slowStore := b.newStore(t, slow)
+	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, slowStore, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != len(clinikoIDs) {
 		t.Fatalf("ReplayMatching = %d, %v", n, err)
 	}

@@ -30,7 +30,7 @@ const RefreshDebounce = 5 * time.Minute
 // reports whether one was queued.
 func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force bool) (bool, error) {
 	if !force {
-		free, err := c.debounce(ctx, "refresh:"+p.PatientID, RefreshDebounce)
+		free, err := c.st.DebounceRefresh(ctx, p.PatientID, RefreshDebounce)
 		if err != nil || !free {
 			return false, err
 		}

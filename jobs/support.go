@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -98,15 +97,12 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 			}
 		}
 	}
-	done, err := c.rdb.HGetAll(ctx, doneKey(time.Now())).Result()
+	done, err := c.st.DoneToday(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range done {
-		q, t, _ := strings.Cut(k, "|")
-		var n int
-		fmt.Sscan(v, &n)
-		get(q, t).DoneToday = n
+	for _, d := range done {
+		get(d.Queue, d.Type).DoneToday = d.N
 	}
 	out := make([]Stat, 0, len(byKey))
 	for _, s := range byKey {
@@ -119,15 +115,4 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		return out[i].Type < out[j].Type
 	})
 	return out, nil
-}
-
-func doneKey(t time.Time) string { return "pmsb:stats:done:" + t.UTC().Format("2006-01-02") }
-
-// countDone adds one finished task of a type to today's count.
-func (c *Client) countDone(ctx context.Context, queue, typ string) {
-	k := doneKey(time.Now())
-	pipe := c.rdb.Pipeline()
-	pipe.HIncrBy(ctx, k, queue+"|"+typ, 1)
-	pipe.Expire(ctx, k, 8*24*time.Hour)
-	_, _ = pipe.Exec(ctx)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -48,7 +47,7 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 		interval = 15 * time.Minute
 	}
 	period := h.Now().UTC().Truncate(interval)
-	first, err := h.Client.rdb.SetNX(ctx, "pmsb:sync:period:"+strconv.FormatInt(period.Unix(), 10), 1, 2*interval).Result()
+	first, err := h.Store.ClaimSyncPeriod(ctx, period, 2*interval)
 	if err != nil {
 		return err
 	}

@@ -88,18 +88,19 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
-	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
-	lock, err := h.Client.rdb.SetNX(ctx, lockKey, 1, uploadLockTTL).Result()
+	lock, ok, err := h.Store.LockUpload(ctx, prog.ID, prog.Version, uploadLockTTL)
 	if err != nil {
 		return err
 	}
-	if !lock {
+	if !ok {
 		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
 	}
-	stopRenew := h.renewLock(ctx, lockKey)
+	stopRenew := h.renewLock(ctx, lock)
 	defer func() {
 		stopRenew()
-		h.Client.rdb.Del(context.WithoutCancel(ctx), lockKey)
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			h.Log.Warn("release upload lock", "programme_id", prog.ID, "version", prog.Version, "err", err)
+		}
 	}()
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
@@ -141,9 +142,9 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 // start.
 const uploadLockTTL = 40 * time.Second
 
-// renewLock keeps key alive while the handler runs; the returned function
+// renewLock keeps lock alive while the handler runs; the returned function
 // stops the renewal.
-func (h *Handlers) renewLock(ctx context.Context, key string) func() {
+func (h *Handlers) renewLock(ctx context.Context, lock *store.Lock) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -155,7 +156,9 @@ func (h *Handlers) renewLock(ctx context.Context, key string) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				h.Client.rdb.PExpire(ctx, key, uploadLockTTL)
+				if err := lock.Renew(ctx); err != nil && ctx.Err() == nil {
+					h.Log.Warn("renew upload lock", "err", err)
+				}
 			}
 		}
 	}()

@@ -186,14 +186,16 @@ func TestUploadWorkerDiesBeforeCreate(t *testing.T) {
 	}
 
 	// A worker that died outright leaves its lock: a redelivery waits.
-	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
-	if err := b.rdb.Set(b.ctx, lockKey, 1, time.Minute).Err(); err != nil {
-		t.Fatal(err)
+	lock, ok, err := b.st.LockUpload(b.ctx, prog.ID, prog.Version, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("take the dead worker's lock: %v, %v", ok, err)
 	}
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); Decide(err) != Snooze {
 		t.Errorf("run while locked: %v, want a snooze", err)
 	}
-	b.rdb.Del(b.ctx, lockKey)
+	if err := lock.Release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)

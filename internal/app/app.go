@@ -137,11 +137,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		UserAgent:         m.cfg.Cliniko.UserAgent,
 		RequestsPerMinute: m.cfg.Cliniko.RequestsPerMinute,
 		Timeout:           m.cfg.Cliniko.Timeout,
-	}, m.rdb, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
+	}, cliniko.Budget{Redis: m.rdb, Key: m.Store.ClinikoBudgetKey}, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
 	if err != nil {
 		return nil, fmt.Errorf("cliniko: %w", err)
 	}
-	m.Jobs = jobs.NewClient(m.rdb)
+	m.Jobs = jobs.NewClient(m.rdb, m.Store)
 	jm := jobs.NewMetrics(m.reg, m.Store)
 
 	if opts.Mode.serves() {

@@ -42,7 +42,7 @@ func OpenTools(ctx context.Context, cfg config.Config) (*Tools, error) {
 		rdb.Close()
 		return nil, err
 	}
-	return &Tools{Store: st, Jobs: jobs.NewClient(rdb), rdb: rdb}, nil
+	return &Tools{Store: st, Jobs: jobs.NewClient(rdb, st), rdb: rdb}, nil
 }
 
 // Close closes the Redis connection.
