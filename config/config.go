@@ -6,7 +6,6 @@
 package config
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/mail"
@@ -17,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/physitrack/pmsbridge/store"
 )
 
 // Config is the whole configuration of one pmsbridge deployment (one region).
@@ -311,12 +312,12 @@ func (c Config) Validate() error {
 	}
 	if c.Secrets.EncryptionKey == "" {
 		add("secrets.encryption_key", "is required: 32 random bytes, base64-encoded (make one with: openssl rand -base64 32)")
-	} else if _, err := DecodeKey(c.Secrets.EncryptionKey); err != nil {
-		add("secrets.encryption_key", "%v", err)
+	} else if _, err := store.ParseKey(c.Secrets.EncryptionKey); err != nil {
+		add("secrets.encryption_key", "%v%s", err, makeKeyHint)
 	}
 	for i, k := range c.Secrets.PreviousEncryptionKeys {
-		if _, err := DecodeKey(k); err != nil {
-			add("secrets.previous_encryption_keys", "entry %d: %v", i+1, err)
+		if _, err := store.ParseKey(k); err != nil {
+			add("secrets.previous_encryption_keys", "entry %d: %v%s", i+1, err, makeKeyHint)
 		}
 	}
 	if c.Webhooks.Secret != "" && len(c.Webhooks.Secret) < 16 {
@@ -428,19 +429,8 @@ func checkSMTPURL(raw string) error {
 	return nil
 }
 
-// DecodeKey decodes a base64 AES-256 key and checks its length.
-func DecodeKey(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimSpace(s)); err != nil {
-			return nil, fmt.Errorf("is not valid base64 (make one with: openssl rand -base64 32)")
-		}
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("must decode to 32 bytes, got %d (make one with: openssl rand -base64 32)", len(b))
-	}
-	return b, nil
-}
+// makeKeyHint follows a problem with an encryption key.
+const makeKeyHint = " (make one with: openssl rand -base64 32)"
 
 // EnvName returns the environment variable for a config key.
 func EnvName(key string) string {

@@ -292,15 +292,15 @@ func (m *Main) Close() error {
 }
 
 func keyring(s config.Secrets) (*store.Keyring, error) {
-	cur, err := config.DecodeKey(s.EncryptionKey)
+	cur, err := store.ParseKey(s.EncryptionKey)
 	if err != nil {
 		return nil, fmt.Errorf("secrets.encryption_key %w", err)
 	}
 	var prev [][]byte
 	for _, p := range s.PreviousEncryptionKeys {
-		k, err := config.DecodeKey(p)
+		k, err := store.ParseKey(p)
 		if err != nil {
-			return nil, fmt.Errorf("secrets.previous_encryption_keys: %w", err)
+			return nil, fmt.Errorf("secrets.previous_encryption_keys %w", err)
 		}
 		prev = append(prev, k)
 	}
