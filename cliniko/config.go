@@ -21,8 +21,8 @@ type Config struct {
 	// "https://api.{shard}.cliniko.com/v1". The sandbox uses
 	// "http://127.0.0.1:PORT/{shard}/v1".
 	BaseURL string
-	// UserAgent identifies us to Cliniko, "Name (email)". Required: Cliniko
-	// blocks requests without one.
+	// UserAgent identifies us to Cliniko, "Name (email)" (CheckUserAgent).
+	// Required: Cliniko blocks requests without one.
 	UserAgent string
 	// RequestsPerMinute is the request budget per Cliniko user, shared by
 	// every process using the same Redis. Default 200 (Cliniko's documented
@@ -66,13 +66,11 @@ var userAgentRe = regexp.MustCompile(`^([^()]*[^()\s])\s+\(([^()\s]+)\)$`)
 // Validate reports every problem with c (after WithDefaults) at once.
 func (c Config) Validate() error {
 	var errs []error
-	if !strings.Contains(c.BaseURL, "{shard}") {
-		errs = append(errs, errors.New("base URL must contain {shard}"))
-	} else if u, err := url.Parse(strings.ReplaceAll(c.BaseURL, "{shard}", "au1")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, errors.New("base URL must be an http(s) address such as https://api.{shard}.cliniko.com/v1"))
+	if err := CheckBaseURL(c.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("base URL %w", err))
 	}
-	if err := checkUserAgent(c.UserAgent); err != nil {
-		errs = append(errs, err)
+	if err := CheckUserAgent(c.UserAgent); err != nil {
+		errs = append(errs, fmt.Errorf("user agent %w", err))
 	}
 	if c.RequestsPerMinute < 1 {
 		errs = append(errs, fmt.Errorf("requests per minute must be at least 1, got %d", c.RequestsPerMinute))
@@ -89,20 +87,35 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// checkUserAgent accepts "Name (email)" with a plausible email address
-// (something@domain.tld), as Cliniko asks.
-func checkUserAgent(ua string) error {
+// CheckBaseURL is the rule for an API address template: http(s), with a
+// {shard} placeholder. Its messages read after the name of what is checked.
+func CheckBaseURL(base string) error {
+	if !strings.Contains(base, "{shard}") {
+		return errors.New("must contain {shard}, like " + DefaultBaseURL)
+	}
+	if u, err := url.Parse(strings.ReplaceAll(base, "{shard}", "au1")); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http(s) address such as " + DefaultBaseURL)
+	}
+	return nil
+}
+
+// CheckUserAgent is the one rule for the User-Agent that Cliniko asks for
+// (cliniko-api.md §2): "Name (email)" with a plausible email address
+// (something@domain.tld). The configuration checks it at start; the
+// client checks it again in Validate. Its messages read after the name of
+// what is checked ("user agent …", "cliniko.user_agent: …").
+func CheckUserAgent(ua string) error {
 	if ua == "" {
-		return errors.New("user agent is required: Cliniko blocks requests without it; use \"Your Product (contact@your.domain)\"")
+		return errors.New("is required: Cliniko blocks requests without it; use \"Your Product (contact@your.domain)\"")
 	}
 	m := userAgentRe.FindStringSubmatch(strings.TrimSpace(ua))
 	if m == nil {
-		return errors.New("user agent must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
+		return errors.New("must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
 	}
 	email := m[2]
 	at := strings.Index(email, "@")
 	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || at < 1 || !strings.Contains(email[at:], ".") || strings.HasSuffix(email, ".") {
-		return errors.New("the part of the user agent in brackets must be an email address")
+		return errors.New("has a part in brackets that must be an email address")
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -246,28 +247,13 @@ func (e *ValidationError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-var (
-	userAgentRe = regexp.MustCompile(`^([^()]*[^()\s])\s+\(([^()\s]+)\)$`)
-	regionSet   = func() map[string]bool {
-		m := map[string]bool{}
-		for _, r := range RegionCodes {
-			m[r] = true
-		}
-		return m
-	}()
-)
-
-// ParseUserAgent checks a Cliniko User-Agent of the form "Name (email)".
-func ParseUserAgent(ua string) error {
-	m := userAgentRe.FindStringSubmatch(strings.TrimSpace(ua))
-	if m == nil {
-		return fmt.Errorf("must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
+var regionSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range RegionCodes {
+		m[r] = true
 	}
-	if a, err := mail.ParseAddress(m[2]); err != nil || a.Address != m[2] || !strings.Contains(m[2][strings.Index(m[2], "@"):], ".") {
-		return fmt.Errorf("the part in brackets must be an email address")
-	}
-	return nil
-}
+	return m
+}()
 
 // Validate reports every problem with c (after WithDefaults) at once, one
 // line each, naming the config key and its environment variable. Secret
@@ -296,12 +282,10 @@ func (c Config) Validate() error {
 	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
 		add("redis.url", "%v", err)
 	}
-	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")
+	if err := cliniko.CheckBaseURL(c.Cliniko.BaseURL); err != nil {
+		add("cliniko.base_url", "%v", err)
 	}
-	if c.Cliniko.UserAgent == "" {
-		add("cliniko.user_agent", "is required: Cliniko blocks requests without it; set it to \"Your Product (contact@your.domain)\"")
-	} else if err := ParseUserAgent(c.Cliniko.UserAgent); err != nil {
+	if err := cliniko.CheckUserAgent(c.Cliniko.UserAgent); err != nil {
 		add("cliniko.user_agent", "%v", err)
 	}
 	if c.Cliniko.RequestsPerMinute < 1 || c.Cliniko.RequestsPerMinute > 100000 {
