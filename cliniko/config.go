@@ -10,32 +10,43 @@ import (
 	"time"
 )
 
-// DefaultBaseURL is Cliniko's API address; {shard} is replaced by the shard
-// taken from the API key (cliniko-api.md §1).
-const DefaultBaseURL = "https://api.{shard}.cliniko.com/v1"
+// Defaults of Config (and of the cliniko.* configuration keys, which take
+// them from here).
+const (
+	// DefaultBaseURL is Cliniko's API address; {shard} is replaced by the
+	// shard taken from the API key (cliniko-api.md §1).
+	DefaultBaseURL = "https://api.{shard}.cliniko.com/v1"
+	// DefaultRequestsPerMinute is Cliniko's documented limit per user.
+	DefaultRequestsPerMinute = 200
+	// DefaultTimeout bounds one HTTP request.
+	DefaultTimeout = 15 * time.Second
+	// DefaultGetRetries is how many times a GET is retried inside one call.
+	DefaultGetRetries = 2
+	// DefaultRetryBackoff is the pause before the first GET retry.
+	DefaultRetryBackoff = 250 * time.Millisecond
+)
 
 // Config configures a Client. The zero value of every field means "use the
 // default"; call WithDefaults then Validate (New does both).
 type Config struct {
 	// BaseURL is the API address with a {shard} placeholder. Default
-	// "https://api.{shard}.cliniko.com/v1". The sandbox uses
-	// "http://127.0.0.1:PORT/{shard}/v1".
+	// DefaultBaseURL. The sandbox uses "http://127.0.0.1:PORT/{shard}/v1".
 	BaseURL string
 	// UserAgent identifies us to Cliniko, "Name (email)" (CheckUserAgent).
 	// Required: Cliniko blocks requests without one.
 	UserAgent string
 	// RequestsPerMinute is the request budget per Cliniko user, shared by
-	// every process using the same Redis. Default 200 (Cliniko's documented
-	// limit).
+	// every process using the same Redis. Default DefaultRequestsPerMinute.
 	RequestsPerMinute int
-	// Timeout bounds one HTTP request (one attempt). Default 15s.
+	// Timeout bounds one HTTP request (one attempt). Default DefaultTimeout.
 	Timeout time.Duration
 	// GetRetries is how many times an idempotent GET is retried after a 5xx,
-	// a timeout or a network error, inside one call. Default 2; a negative
-	// value means no retries.
+	// a timeout or a network error, inside one call. Default
+	// DefaultGetRetries; a negative value means no retries.
 	GetRetries int
 	// RetryBackoff is the pause before the first GET retry; it doubles for
-	// each further retry (plus up to 50% jitter). Default 250ms.
+	// each further retry (plus up to 50% jitter). Default
+	// DefaultRetryBackoff.
 	RetryBackoff time.Duration
 }
 
@@ -45,18 +56,18 @@ func (c Config) WithDefaults() Config {
 		c.BaseURL = DefaultBaseURL
 	}
 	if c.RequestsPerMinute == 0 {
-		c.RequestsPerMinute = 200
+		c.RequestsPerMinute = DefaultRequestsPerMinute
 	}
 	if c.Timeout == 0 {
-		c.Timeout = 15 * time.Second
+		c.Timeout = DefaultTimeout
 	}
 	if c.GetRetries == 0 {
-		c.GetRetries = 2
+		c.GetRetries = DefaultGetRetries
 	} else if c.GetRetries < 0 {
 		c.GetRetries = 0
 	}
 	if c.RetryBackoff == 0 {
-		c.RetryBackoff = 250 * time.Millisecond
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	return c
 }

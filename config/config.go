@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -46,7 +47,7 @@ type Config struct {
 
 // HTTP configures the web server.
 type HTTP struct {
-	// Addr is the listen address. Default ":8080".
+	// Addr is the listen address. Default ":8080" (Keys holds every default).
 	Addr string `mapstructure:"addr"`
 	// ExtraHosts are further host names this deployment answers for, beside
 	// the host of public_url (e.g. an internal load-balancer name).
@@ -68,15 +69,16 @@ type Redis struct {
 
 // Cliniko configures the Cliniko API client.
 type Cliniko struct {
-	// BaseURL is the API address with a {shard} placeholder.
-	// Default "https://api.{shard}.cliniko.com/v1".
+	// BaseURL is the API address with a {shard} placeholder. Default
+	// cliniko.DefaultBaseURL.
 	BaseURL string `mapstructure:"base_url"`
 	// UserAgent identifies us to Cliniko: "Name (email)". Required.
 	UserAgent string `mapstructure:"user_agent"`
 	// RequestsPerMinute is the request budget per Cliniko user, shared by
-	// every process. Default 200 (Cliniko's documented limit).
+	// every process. Default cliniko.DefaultRequestsPerMinute.
 	RequestsPerMinute int `mapstructure:"requests_per_minute"`
-	// Timeout bounds one HTTP request to Cliniko. Default 15s.
+	// Timeout bounds one HTTP request to Cliniko. Default
+	// cliniko.DefaultTimeout.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
@@ -104,13 +106,15 @@ type Admin struct {
 
 // Sync configures the periodic birth-year sync from Cliniko.
 type Sync struct {
-	// Interval between two syncs. Default 15m; at least 1m.
+	// Interval between two syncs. Default jobs.DefaultSyncInterval; at
+	// least 1m.
 	Interval time.Duration `mapstructure:"interval"`
 }
 
 // Worker configures the job workers.
 type Worker struct {
-	// Concurrency is how many jobs one work process runs at once. Default 10.
+	// Concurrency is how many jobs one work process runs at once. Default
+	// jobs.DefaultConcurrency.
 	Concurrency int `mapstructure:"concurrency"`
 }
 
@@ -197,47 +201,48 @@ func (c Config) Hosts() []string {
 // SecureCookies reports whether cookies must carry the Secure flag.
 func (c Config) SecureCookies() bool { return strings.HasPrefix(c.PublicURL, "https://") }
 
-// WithDefaults returns a copy of c with every unset field given its default.
+// WithDefaults returns a copy of c with every unset field given its
+// default: the Default of its entry in Keys (the one place defaults are
+// written), and for public_url the region's address.
 func (c Config) WithDefaults() Config {
-	if c.Regions.URLPattern == "" {
-		c.Regions.URLPattern = "https://{region}.physitrack.com"
+	v := reflect.ValueOf(&c).Elem()
+	for _, k := range Keys {
+		if k.Default == nil {
+			continue
+		}
+		f := fieldOf(v, k.Name)
+		d := reflect.ValueOf(k.Default)
+		if f.IsValid() && f.IsZero() && d.Kind() != reflect.Slice {
+			f.Set(d.Convert(f.Type()))
+		}
 	}
 	if c.PublicURL == "" && c.Region != "" {
 		c.PublicURL = c.RegionURL(c.Region)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
-	if c.HTTP.Addr == "" {
-		c.HTTP.Addr = ":8080"
-	}
-	if c.Redis.URL == "" {
-		c.Redis.URL = "redis://localhost:6379/0"
-	}
-	if c.Cliniko.BaseURL == "" {
-		c.Cliniko.BaseURL = "https://api.{shard}.cliniko.com/v1"
-	}
-	if c.Cliniko.RequestsPerMinute == 0 {
-		c.Cliniko.RequestsPerMinute = 200
-	}
-	if c.Cliniko.Timeout == 0 {
-		c.Cliniko.Timeout = 15 * time.Second
-	}
-	if c.Sync.Interval == 0 {
-		c.Sync.Interval = 15 * time.Minute
-	}
-	if c.Worker.Concurrency == 0 {
-		c.Worker.Concurrency = 10
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.SMS.TwilioBaseURL == "" {
-		c.SMS.TwilioBaseURL = "https://api.twilio.com"
-	}
 	c.SMS.TwilioBaseURL = strings.TrimRight(c.SMS.TwilioBaseURL, "/")
 	return c
+}
+
+// fieldOf is the field of v (a Config) named by a dotted config key, found
+// by the mapstructure tags; the zero Value when there is none.
+func fieldOf(v reflect.Value, key string) reflect.Value {
+	for _, part := range strings.Split(key, ".") {
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}
+		}
+		t, found := v.Type(), false
+		for i := range t.NumField() {
+			if t.Field(i).Tag.Get("mapstructure") == part {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}
+		}
+	}
+	return v
 }
 
 // ValidationError lists every problem found in a configuration.

@@ -23,7 +23,8 @@ type Deps struct {
 	Metrics *Metrics
 	// AccessURL is where patients open programmes (printed on PDFs).
 	AccessURL string
-	// SyncInterval is the period of the birth-year sync.
+	// SyncInterval is the period of the birth-year sync. Default
+	// DefaultSyncInterval.
 	SyncInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -41,6 +42,9 @@ type Handlers struct {
 func NewHandlers(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.SyncInterval <= 0 {
+		d.SyncInterval = DefaultSyncInterval
 	}
 	if d.Render == nil {
 		d.Render = pdf.Render

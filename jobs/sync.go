@@ -43,9 +43,6 @@ func (c *Client) RunSyncNow(ctx context.Context) error {
 
 func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	interval := h.SyncInterval
-	if interval <= 0 {
-		interval = 15 * time.Minute
-	}
 	period := h.Now().UTC().Truncate(interval)
 	first, err := h.Store.ClaimSyncPeriod(ctx, period, 2*interval)
 	if err != nil {

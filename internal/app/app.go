@@ -163,7 +163,6 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
-		wc.SyncInterval = m.cfg.Sync.Interval
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
