@@ -265,6 +265,41 @@ func (r *runner) pdf(ctx context.Context) error {
 	return nil
 }
 
+// Limiter scenario: the cliniko package's own benchmark of two Cliniko
+// users flat out through two clients on one Redis.
+var limiterBenchLine = regexp.MustCompile(`^BenchmarkLimiterTwoUsers-\d+\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) budget-used\s+([\d.]+) min-budget-used`)
+
+// LimiterCommand reproduces the limiter figures.
+const LimiterCommand = "go test ./cliniko -run '^$' -bench LimiterTwoUsers -benchtime 3x -count 5"
+
+// limiter measures scenario 7 with BenchmarkLimiterTwoUsers
+// (cliniko/limiter_test.go).
+func (r *runner) limiter(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "github.com/physitrack/pmsbridge/cliniko", "-run", "^$", "-bench", "LimiterTwoUsers", "-benchtime", "3x", "-count", strconv.Itoa(r.o.Runs))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("limiter benchmark: %w\n%s", err, out)
+	}
+	res := &LimiterResult{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := limiterBenchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		used, _ := strconv.ParseFloat(m[1], 64)
+		low, _ := strconv.ParseFloat(m[2], 64)
+		res.Used = append(res.Used, used)
+		res.MinUsed = append(res.MinUsed, low)
+	}
+	if len(res.Used) == 0 {
+		return fmt.Errorf("no BenchmarkLimiterTwoUsers results in:\n%s", out)
+	}
+	r.logf("  budget used: median %.2f (lower user %.2f)", loadgen.Median(res.Used), loadgen.Median(res.MinUsed))
+	r.rep.Limiter = res
+	return nil
+}
+
 // Burst scenario (issue 5).
 const (
 	burstUploads = 60
