@@ -14,18 +14,19 @@ import (
 type Client struct {
 	st   *store.Store
 	c    *asynq.Client
-	insp *asynq.Inspector
+	insp inspector
 }
 
 // NewClient builds a client on rdb (shared with the rest of the process),
 // the Redis that st keeps its records in: st holds the refresh debounce and
 // the done counters.
 func NewClient(rdb redis.UniversalClient, st *store.Store) *Client {
-	return &Client{st: st, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+	return &Client{st: st, c: asynq.NewClientFromRedisClient(rdb), insp: inspector{asynq.NewInspectorFromRedisClient(rdb)}}
 }
 
-// Inspector exposes asynq's inspector for support tooling.
-func (c *Client) Inspector() *asynq.Inspector { return c.insp }
+// Inspector exposes asynq's inspector for tests and benchmarks (its calls
+// take no context; the client's own calls go through one that does).
+func (c *Client) Inspector() *asynq.Inspector { return c.insp.a }
 
 // State is a task's state as support and pages see it.
 type State string
@@ -42,7 +43,7 @@ const (
 // TaskState returns the state of the task id in queue, with the error text
 // of its last failure.
 func (c *Client) TaskState(ctx context.Context, queue, id string) (State, *asynq.TaskInfo, error) {
-	info, err := c.insp.GetTaskInfo(queue, id)
+	info, err := c.insp.taskInfo(ctx, queue, id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return StateNone, nil, nil
 	}
@@ -95,10 +96,10 @@ func (c *Client) enqueueOnce(ctx context.Context, task *asynq.Task, queue, id st
 		case StateRetrying:
 			// Someone is waiting for it: try now rather than at the backoff
 			// time. Rate limits still hold (the limiter answers, not Cliniko).
-			_ = c.insp.RunTask(queue, id)
+			_ = c.insp.runTask(ctx, queue, id)
 			return false, nil
 		case StateFailed, StateDone:
-			if err := c.insp.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			if err := c.insp.deleteTask(ctx, queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 				return false, fmt.Errorf("replace task %s: %w", id, err)
 			}
 		}

@@ -104,9 +104,9 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 		}
 		return err
 	}
-	if err := c.insp.DeleteTask(queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+	if err := c.insp.deleteTask(ctx, queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		// Still queued or running (e.g. retrying): let it run now instead.
-		if rerr := c.insp.RunTask(queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
+		if rerr := c.insp.runTask(ctx, queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
 			return undo(fmt.Errorf("task is %v", err))
 		}
 	} else if _, err := c.enqueue(ctx, asynq.NewTask(f.Type, f.Payload), f.TaskID); err != nil {
@@ -123,7 +123,7 @@ func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) err
 		return err
 	}
 	if state, _, err := c.TaskState(ctx, f.Queue, taskID); err == nil && state == StateFailed {
-		if err := c.insp.DeleteTask(f.Queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if err := c.insp.deleteTask(ctx, f.Queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}

@@ -67,24 +67,23 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		}
 		return byKey[k]
 	}
-	queues, err := c.insp.Queues()
+	queues, err := c.insp.queues(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
 	}
-	type lister func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 	for _, q := range queues {
 		for _, st := range []struct {
 			list lister
 			inc  func(*Stat)
 		}{
-			{c.insp.ListPendingTasks, func(s *Stat) { s.Pending++ }},
-			{c.insp.ListActiveTasks, func(s *Stat) { s.Active++ }},
-			{c.insp.ListScheduledTasks, func(s *Stat) { s.Scheduled++ }},
-			{c.insp.ListRetryTasks, func(s *Stat) { s.Retrying++ }},
-			{c.insp.ListArchivedTasks, func(s *Stat) { s.Failed++ }},
+			{c.insp.a.ListPendingTasks, func(s *Stat) { s.Pending++ }},
+			{c.insp.a.ListActiveTasks, func(s *Stat) { s.Active++ }},
+			{c.insp.a.ListScheduledTasks, func(s *Stat) { s.Scheduled++ }},
+			{c.insp.a.ListRetryTasks, func(s *Stat) { s.Retrying++ }},
+			{c.insp.a.ListArchivedTasks, func(s *Stat) { s.Failed++ }},
 		} {
 			for page := 1; page*1000 <= statScanLimit; page++ {
-				tasks, err := st.list(q, asynq.PageSize(1000), asynq.Page(page))
+				tasks, err := c.insp.list(ctx, st.list, q, asynq.PageSize(1000), asynq.Page(page))
 				if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 					return nil, err
 				}
