@@ -1,14 +1,12 @@
 package pmsbridge
 
 import (
-	"flag"
-	"os"
 	"strings"
 	"testing"
 	"unicode"
-)
 
-var update = flag.Bool("update", false, "rewrite the README's cause table from causes.go")
+	"github.com/physitrack/pmsbridge/internal/gendoc"
+)
 
 // TestCauseCodes: the table holds exactly the contract's cause codes
 // (design.md), each once; renaming or dropping one breaks the contract.
@@ -76,20 +74,14 @@ func TestCauseWording(t *testing.T) {
 	}
 }
 
-const (
-	readmeTableBegin = "<!-- cause table: written from causes.go by `go test . -run TestREADMECauseTable -update` -->\n"
-	readmeTableEnd   = "<!-- end of cause table -->\n"
-)
-
 // readmeCauseTable renders the support wording as the README's runbook
 // table.
 func readmeCauseTable() string {
 	var b strings.Builder
 	b.WriteString("| cause | what happened | what fixes it | retried |\n| --- | --- | --- | --- |\n")
-	cell := func(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 	for _, c := range causeTable {
 		s := c.Support
-		b.WriteString("| `" + string(c.Cause) + "` | **" + cell(s.Title) + ".** " + cell(s.Means) + " | " + cell(s.Fix) + " | " + c.Retry.String() + " |\n")
+		b.WriteString("| `" + string(c.Cause) + "` | **" + gendoc.Cell(s.Title) + ".** " + gendoc.Cell(s.Means) + " | " + gendoc.Cell(s.Fix) + " | " + c.Retry.String() + " |\n")
 	}
 	return b.String()
 }
@@ -97,25 +89,5 @@ func readmeCauseTable() string {
 // TestREADMECauseTable: the README's runbook table is the cause table's
 // support wording, so the two cannot drift. Run with -update to rewrite it.
 func TestREADMECauseTable(t *testing.T) {
-	b, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	i := strings.Index(readme, readmeTableBegin)
-	j := strings.Index(readme, readmeTableEnd)
-	if i < 0 || j < i {
-		t.Fatalf("README.md has no cause table between %q and %q", readmeTableBegin, readmeTableEnd)
-	}
-	got, want := readme[i+len(readmeTableBegin):j], readmeCauseTable()
-	if got == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile("README.md", []byte(readme[:i+len(readmeTableBegin)]+want+readme[j:]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("README.md's cause table differs from causes.go; run go test . -run TestREADMECauseTable -update\ngot:\n%s\nwant:\n%s", got, want)
+	gendoc.Section(t, "README.md", "cause table", "go test . -run TestREADMECauseTable -update", readmeCauseTable())
 }

@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"reflect"
@@ -11,11 +10,10 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/gendoc"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 )
-
-var update = flag.Bool("update", false, "rewrite the README's configuration table from config.Keys")
 
 // TestDefaultsAgree: every default is written once, in config.Keys, and
 // WithDefaults, --help, the sample file and the README's table all say
@@ -140,11 +138,6 @@ func sampleText(v any) string {
 	return fmt.Sprint(v)
 }
 
-const (
-	readmeConfigBegin = "<!-- configuration table: written from config.Keys by `go test ./config -run TestREADMEConfigTable -update` -->\n"
-	readmeConfigEnd   = "<!-- end of configuration table -->\n"
-)
-
 // readmeConfigTable renders config.Keys as the README's table.
 func readmeConfigTable() string {
 	var b strings.Builder
@@ -157,7 +150,7 @@ func readmeConfigTable() string {
 		case k.FormatDefault() != "":
 			def = "`" + k.FormatDefault() + "`"
 		}
-		b.WriteString("| `" + k.Name + "` | " + def + " | " + strings.NewReplacer("|", `\|`, "<", "&lt;").Replace(k.Usage) + " |\n")
+		b.WriteString("| `" + k.Name + "` | " + def + " | " + gendoc.Cell(k.Usage) + " |\n")
 	}
 	return b.String()
 }
@@ -165,25 +158,5 @@ func readmeConfigTable() string {
 // TestREADMEConfigTable: the README's configuration table is config.Keys,
 // defaults included. Run with -update to rewrite it.
 func TestREADMEConfigTable(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	readme := string(b)
-	i := strings.Index(readme, readmeConfigBegin)
-	j := strings.Index(readme, readmeConfigEnd)
-	if i < 0 || j < i {
-		t.Fatalf("README.md has no configuration table between %q and %q", readmeConfigBegin, readmeConfigEnd)
-	}
-	got, want := readme[i+len(readmeConfigBegin):j], readmeConfigTable()
-	if got == want {
-		return
-	}
-	if *update {
-		if err := os.WriteFile("../README.md", []byte(readme[:i+len(readmeConfigBegin)]+want+readme[j:]), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Errorf("README.md's configuration table differs from config.Keys; run go test ./config -run TestREADMEConfigTable -update\ngot:\n%s\nwant:\n%s", got, want)
+	gendoc.Section(t, "../README.md", "configuration table", "go test ./config -run TestREADMEConfigTable -update", readmeConfigTable())
 }
