@@ -71,7 +71,11 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	var ue usageError
 	var ve *config.ValidationError
+	var de declinedError
 	switch {
+	case errors.As(err, &de):
+		fmt.Fprintln(stderr, de.msg)
+		return ExitFailed
 	case errors.As(err, &ve):
 		fmt.Fprintln(stderr, "pmsbridge: the configuration has problems:")
 		for _, p := range ve.Problems {
