@@ -379,3 +379,52 @@ func TestConfirmationOnTerminal(t *testing.T) {
 	}
 	w.untouched(w.nf)
 }
+
+// TestReadOnlyCommandsNeedOnlyRedisURL: jobs stats, failed and show run
+// with nothing but PMSBRIDGE_REDIS_URL (no region, no Cliniko user agent,
+// no encryption key); commands that change things still need the whole
+// configuration.
+func TestReadOnlyCommandsNeedOnlyRedisURL(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	var onlyRedis []string
+	for _, kv := range w.environ {
+		if strings.HasPrefix(kv, "PMSBRIDGE_REDIS_URL=") {
+			onlyRedis = append(onlyRedis, kv)
+		}
+	}
+
+	r := runBinary(t, onlyRedis, nil, "jobs", "failed", "--json")
+	var doc struct {
+		Jobs []jobs.JobJSON `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &doc); r.code != 0 || err != nil || len(doc.Jobs) != len(w.failures) {
+		t.Fatalf("jobs failed --json with only redis.url (%v); %s", err, r)
+	}
+	for _, j := range doc.Jobs {
+		if _, ok := w.failures[j.ID]; !ok {
+			t.Errorf("jobs failed lists %s, which was not seeded", j.ID)
+		}
+	}
+	if r := runBinary(t, onlyRedis, nil, "jobs", "failed", "--cause", "cliniko_forbidden"); r.code != 0 || !strings.Contains(r.stdout, w.forbidden1) || strings.Contains(r.stdout, w.nf) {
+		t.Errorf("jobs failed --cause with only redis.url; %s", r)
+	}
+	if r := runBinary(t, onlyRedis, nil, "jobs", "show", w.nf); r.code != 0 || !strings.Contains(r.stdout, "cliniko_not_found") {
+		t.Errorf("jobs show with only redis.url; %s", r)
+	}
+	if r := runBinary(t, onlyRedis, nil, "jobs", "stats"); r.code != 0 || !strings.Contains(r.stdout, "Failure ledger: 3 entries") {
+		t.Errorf("jobs stats with only redis.url; %s", r)
+	}
+
+	// A bad key is still a configuration problem (exit 2, one line).
+	r = runBinary(t, append(onlyRedis, "PMSBRIDGE_SECRETS_ENCRYPTION_KEY=c2hvcnQ="), nil, "jobs", "failed")
+	if r.code != 2 || !strings.Contains(r.stderr, "secrets.encryption_key (PMSBRIDGE_SECRETS_ENCRYPTION_KEY): must decode to 32 bytes") {
+		t.Errorf("jobs failed with a bad key; %s", r)
+	}
+	// Replaying needs what run needs.
+	r = runBinary(t, onlyRedis, nil, "jobs", "replay", w.nf)
+	if r.code != 2 || !strings.Contains(r.stderr, "secrets.encryption_key") || !strings.Contains(r.stderr, "cliniko.user_agent") {
+		t.Errorf("jobs replay with only redis.url; %s", r)
+	}
+	w.untouched(w.nf)
+}

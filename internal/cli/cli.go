@@ -188,11 +188,21 @@ func (e *env) serverCmd(mode app.Mode) *cobra.Command {
 
 // loadConfig loads and validates the configuration for a command.
 func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	return e.loadConfigFor(cmd, false)
+}
+
+// loadConfigFor loads the configuration; readOnly validates only what the
+// read-only support commands need (redis.url, and the keys when given).
+func (e *env) loadConfigFor(cmd *cobra.Command, readOnly bool) (config.Config, error) {
 	cfg, err := config.Load(cmd.Flags(), e.environ, config.Config{})
 	if err != nil {
 		return cfg, usageError{err}
 	}
-	if err := cfg.Validate(); err != nil {
+	validate := cfg.Validate
+	if readOnly {
+		validate = cfg.ValidateReadOnly
+	}
+	if err := validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

@@ -18,12 +18,29 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// readOnly marks a command made by toolsCmd that only reads: it needs only
+// redis.url (secrets.encryption_key is optional) instead of the whole
+// configuration of `run`.
+const readOnly = "pmsbridge.read-only"
+
+// markReadOnly marks commands as readOnly and says so in their help.
+func markReadOnly(cmds ...*cobra.Command) {
+	for _, c := range cmds {
+		c.Annotations = map[string]string{readOnly: "yes"}
+		long := c.Long
+		if long == "" {
+			long = c.Short + "."
+		}
+		c.Long = long + "\n\nOnly reads: needs nothing but redis.url (secrets.encryption_key may be left out)."
+	}
+}
+
 // toolsCmd makes a command that opens the support tools with the same
-// configuration as `run`.
+// configuration as `run` (only redis.url for commands marked readOnly).
 func (e *env) toolsCmd(use, short, long string, args cobra.PositionalArgs, run func(cmd *cobra.Command, t *app.Tools, args []string) error) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: args,
 		RunE: func(cmd *cobra.Command, a []string) error {
-			cfg, err := e.loadConfig(cmd)
+			cfg, err := e.loadConfigFor(cmd, cmd.Annotations[readOnly] != "")
 			if err != nil {
 				return err
 			}
@@ -283,6 +300,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 		})
 	delYes = e.addYes(del, "delete")
 	del.PreRunE = func(cmd *cobra.Command, _ []string) error { return delYes.canAsk(cmd) }
+	markReadOnly(stats, failed, show)
 	root.AddCommand(stats, failed, show, replay, del)
 	return root
 }
