@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/physitrack/pmsbridge/config"
@@ -31,6 +32,9 @@ func OpenTools(ctx context.Context, cfg config.Config) (*Tools, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis.url: %w", err)
 	}
+	// go-redis prints its own dial failures ("redis: … pool.go:…") on
+	// stderr; a command reports the failure itself, in one line.
+	setRedisLogger(slog.New(slog.DiscardHandler))
 	rdb := ru.Client()
 	c, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

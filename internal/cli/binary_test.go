@@ -428,3 +428,36 @@ func TestReadOnlyCommandsNeedOnlyRedisURL(t *testing.T) {
 	}
 	w.untouched(w.nf)
 }
+
+// TestRedisDownIsOneLine: with Redis unreachable a command prints one
+// clean line (no go-redis pool messages) and exits 1.
+func TestRedisDownIsOneLine(t *testing.T) {
+	t.Parallel()
+	port, err := rig.FreePort() // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("redis://:secret-pw@127.0.0.1:%d/0", port)
+	full := []string{"PMSBRIDGE_REGION=au", "PMSBRIDGE_REDIS_URL=" + url, "PMSBRIDGE_CLINIKO_USER_AGENT=" + rig.UserAgent,
+		"PMSBRIDGE_SECRETS_ENCRYPTION_KEY=" + rig.NewEncryptionKey()}
+	for _, args := range [][]string{
+		{"jobs", "failed"},
+		{"jobs", "stats"},
+		{"jobs", "replay", "--cause", "cliniko_forbidden", "--yes"},
+		{"admin", "subscription", "list"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := runBinary(t, full, nil, args...)
+			if r.code != 1 || r.stdout != "" {
+				t.Errorf("want exit 1 and no output; %s", r)
+			}
+			if strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "pmsbridge: redis (redis.url redis://:xxxxx@127.0.0.1:") ||
+				!strings.Contains(r.stderr, "does not answer") {
+				t.Errorf("want one line saying Redis does not answer; %s", r)
+			}
+			if strings.Contains(r.stderr, "secret-pw") {
+				t.Errorf("the Redis password reached stderr")
+			}
+		})
+	}
+}
