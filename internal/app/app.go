@@ -168,7 +168,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
-		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
+		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
+		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
 	}
 

@@ -2,13 +2,16 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -84,4 +87,34 @@ func TestShutdownRequeuesRunningTask(t *testing.T) {
 		_, err := e2.Store.FindLink(context.Background(), clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
 		return err == nil
 	})
+}
+
+// TestCleanShutdownLogsNoError: starting and stopping a process cleanly
+// logs nothing at ERROR (log alerts fire on ERROR), in every mode.
+func TestCleanShutdownLogsNoError(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []app.Mode{app.ModeRun, app.ModeWork, app.ModeServe} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := apptest.Start(t, apptest.Options{Mode: mode})
+			e.Eventually("the start to be logged", func() bool { return strings.Contains(e.Logs.String(), `"msg":"pmsbridge started"`) })
+			e.Stop()
+			logs := e.Logs.String()
+			if !strings.Contains(logs, `"msg":"stopped"`) {
+				t.Fatalf("no clean stop in the logs:\n%s", logs)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+				var rec struct {
+					Level string `json:"level"`
+				}
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Errorf("log line is not JSON: %q", line)
+					continue
+				}
+				if rec.Level == "ERROR" {
+					t.Errorf("ERROR logged on a clean start and stop: %s", line)
+				}
+			}
+		})
+	}
 }
