@@ -178,6 +178,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
 		}
+		registerReady(m.reg, checks)
 		var regions []bridge.Region
 		for _, code := range config.RegionCodes {
 			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})

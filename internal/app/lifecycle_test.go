@@ -35,16 +35,25 @@ func TestReadinessFollowsRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, true)
 	e := apptest.Start(t, apptest.Options{RedisURL: srv.URL(0)})
+	// pmsbridge_ready on /metrics says what /readyz says, for alert rules.
+	ready := func() string { return metricValue(e.NewBrowser().Get("/metrics").Body, "pmsbridge_ready") }
 	if got := status(t, e.URL+"/readyz"); got != http.StatusOK {
 		t.Fatalf("readyz with Redis up: %d, want 200", got)
+	}
+	if got := ready(); got != "1" {
+		t.Errorf("pmsbridge_ready with Redis up: %q, want 1", got)
 	}
 	srv.Stop()
 	e.Eventually("readyz 503 with Redis down", func() bool { return status(t, e.URL+"/readyz") == http.StatusServiceUnavailable })
 	if got := status(t, e.URL+"/healthz"); got != http.StatusOK {
 		t.Errorf("healthz with Redis down: %d, want 200 (the process is up)", got)
 	}
+	if got := ready(); got != "0" {
+		t.Errorf("pmsbridge_ready with Redis down: %q, want 0", got)
+	}
 	srv.Restart(t)
 	e.Eventually("readyz 200 after Redis is back", func() bool { return status(t, e.URL+"/readyz") == http.StatusOK })
+	e.Eventually("pmsbridge_ready 1 after Redis is back", func() bool { return ready() == "1" })
 }
 
 // TestShutdownRequeuesRunningTask: a graceful stop while an import is
