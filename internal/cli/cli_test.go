@@ -8,10 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
 )
 
@@ -97,25 +97,6 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer that a running command writes to while the test
-// reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // writeConfig writes a YAML config file for a test and returns its path.
 func writeConfig(t *testing.T, yaml string) string {
 	t.Helper()
@@ -165,7 +146,7 @@ func TestDevReadsConfiguration(t *testing.T) {
 		env := []string{"PMSBRIDGE_LOG_LEVEL=debug", "PMSBRIDGE_ADMIN_TOKEN=" + envToken}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out, errb syncBuffer
+		var out, errb apptest.SyncBuffer
 		done := make(chan int, 1)
 		go func() {
 			done <- cli.Execute(ctx, []string{"dev", "--config", file, "--http-addr", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb, env)
