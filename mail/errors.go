@@ -249,7 +249,8 @@ func isTLSError(err error) bool {
 func isAuthError(err error) bool {
 	return errors.Is(err, gosmtp.ErrUnencrypted) || errors.Is(err, gomail.ErrPlainAuthNotSupported) ||
 		errors.Is(err, gomail.ErrLoginAuthNotSupported) || errors.Is(err, gomail.ErrNoSupportedAuthDiscovered) ||
-		strings.Contains(err.Error(), "AUTH")
+		// go-mail's own wording (v0.8.1) for a refused or impossible login.
+		strings.Contains(err.Error(), "SMTP AUTH failed") || strings.Contains(err.Error(), "does not support SMTP AUTH")
 }
 
 // addressRe finds anything that looks like an email address in a server
