@@ -13,6 +13,7 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/sms"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
@@ -62,7 +63,7 @@ var Keys = []Key{
 	{Name: "sms.twilio_account_sid", Flag: "sms-twilio-account-sid", Usage: "Twilio account sid (AC…) for codes by SMS; SMS is on when sid, token and from are all set"},
 	{Name: "sms.twilio_auth_token", Flag: "sms-twilio-auth-token", Usage: "Twilio auth token", Secret: true},
 	{Name: "sms.from", Flag: "sms-from", Usage: "SMS sender: an E.164 number or a messaging service sid (MG…)"},
-	{Name: "sms.twilio_base_url", Flag: "sms-twilio-base-url", Usage: "Twilio API address (tests point it at a fake)", Default: "https://api.twilio.com"},
+	{Name: "sms.twilio_base_url", Flag: "sms-twilio-base-url", Usage: "Twilio API address (tests point it at a fake)", Default: sms.DefaultBaseURL},
 }
 
 // FormatDefault writes a key's default as --help, the README and the
@@ -297,9 +298,12 @@ type KeyValue struct {
 }
 
 // Print writes the redacted configuration in YAML-like "key: value" lines.
-func (c Config) Print() string {
+func (c Config) Print() string { return Format(c.Redacted()) }
+
+// Format writes key-value pairs as Print does.
+func Format(kvs []KeyValue) string {
 	var b strings.Builder
-	for _, kv := range c.Redacted() {
+	for _, kv := range kvs {
 		switch v := kv.Value.(type) {
 		case []string:
 			fmt.Fprintf(&b, "%s: [%s]\n", kv.Key, strings.Join(v, ", "))
