@@ -17,20 +17,30 @@ var catalogueJSON []byte
 var catalogue, catalogueIndex = mustParseCatalogue(catalogueJSON)
 
 func mustParseCatalogue(b []byte) ([]Exercise, map[string]int) {
+	list, index, err := parseCatalogue(b)
+	if err != nil {
+		panic("pmsbridge: " + err.Error())
+	}
+	return list, index
+}
+
+// parseCatalogue reads a catalogue document and indexes it by id; ids must
+// be unique, since assigning a programme turns posted ids into exercises.
+func parseCatalogue(b []byte) ([]Exercise, map[string]int, error) {
 	var doc struct {
 		Exercises []Exercise `json:"exercises"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
-		panic(fmt.Sprintf("pmsbridge: parse catalogue.json: %v", err))
+		return nil, nil, fmt.Errorf("parse catalogue.json: %w", err)
 	}
 	index := make(map[string]int, len(doc.Exercises))
 	for i, e := range doc.Exercises {
 		if _, dup := index[e.ID]; dup {
-			panic(fmt.Sprintf("pmsbridge: catalogue.json: duplicate id %q", e.ID))
+			return nil, nil, fmt.Errorf("catalogue.json: duplicate id %q", e.ID)
 		}
 		index[e.ID] = i
 	}
-	return doc.Exercises, index
+	return doc.Exercises, index, nil
 }
 
 // Catalogue returns the built-in exercises with their default dosage, in a

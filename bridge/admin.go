@@ -365,7 +365,7 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 // causeGroup is one cause's failures on the admin page.
 type causeGroup struct {
 	Cause   pmsbridge.Cause
-	Explain CauseHelp
+	Explain pmsbridge.Support
 	Jobs    []jobs.JobJSON
 }
 
@@ -379,7 +379,7 @@ func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
 	for _, f := range list {
 		g := byCause[f.Cause]
 		if g == nil {
-			g = &causeGroup{Cause: f.Cause, Explain: CauseHelps[f.Cause]}
+			g = &causeGroup{Cause: f.Cause, Explain: f.Cause.Info().Support}
 			byCause[f.Cause] = g
 		}
 		g.Jobs = append(g.Jobs, jobs.ToJSON(f))
@@ -416,9 +416,9 @@ func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.page(w, r, http.StatusOK, "admin_job", "Failed job", struct {
 		Job     jobs.JobJSON
-		Explain CauseHelp
+		Explain pmsbridge.Support
 		Audit   []store.AuditEntry
-	}{jobs.ToJSON(f), CauseHelps[f.Cause], audit})
+	}{jobs.ToJSON(f), f.Cause.Info().Support, audit})
 }
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {

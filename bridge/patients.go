@@ -67,7 +67,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 	var rows []patientRow
 	needs := 0
 	for _, p := range list {
-		bad := p.BirthYearStatus != store.BirthYearOK
+		bad := p.BirthYearStatus != pmsbridge.BirthYearOK
 		if bad {
 			needs++
 		}
@@ -160,7 +160,7 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 			return v, err
 		}
 		if st.State == "" {
-			st.State = store.PDFPending
+			st.State = pmsbridge.PDFPending
 		}
 		v.Programmes = append(v.Programmes, programmeView{Programme: prog, PDF: st})
 	}
@@ -218,20 +218,20 @@ func (s *Server) patientFormError(w http.ResponseWriter, r *http.Request, p stor
 
 // PatientJSON is the patient document of GET /api/patients/{id}.
 type PatientJSON struct {
-	ID              string          `json:"id"`
-	FirstName       string          `json:"first_name"`
-	LastName        string          `json:"last_name"`
-	Email           string          `json:"email"`
-	Mobile          string          `json:"mobile"`
-	Gender          string          `json:"gender,omitempty"`
-	YearOfBirth     *int            `json:"year_of_birth"`
-	BirthYearStatus string          `json:"birth_year_status"`
-	BirthYearSource string          `json:"birth_year_source"`
-	BirthYearRaw    string          `json:"birth_year_raw,omitempty"`
-	ClinikoYear     *int            `json:"cliniko_year,omitempty"`
-	Owner           NamedID         `json:"owner"`
-	Cliniko         *ClinikoJSON    `json:"cliniko"`
-	Programmes      []ProgrammeJSON `json:"programmes"`
+	ID              string                    `json:"id"`
+	FirstName       string                    `json:"first_name"`
+	LastName        string                    `json:"last_name"`
+	Email           string                    `json:"email"`
+	Mobile          string                    `json:"mobile"`
+	Gender          string                    `json:"gender,omitempty"`
+	YearOfBirth     *int                      `json:"year_of_birth"`
+	BirthYearStatus pmsbridge.BirthYearStatus `json:"birth_year_status"`
+	BirthYearSource pmsbridge.BirthYearSource `json:"birth_year_source"`
+	BirthYearRaw    string                    `json:"birth_year_raw,omitempty"`
+	ClinikoYear     *int                      `json:"cliniko_year,omitempty"`
+	Owner           NamedID                   `json:"owner"`
+	Cliniko         *ClinikoJSON              `json:"cliniko"`
+	Programmes      []ProgrammeJSON           `json:"programmes"`
 }
 
 // NamedID is an id with a display name.
@@ -261,10 +261,10 @@ type ProgrammeJSON struct {
 // PDFJSON is a programme version's PDF sync state. Every field of the
 // contract is always there ("" when it has no value).
 type PDFJSON struct {
-	State        string `json:"state"`
-	Cause        string `json:"cause"`
-	Reason       string `json:"reason"`
-	AttachmentID string `json:"attachment_id"`
+	State        pmsbridge.PDFState `json:"state"`
+	Cause        string             `json:"cause"`
+	Reason       string             `json:"reason"`
+	AttachmentID string             `json:"attachment_id"`
 }
 
 func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {

@@ -137,10 +137,10 @@ func (s *Server) createAndUpload(ctx context.Context, prog pmsbridge.Programme, 
 		return saved, err
 	}
 	if created {
-		if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return saved, err
 		}
-	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != store.PDFPending {
+	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
 		return saved, nil // already handled: uploaded, failed (support replays) or not linked
 	}
 	// A version saved by an earlier request whose enqueue failed is still
@@ -175,7 +175,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, _ := s.deps.Store.PDFStateOf(r.Context(), prog.ID, prog.Version)
-	if st.State == store.PDFUploaded {
+	if st.State == pmsbridge.PDFUploaded {
 		s.patientFormError(w, r, p, http.StatusConflict, "This version is already in the patient's Cliniko files.")
 		return
 	}
@@ -187,7 +187,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		if err := s.deps.Store.SetPDFState(r.Context(), prog.ID, prog.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := s.deps.Store.SetPDFState(r.Context(), prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			s.internalError(w, r, err)
 			return
 		}

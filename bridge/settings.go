@@ -95,22 +95,18 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	shard, err := cliniko.ShardFromKey(key)
 	if err != nil {
-		fail("The end of this key (after the last \"-\") does not name a Cliniko region we know (unknown shard, such as au1, uk2 or ca1). Copy the whole key from Cliniko and try again.")
+		fail(cliniko.BadShardMessage)
 		return
 	}
 	u, err := s.deps.Cliniko.GetUser(jobs.WithActor(r.Context(), pr.ID, ""), cliniko.Auth{Key: key})
 	if err != nil {
-		switch pmsbridge.CauseOf(err) {
-		case pmsbridge.CauseClinikoUnauthorized:
-			fail("Cliniko did not accept this key (bad key). It may have been revoked, mistyped, or belong to a Cliniko account in another region. Create a new key in Cliniko (My info → Manage API keys) and paste it here.")
-		case pmsbridge.CauseClinikoForbidden:
-			fail("Cliniko refused to say whose key this is: the Cliniko user's role does not allow it. Use the key of a user with the Practitioner, Receptionist or Administrator role.")
-		case pmsbridge.CauseClinikoRateLimited, pmsbridge.CauseClinikoUnavailable:
-			fail("Cliniko could not be reached to check the key (Cliniko unreachable). Nothing was saved. Try again in a minute.")
-		default:
-			s.log.WarnContext(r.Context(), "check cliniko key", "request_id", requestID(r.Context()), "cause", pmsbridge.CauseOf(err))
-			fail("The key could not be checked with Cliniko. Nothing was saved. Try again in a minute.")
+		cause := pmsbridge.CauseOf(err)
+		msg := cause.Info().Clinician.KeyCheck
+		if msg == "" {
+			s.log.WarnContext(r.Context(), "check cliniko key", "request_id", requestID(r.Context()), "cause", cause)
+			msg = pmsbridge.CauseInternal.Info().Clinician.KeyCheck
 		}
+		fail(msg)
 		return
 	}
 	cu := store.ClinikoUser{ID: u.ID, Name: strings.TrimSpace(u.FirstName + " " + u.LastName), Email: u.Email, Role: u.Role, Shard: shard}

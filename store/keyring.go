@@ -62,20 +62,32 @@ func KeyID(key []byte) string {
 	return hex.EncodeToString(h[:4])
 }
 
-// ParseKey decodes a base64 key (standard or URL alphabet, padded or not),
-// as found in secrets.encryption_key, and checks its length.
+// ParseKey is the one decoder of encryption keys as configured
+// (secrets.encryption_key and previous_encryption_keys): base64, standard
+// or URL alphabet, padded or not, surrounding space ignored, KeySize bytes.
+// Its errors never quote the key, read after the name of the setting
+// ("must decode to 32 bytes, got 5"), and satisfy errors.Is(err,
+// ErrInvalid).
 func ParseKey(b64 string) ([]byte, error) {
 	s := strings.TrimRight(strings.TrimSpace(b64), "=")
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			if len(b) != KeySize {
-				return nil, fmt.Errorf("parse key: %d bytes, want %d: %w", len(b), KeySize, ErrInvalid)
+				return nil, keyError(fmt.Sprintf("must decode to %d bytes, got %d", KeySize, len(b)))
 			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("parse key: not base64: %w", ErrInvalid)
+	return nil, keyError("is not valid base64")
 }
+
+// keyError is a problem with a configured key's text.
+type keyError string
+
+func (e keyError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e keyError) Is(target error) bool { return target == ErrInvalid }
 
 // A nil *Keyring is a store opened without keys: it encrypts and decrypts
 // nothing (ErrNoKey) and has nothing to rotate.

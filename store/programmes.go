@@ -21,21 +21,13 @@ const CodeLength = 8
 // DefaultEventTTL is how long ClaimEvent remembers an event id by default.
 const DefaultEventTTL = 30 * 24 * time.Hour
 
-// PDF sync states (PDFState.State).
-const (
-	PDFPending   = "pending"
-	PDFUploaded  = "uploaded"
-	PDFFailed    = "failed"
-	PDFNotLinked = "not_linked"
-)
-
 // PDFState is the write-back state of one programme version's PDF.
 type PDFState struct {
-	State        string          `json:"state"` // PDFPending, PDFUploaded, PDFFailed, PDFNotLinked
-	Cause        pmsbridge.Cause `json:"cause,omitempty"`
-	Reason       string          `json:"reason,omitempty"`
-	AttachmentID string          `json:"attachment_id,omitempty"`
-	UpdatedAt    time.Time       `json:"updated_at"` // set to now when zero
+	State        pmsbridge.PDFState `json:"state"`
+	Cause        pmsbridge.Cause    `json:"cause,omitempty"`
+	Reason       string             `json:"reason,omitempty"`
+	AttachmentID string             `json:"attachment_id,omitempty"`
+	UpdatedAt    time.Time          `json:"updated_at"` // set to now when zero
 }
 
 // newCode returns CodeLength letters a–z from crypto/rand, uniformly: bytes
@@ -385,7 +377,7 @@ return 1
 // is then ignored (only a new upload record replaces it).
 func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int, st PDFState) error {
 	switch st.State {
-	case PDFPending, PDFUploaded, PDFFailed, PDFNotLinked:
+	case pmsbridge.PDFPending, pmsbridge.PDFUploaded, pmsbridge.PDFFailed, pmsbridge.PDFNotLinked:
 	default:
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, invalid("pdf state", "unknown state"))
 	}
@@ -397,7 +389,7 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 	}
 	st.UpdatedAt = st.UpdatedAt.UTC()
 	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
-		version, mustJSON(st), st.State).Err(); err != nil {
+		version, mustJSON(st), string(st.State)).Err(); err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
 	}
 	return nil

@@ -240,9 +240,9 @@ func TestPDFState(t *testing.T) {
 	if _, err := b.store.PDFStateOf(b.ctx, "prg_1", 1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("before any: err = %v, want ErrNotFound", err)
 	}
-	st := store.PDFState{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden, Reason: "role may not upload"}
+	st := store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden, Reason: "role may not upload"}
 	must(t, b.store.SetPDFState(b.ctx, "prg_1", 1, st))
-	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: store.PDFUploaded, AttachmentID: "99"}))
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: "99"}))
 	got, err := b.store.PDFStateOf(b.ctx, "prg_1", 1)
 	must(t, err)
 	st.UpdatedAt = b.clock.Now()
@@ -265,24 +265,24 @@ func TestPDFState(t *testing.T) {
 func TestPDFStateUploadedStays(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	up := store.PDFState{State: store.PDFUploaded, AttachmentID: "42"}
+	up := store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: "42"}
 	must(t, b.store.SetPDFState(b.ctx, "prg_1", 1, up))
 	for _, late := range []store.PDFState{
-		{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoRateLimited, Reason: "another worker is uploading"},
-		{State: store.PDFPending},
-		{State: store.PDFNotLinked, Cause: pmsbridge.CauseNotLinked},
+		{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoRateLimited, Reason: "another worker is uploading"},
+		{State: pmsbridge.PDFPending},
+		{State: pmsbridge.PDFNotLinked, Cause: pmsbridge.CauseNotLinked},
 	} {
 		must(t, b.store.SetPDFState(b.ctx, "prg_1", 1, late))
 		got, err := b.store.PDFStateOf(b.ctx, "prg_1", 1)
 		must(t, err)
-		if got.State != store.PDFUploaded || got.AttachmentID != "42" {
+		if got.State != pmsbridge.PDFUploaded || got.AttachmentID != "42" {
 			t.Errorf("after %s: state %+v, want uploaded with attachment 42", late.State, got)
 		}
 	}
 	// A failed version can still become uploaded.
-	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoUnavailable}))
-	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: store.PDFUploaded, AttachmentID: "43"}))
-	if got, _ := b.store.PDFStateOf(b.ctx, "prg_1", 2); got.State != store.PDFUploaded || got.AttachmentID != "43" {
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoUnavailable}))
+	must(t, b.store.SetPDFState(b.ctx, "prg_1", 2, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: "43"}))
+	if got, _ := b.store.PDFStateOf(b.ctx, "prg_1", 2); got.State != pmsbridge.PDFUploaded || got.AttachmentID != "43" {
 		t.Errorf("failed then uploaded: state %+v", got)
 	}
 }

@@ -1,9 +1,12 @@
 // Package store keeps pmsbridge's records in Redis: subscriptions and their
 // sharing groups, practitioners and their logins, sessions, Cliniko keys,
 // patients and their Cliniko links, sharing, programmes with their PDF sync
-// state, webhook event claims and the audit log.
+// state, webhook event claims, the failure ledger, the audit log, and what
+// processes coordinate through (locks, debounces, period claims, counters,
+// the Cliniko request budget's key).
 //
-// Every key starts with Options.Prefix ("pmsb:" by default). Sensitive values
+// Every key starts with Options.Prefix ("pmsb:" by default), and no other
+// package builds a Redis key: the layout below is the whole of it. Sensitive values
 // (Cliniko API keys, patient names, contact details and birth data) are
 // encrypted at rest with a Keyring; sessions are stored under the SHA-256 of
 // their token; passwords are stored as argon2id hashes.
@@ -45,6 +48,25 @@
 //	P access:ip:<ip>                zset  failed programme openings from an address
 //	P evt:<event id>                str   webhook event claim, with a TTL
 //	P audit                         list  newest first, capped
+//	P failure:<task id>             json  failure ledger entry (Failure)
+//	P failures                      zset  ledger task ids (score: last failure, unix ms)
+//
+// Coordination between processes (coordination.go):
+//
+//	P lock:pdf:<prg>:v<n>           str   upload lock of a programme version (holder's token), TTL
+//	P debounce:refresh:<pat>        str   a patient's refresh was queued lately, TTL
+//	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
+//	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
+//	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is
+//	                                      redis_rate's own, in front of the key this store names
+//	                                      (ClinikoBudgetKey); <user> is "k:<16 hex of the key's
+//	                                      sha256>" while the user is not known yet
+//
+// Not this store's: asynq keeps its queues, tasks, servers and scheduler
+// under its own fixed "asynq:" namespace (asynq:{<queue>}:…, asynq:servers,
+// …), whatever the prefix; the jobs package reaches them only through
+// asynq. So a prefix separates pmsbridge's records on a shared Redis, but
+// two deployments must not share one Redis, or they would share queues.
 //
 // Round trips on the hot paths: FindLink is one HGET; GetSession is one
 // EVALSHA (a second one, EVAL, only when Redis has lost its script cache).

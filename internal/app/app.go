@@ -137,11 +137,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		UserAgent:         m.cfg.Cliniko.UserAgent,
 		RequestsPerMinute: m.cfg.Cliniko.RequestsPerMinute,
 		Timeout:           m.cfg.Cliniko.Timeout,
-	}, m.rdb, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
+	}, cliniko.Budget{Redis: m.rdb, Key: m.Store.ClinikoBudgetKey}, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
 	if err != nil {
 		return nil, fmt.Errorf("cliniko: %w", err)
 	}
-	m.Jobs = jobs.NewClient(m.rdb)
+	m.Jobs = jobs.NewClient(m.rdb, m.Store)
 	jm := jobs.NewMetrics(m.reg, m.Store)
 
 	if opts.Mode.serves() {
@@ -163,14 +163,13 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
-		wc.SyncInterval = m.cfg.Sync.Interval
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
 		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
-		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
+		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
 	}
 
 	if opts.Mode.serves() {
@@ -294,15 +293,15 @@ func (m *Main) Close() error {
 }
 
 func keyring(s config.Secrets) (*store.Keyring, error) {
-	cur, err := config.DecodeKey(s.EncryptionKey)
+	cur, err := store.ParseKey(s.EncryptionKey)
 	if err != nil {
 		return nil, fmt.Errorf("secrets.encryption_key %w", err)
 	}
 	var prev [][]byte
 	for _, p := range s.PreviousEncryptionKeys {
-		k, err := config.DecodeKey(p)
+		k, err := store.ParseKey(p)
 		if err != nil {
-			return nil, fmt.Errorf("secrets.previous_encryption_keys: %w", err)
+			return nil, fmt.Errorf("secrets.previous_encryption_keys %w", err)
 		}
 		prev = append(prev, k)
 	}
