@@ -61,7 +61,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	prog, err := s.deps.Store.OpenProgramme(ctx, code, year, clientIP(r))
+	prog, err := s.deps.Store.OpenProgramme(ctx, code, year, clientFrom(r))
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le) || errors.Is(err, store.ErrLocked):

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,10 @@ type Config struct {
 	WebhookSecret string
 	AdminToken    string
 	Version       string
+	// TrustedProxies are the reverse proxies in front (http.trusted_proxies):
+	// only from these peers is X-Forwarded-For believed. Empty: the client
+	// is the connection's peer.
+	TrustedProxies []netip.Prefix
 	// ImportWait is how long the receiver waits for a new patient's import
 	// before showing the waiting page. Default 2s.
 	ImportWait time.Duration
@@ -104,7 +109,7 @@ func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *sl
 	csrf.AddInsecureBypassPattern("POST /webhooks/programmes")
 	csrf.AddInsecureBypassPattern("/admin/api/")
 	csrf.SetDenyHandler(http.HandlerFunc(s.forbiddenCrossOrigin))
-	s.handler = s.logRequests(s.securityHeaders(s.checkHost(csrf.Handler(mux))))
+	s.handler = s.withClient(s.logRequests(s.securityHeaders(s.checkHost(csrf.Handler(mux)))))
 	return s
 }
 

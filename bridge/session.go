@@ -152,7 +152,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "Enter your email address and your password."})
 		return
 	}
-	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientIP(r))
+	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientFrom(r))
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le):
@@ -176,7 +176,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if old, err := r.Cookie(SessionCookie); err == nil && old.Value != "" {
 		_ = s.deps.Store.DeleteSession(r.Context(), old.Value)
 	}
-	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientIP(r), r.UserAgent())
+	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientFrom(r), r.UserAgent())
 	if err != nil {
 		s.internalError(w, r, err)
 		return

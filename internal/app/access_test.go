@@ -65,6 +65,12 @@ func accessSetup(t *testing.T, clock *stepClock, clinikoID string) (*apptest.Env
 	if clock != nil {
 		o.Now = clock.Now
 	}
+	return accessSetupWith(t, o, clinikoID)
+}
+
+// accessSetupWith is accessSetup for an app started with o.
+func accessSetupWith(t *testing.T, o apptest.Options, clinikoID string) (*apptest.Env, *apptest.Browser, string, string) {
+	t.Helper()
 	e := apptest.Start(t, o)
 	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
 	b := e.Login("demo@clinic.example")

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -181,10 +182,18 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		for _, code := range config.RegionCodes {
 			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})
 		}
+		var proxies []netip.Prefix
+		for _, p := range m.cfg.HTTP.TrustedProxies {
+			pfx, err := config.ParseTrustedProxy(p)
+			if err != nil {
+				return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+			}
+			proxies = append(proxies, pfx)
+		}
 		srv := bridge.New(bridge.Config{
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
-			Version: opts.Version, Now: opts.Now,
+			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
 		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
 		m.server = &http.Server{
 			Handler:           srv,
