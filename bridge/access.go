@@ -62,6 +62,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	prog, err := s.deps.Store.OpenProgramme(ctx, code, year, clientFrom(r))
+	s.countAttempt("access", err)
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le) || errors.Is(err, store.ErrLocked):

@@ -68,6 +68,9 @@ type metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	clickLatency *prometheus.HistogramVec
+	// attempts counts secret checks: what a lock-out let through (ok,
+	// wrong) and what it stopped unchecked (locked, busy).
+	attempts *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -84,7 +87,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10},
 		}, []string{"path"}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.clickLatency)
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pmsbridge_auth_attempts_total",
+		Help: "Logins and programme openings by kind (login, access, admin) and outcome: ok and wrong were checked; locked (a lock-out) and busy (too many password checks at once) were refused without checking.",
+	}, []string{"kind", "outcome"})
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.clickLatency, m.attempts)
 	return m
 }
 

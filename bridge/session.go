@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,10 +154,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientFrom(r))
+	s.countAttempt("login", err)
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le):
-		mins := int(time.Until(le.Until).Minutes()) + 1
+		// By the app's clock, which decided the lock.
+		left := le.Until.Sub(s.cfg.Now())
+		mins := int(left.Minutes()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
 			Error: "Too many failed attempts. For your security, logging in is paused for about " + plural(mins, "minute") + ". Try again then, or ask your clinic's administrator to reset your password."})
 		return

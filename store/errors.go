@@ -26,10 +26,11 @@ var (
 	ErrInvalid = errors.New("invalid")
 )
 
-// LockedError is returned while an account, an IP address or a programme
-// code is locked after too many failures. errors.Is(err, ErrLocked) holds.
+// LockedError is returned while an account, a client address or a
+// programme code is locked after too many failures. errors.Is(err,
+// ErrLocked) holds.
 type LockedError struct {
-	// Scope says what is locked: "account", "ip" or "code".
+	// Scope says what is locked: "account", "client" or "code".
 	Scope string
 	// Until is when the next attempt is allowed again.
 	Until time.Time

@@ -252,25 +252,37 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 }
 
 // Authenticate checks a login. Wrong email, wrong password and an inactive
-// practitioner are all ErrBadCredentials, in about the same time. Failures
-// are counted per account and per IP address (ip may be empty); once either
-// has LoginMaxFailures within LoginWindow, every attempt is refused with a
-// *LockedError (errors.Is ErrLocked), even with the right password, until
-// the oldest failure leaves the window. Success clears the account's
-// failures (not the address's).
-func (s *Store) Authenticate(ctx context.Context, email, password, ip string) (Practitioner, error) {
+// practitioner are all ErrBadCredentials, in about the same time.
+//
+// Attempts are counted per account and per client address (client may be
+// empty) in one step before the password is checked: once either has
+// LoginMaxFailures attempts within LoginWindow, further attempts are
+// refused with a *LockedError (errors.Is ErrLocked) without being checked,
+// even with the right password, until the oldest failure leaves the
+// window. So of any number of simultaneous attempts at most
+// LoginMaxFailures are checked. A failure stays counted; a success is
+// not counted and clears the account's failures (not the client's).
+func (s *Store) Authenticate(ctx context.Context, email, password, client string) (Practitioner, error) {
 	email = NormalizeEmail(email)
-	keys := []limitKey{{scope: "account", key: s.key("login", "acct", sha256Hex(email)), max: s.opts.LoginMaxFailures}}
-	if ip != "" {
-		keys = append(keys, limitKey{scope: "ip", key: s.key("login", "ip", ip), max: s.opts.LoginMaxFailures})
+	acct := s.limitKeyOf("login", "acct", sha256Hex(email))
+	keys := []limitKey{{scope: "account", key: acct, max: s.opts.LoginMaxFailures}}
+	if client != "" {
+		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("login", "client", client), max: s.opts.LoginMaxFailures})
 	}
-	window := s.opts.LoginWindow
-	if err := s.checkLimits(ctx, keys, window); err != nil {
+	res, err := s.reserve(ctx, keys, s.opts.LoginWindow)
+	if err != nil {
+		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
+	}
+	// Not checked after all: the attempt does not count.
+	unchecked := func(err error) (Practitioner, error) {
+		if rerr := s.release(ctx, res); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
 	}
 	rec, err := s.practitionerRecordByEmail(ctx, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
+		return unchecked(err)
 	}
 	found := err == nil
 	hash := rec.PasswordHash
@@ -279,12 +291,9 @@ func (s *Store) Authenticate(ctx context.Context, email, password, ip string) (P
 	}
 	ok := verifyPassword(hash, password)
 	if !found || !ok || !rec.Active {
-		if err := s.recordFailure(ctx, keys, window); err != nil {
-			return Practitioner{}, fmt.Errorf("authenticate: %w", err)
-		}
 		return Practitioner{}, fmt.Errorf("authenticate: %w", ErrBadCredentials)
 	}
-	if err := s.rdb.Del(ctx, keys[0].key).Err(); err != nil {
+	if err := s.release(ctx, res, acct); err != nil {
 		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return rec.Practitioner, nil

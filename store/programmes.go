@@ -330,40 +330,52 @@ func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Progra
 
 // OpenProgramme is the patient's door: it returns the latest version of the
 // programme with access code code when yearOfBirth is the patient's year of
-// birth. A wrong code or year is ErrBadCredentials. Failures are counted per
-// code (AccessMaxFailures) and per IP address (AccessMaxIPFailures) within
-// AccessWindow; at the limit every attempt, even a right one, is refused
-// with a *LockedError until the oldest failure leaves the window.
-func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, ip string) (pmsbridge.Programme, error) {
+// birth. A wrong code or year, and a patient without a year on record, are
+// all ErrBadCredentials.
+//
+// Attempts are counted per code (AccessMaxFailures) and per client address
+// (AccessMaxIPFailures; client may be empty) within AccessWindow, in one
+// step before anything is checked: at the limit every attempt, even a
+// right one, is refused with a *LockedError without being checked, until
+// the oldest failure leaves the window. Of any number of simultaneous
+// attempts at most the limit are checked. A failure stays counted; a
+// success does not count.
+func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
 	var keys []limitKey
 	if ValidCode(code) {
-		keys = append(keys, limitKey{scope: "code", key: s.key("access", "code", code), max: s.opts.AccessMaxFailures})
+		keys = append(keys, limitKey{scope: "code", key: s.limitKeyOf("access", "code", code), max: s.opts.AccessMaxFailures})
 	}
-	if ip != "" {
-		keys = append(keys, limitKey{scope: "ip", key: s.key("access", "ip", ip), max: s.opts.AccessMaxIPFailures})
+	if client != "" {
+		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("access", "client", client), max: s.opts.AccessMaxIPFailures})
 	}
-	window := s.opts.AccessWindow
-	if err := s.checkLimits(ctx, keys, window); err != nil {
+	res, err := s.reserve(ctx, keys, s.opts.AccessWindow)
+	if err != nil {
+		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+	}
+	unchecked := func(err error) (pmsbridge.Programme, error) {
+		if rerr := s.release(ctx, res); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
 	}
 	p, err := s.LatestByCode(ctx, code)
 	ok := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		return unchecked(err)
 	}
 	if ok {
 		x, err := s.GetPatient(ctx, p.PatientID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+			return unchecked(err)
 		}
 		ok = err == nil && x.YearOfBirth != 0 && x.YearOfBirth == yearOfBirth
 	}
 	if !ok {
-		if err := s.recordFailure(ctx, keys, window); err != nil {
-			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
-		}
 		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", ErrBadCredentials)
+	}
+	if err := s.release(ctx, res); err != nil {
+		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
 	}
 	return p, nil
 }

@@ -9,8 +9,15 @@
 // their token; passwords are stored as argon2id hashes.
 //
 // The store works against redis.UniversalClient. Transactions (WATCH/MULTI)
-// and Lua scripts only ever touch a single key, and multi-key reads and
-// writes are pipelines, so a Cluster client works too. Records are the source
+// and Lua scripts only ever touch a single key, except the attempt limits,
+// whose counters share the hash tag {lim}; multi-key reads and writes are
+// pipelines, so a Cluster client works too.
+//
+// Attempt limits (logins, programme openings) are counted and decided in
+// one Lua step that reserves a slot in every counter of the attempt, or in
+// none; the counters are sorted sets of attempts by time, so a window
+// slides. A client is the address bridge works out (http.trusted_proxies;
+// an IPv6 /64). Records are the source
 // of truth; set indexes (a practitioner's patients, a patient's shares) are
 // written before the record when adding and after it when removing, and are
 // checked against the records when read, so a crash between the two steps
@@ -32,8 +39,8 @@
 //	P pracemail:<sha256(email)>     str   practitioner id (unique email index)
 //	P cliniko:keys                  set   ids of practitioners with a saved key
 //	P sess:<sha256(token)>          hash  pid, created, last, abs (unix ms), ip, ua
-//	P login:acct:<sha256(email)>    zset  failed logins (score unix ms)
-//	P login:ip:<ip>                 zset  failed logins from an address
+//	P {lim}:login:acct:<sha256(email)>  zset  login attempts (score unix ms)
+//	P {lim}:login:client:<client>       zset  login attempts from a client
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
 //	P pat:<pat>:audit               list  newest first, capped
@@ -41,8 +48,8 @@
 //	P prg:<prg>                     hash  code, patient, latest, v:<n> (json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
 //	P code:<code>                   str   programme id (unique access code index)
-//	P access:code:<code>            zset  failed programme openings for a code
-//	P access:ip:<ip>                zset  failed programme openings from an address
+//	P {lim}:access:code:<code>          zset  programme opening attempts for a code
+//	P {lim}:access:client:<client>      zset  programme opening attempts from a client
 //	P evt:<event id>                str   webhook event claim, with a TTL
 //	P audit                         list  newest first, capped
 //
@@ -81,10 +88,11 @@ type Options struct {
 	// SessionAbsolute ends a session this long after it was created, however
 	// much it is used. Default 7 days (168h).
 	SessionAbsolute time.Duration
-	// LoginMaxFailures is how many failed logins an account, or an IP
-	// address, may have within LoginWindow; once it has that many, further
-	// attempts are refused with a *LockedError, even with the right password,
-	// until the oldest failure leaves the window. Default 10.
+	// LoginMaxFailures is how many failed logins an account, or a client
+	// address, may have within LoginWindow (attempts being checked count
+	// too); once it has that many, further attempts are refused with a
+	// *LockedError, even with the right password, until the oldest failure
+	// leaves the window. Default 10.
 	LoginMaxFailures int
 	// LoginWindow is the sliding window for LoginMaxFailures. Default 15m.
 	LoginWindow time.Duration
@@ -96,8 +104,8 @@ type Options struct {
 	// AccessMaxFailures is how many wrong years of birth a programme code may
 	// get within AccessWindow before it is locked. Default 5.
 	AccessMaxFailures int
-	// AccessMaxIPFailures is how many failed programme openings an IP address
-	// may make within AccessWindow before it is locked. Default 30.
+	// AccessMaxIPFailures is how many failed programme openings a client
+	// address may make within AccessWindow before it is locked. Default 30.
 	AccessMaxIPFailures int
 	// AccessWindow is the sliding window for programme-opening failures.
 	// Default 1h.

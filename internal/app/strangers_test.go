@@ -6,9 +6,13 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
@@ -115,4 +119,132 @@ func TestClientAddressBehindProxy(t *testing.T) {
 		right := url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}}
 		wantPage(t, "11th try with yet another made-up address", postFrom(b, "/login", right, "192.0.2.99"), http.StatusTooManyRequests)
 	})
+}
+
+// burstResult is what a burst of requests got: the count of each status,
+// and the responses.
+type burstResult struct {
+	status map[int]int
+	resps  []*http.Response
+	bodies []string
+}
+
+// burst sends n requests at once: each is built first, then all wait at a
+// start barrier and go together. Transport errors fail the test.
+func burst(t *testing.T, n int, build func(i int) *http.Request) burstResult {
+	t.Helper()
+	hc := &http.Client{
+		Transport:     &http.Transport{MaxIdleConns: n, MaxIdleConnsPerHost: n, MaxConnsPerHost: 0},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	defer hc.CloseIdleConnections()
+	res := burstResult{status: map[int]int{}, resps: make([]*http.Response, n), bodies: make([]string, n)}
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var ready, done sync.WaitGroup
+	for i := range n {
+		req := build(i)
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			resp, err := hc.Do(req)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			res.resps[i], res.bodies[i] = resp, string(b)
+		}()
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("burst request %d: %v", i, err)
+		}
+		res.status[res.resps[i].StatusCode]++
+	}
+	return res
+}
+
+// formRequest is a POST of form to the app, with an X-Forwarded-For
+// header when forwardedFor is not "".
+func formRequest(e *apptest.Env, path string, form url.Values, forwardedFor string) *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", forwardedFor)
+	}
+	return req
+}
+
+var attemptsRe = regexp.MustCompile(`(?m)^pmsbridge_auth_attempts_total\{kind="(\w+)",outcome="(\w+)"\} (\d+)$`)
+
+// attemptCounts reads pmsbridge_auth_attempts_total of one kind from
+// /metrics, by outcome.
+func attemptCounts(t *testing.T, e *apptest.Env, kind string) map[string]int {
+	t.Helper()
+	r := e.NewBrowser().Get("/metrics")
+	out := map[string]int{}
+	for _, m := range attemptsRe.FindAllStringSubmatch(r.Body, -1) {
+		if m[1] == kind {
+			n, _ := strconv.Atoi(m[3])
+			out[m[2]] = n
+		}
+	}
+	return out
+}
+
+// TestBurstOfYearsOpensNothing: 100 simultaneous tries of one code, each
+// with another year (the right one among them), check at most 5 years (the
+// per-code limit) and the rest are refused unchecked.
+func TestBurstOfYearsOpensNothing(t *testing.T) {
+	t.Parallel()
+	e, _, _, code := accessSetup(t, nil, clinikotest.DemoPatientID) // born 1985
+	res := burst(t, 100, func(i int) *http.Request {
+		return formRequest(e, "/access", url.Values{"code": {code}, "year_of_birth": {strconv.Itoa(1900 + i)}}, "")
+	})
+	ok, wrong, locked := res.status[http.StatusOK], res.status[http.StatusUnauthorized], res.status[http.StatusTooManyRequests]
+	t.Logf("burst of 100 years: %d opened, %d wrong, %d locked", ok, wrong, locked)
+	if wrong > 5 || ok > 1 || wrong+ok < 1 || ok+wrong+locked != 100 {
+		t.Errorf("statuses %v: want at most 5 wrong years checked (401), the right one at most once (200), the rest 429", res.status)
+	}
+	if got := attemptCounts(t, e, "access"); got["wrong"] != wrong || got["ok"] != ok || got["locked"] != locked {
+		t.Errorf("metrics count %v, the answers %d ok, %d wrong, %d locked", got, ok, wrong, locked)
+	}
+	if wrong == 5 {
+		if r := openProgramme(e.NewBrowser(), code, "1985"); r.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("the right year after the burst: %d, want 429", r.StatusCode)
+		}
+	}
+}
+
+// TestBurstOfPasswordsFindsNothing: 60 simultaneous logins to one account,
+// each with another wrong password, check at most 10 (the per-account
+// limit); the rest are refused unchecked.
+func TestBurstOfPasswordsFindsNothing(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": ""})
+	res := burst(t, 60, func(i int) *http.Request {
+		return formRequest(e, "/login", url.Values{"email": {"demo@clinic.example"}, "password": {fmt.Sprintf("guess number %02d", i)}}, "")
+	})
+	wrong := res.status[http.StatusUnauthorized]
+	refused := res.status[http.StatusTooManyRequests] + res.status[http.StatusServiceUnavailable]
+	t.Logf("burst of 60 passwords: %v", res.status)
+	if wrong > 10 || wrong < 1 || wrong+refused != 60 {
+		t.Errorf("statuses %v: want at most 10 passwords checked (401), the rest refused (429, or 503 when busy)", res.status)
+	}
+	if got := attemptCounts(t, e, "login"); got["wrong"] != wrong || got["ok"] != 0 {
+		t.Errorf("metrics count %v checked, the answers %d", got, wrong)
+	}
+	r := e.NewBrowser().PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}})
+	if wrong == 10 && r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the right password after the burst: %d, want 429", r.StatusCode)
+	}
 }
