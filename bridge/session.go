@@ -169,6 +169,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
 			Error: "Too many failed attempts. For your security, logging in is paused for a while. Try again later."})
 		return
+	case errors.Is(err, store.ErrBusy):
+		s.tooBusy(w, r)
+		return
 	case errors.Is(err, store.ErrBadCredentials):
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "That email address and password do not match an active account. Check them and try again."})
 		return

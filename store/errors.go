@@ -24,6 +24,9 @@ var (
 	// ErrInvalid: the input breaks a rule; often a *ValidationError listing
 	// every problem.
 	ErrInvalid = errors.New("invalid")
+	// ErrBusy: too many password checks are running in this process; the
+	// attempt was not checked (and not counted). Try again in a moment.
+	ErrBusy = errors.New("busy: too many password checks at once")
 )
 
 // LockedError is returned while an account, a client address or a

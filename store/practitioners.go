@@ -94,12 +94,16 @@ func (s *Store) CreatePractitioner(ctx context.Context, np NewPractitioner) (Pra
 	if len(problems) > 0 {
 		return Practitioner{}, fmt.Errorf("create practitioner: %w", invalid("practitioner", problems...))
 	}
+	hash, err := s.gatedHash(ctx, np.Password)
+	if err != nil {
+		return Practitioner{}, fmt.Errorf("create practitioner: %w", err)
+	}
 	rec := practitionerRecord{
 		Practitioner: Practitioner{
 			ID: newID("prac"), SubscriptionID: np.SubscriptionID, Email: email,
 			Name: name, Active: true, CreatedAt: s.now(),
 		},
-		PasswordHash: s.hashPassword(np.Password),
+		PasswordHash: hash,
 	}
 	// The record first, then the unique email index: losing the race for
 	// the email leaves only an unindexed record, which we delete.
@@ -238,7 +242,10 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if p := passwordProblem(password); p != "" {
 		return fmt.Errorf("set password %s: %w", id, invalid("password", p))
 	}
-	hash := s.hashPassword(password)
+	hash, err := s.gatedHash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("set password %s: %w", id, err)
+	}
 	if _, err := s.updatePractitioner(ctx, id, func(r *practitionerRecord) error {
 		r.PasswordHash = hash
 		return nil
@@ -252,7 +259,9 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 }
 
 // Authenticate checks a login. Wrong email, wrong password and an inactive
-// practitioner are all ErrBadCredentials, in about the same time.
+// practitioner are all ErrBadCredentials, in about the same time. When the
+// process is already running PasswordChecks hashes (and PasswordCheckQueue
+// attempts wait), the attempt is ErrBusy, unchecked and not counted.
 //
 // Attempts are counted per account and per client address (client may be
 // empty) in one step before the password is checked: once either has
@@ -285,11 +294,16 @@ func (s *Store) Authenticate(ctx context.Context, email, password, client string
 		return unchecked(err)
 	}
 	found := err == nil
+	done, err := s.hashes.acquire(ctx, true)
+	if err != nil {
+		return unchecked(err)
+	}
 	hash := rec.PasswordHash
 	if !found {
 		hash = s.dummyPasswordHash()
 	}
 	ok := verifyPassword(hash, password)
+	done()
 	if !found || !ok || !rec.Active {
 		return Practitioner{}, fmt.Errorf("authenticate: %w", ErrBadCredentials)
 	}
@@ -297,6 +311,17 @@ func (s *Store) Authenticate(ctx context.Context, email, password, client string
 		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return rec.Practitioner, nil
+}
+
+// gatedHash hashes a new password in one of the process's hash slots,
+// waiting for one as long as ctx allows.
+func (s *Store) gatedHash(ctx context.Context, password string) (string, error) {
+	done, err := s.hashes.acquire(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	return s.hashPassword(password), nil
 }
 
 // hashPassword returns a PHC-style argon2id hash:

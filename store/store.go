@@ -66,6 +66,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -112,6 +113,17 @@ type Options struct {
 	AccessWindow time.Duration
 	// Argon2 sets the password hashing cost. Default: see Argon2Params.
 	Argon2 Argon2Params
+	// PasswordChecks is how many password hashes may run at once in this
+	// process (each takes Argon2.MemoryKiB and a CPU). Default 2 ×
+	// GOMAXPROCS.
+	PasswordChecks int
+	// PasswordCheckQueue is how many more logins may wait for a hash slot
+	// (waiting holds no hash memory); beyond that Authenticate returns
+	// ErrBusy at once. Default 4 × PasswordChecks; negative: none wait.
+	PasswordCheckQueue int
+	// PasswordCheckWait is how long a waiting login waits at most before
+	// ErrBusy. Default 2s.
+	PasswordCheckWait time.Duration
 }
 
 // Argon2Params is the cost of argon2id password hashing. Stored hashes carry
@@ -170,6 +182,15 @@ func (o Options) withDefaults() Options {
 	if o.Argon2.Threads == 0 {
 		o.Argon2.Threads = 1
 	}
+	if o.PasswordChecks == 0 {
+		o.PasswordChecks = 2 * runtime.GOMAXPROCS(0)
+	}
+	if o.PasswordCheckQueue == 0 {
+		o.PasswordCheckQueue = 4 * o.PasswordChecks
+	}
+	if o.PasswordCheckWait == 0 {
+		o.PasswordCheckWait = 2 * time.Second
+	}
 	return o
 }
 
@@ -192,7 +213,7 @@ func (o Options) validate() error {
 	for name, n := range map[string]int{
 		"LoginMaxFailures": o.LoginMaxFailures, "AuditCap": o.AuditCap,
 		"PatientAuditCap": o.PatientAuditCap, "AccessMaxFailures": o.AccessMaxFailures,
-		"AccessMaxIPFailures": o.AccessMaxIPFailures,
+		"AccessMaxIPFailures": o.AccessMaxIPFailures, "PasswordChecks": o.PasswordChecks,
 	} {
 		if n < 1 {
 			problems = append(problems, name+" must be positive")
@@ -215,6 +236,7 @@ type Store struct {
 
 	dummyOnce sync.Once
 	dummyHash string
+	hashes    *hashGate
 }
 
 // New returns a Store on rdb. It does not talk to Redis.
@@ -226,7 +248,8 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &Store{rdb: rdb, opts: opts, keys: opts.Keys}, nil
+	return &Store{rdb: rdb, opts: opts, keys: opts.Keys,
+		hashes: newHashGate(opts.PasswordChecks, opts.PasswordCheckQueue, opts.PasswordCheckWait)}, nil
 }
 
 // Ping checks that Redis answers, for readiness probes.

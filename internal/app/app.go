@@ -59,6 +59,8 @@ type Options struct {
 	Worker jobs.WorkerConfig
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Store adjusts the store's options (tests: smaller bounds).
+	Store func(*store.Options)
 }
 
 // Main is a running pmsbridge process.
@@ -128,7 +130,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now})
+	so := store.Options{Keys: keys, Now: opts.Now}
+	if opts.Store != nil {
+		opts.Store(&so)
+	}
+	m.Store, err = store.New(m.rdb, so)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/store"
 )
 
 // postFrom posts a form with an X-Forwarded-For header ("" for none), as
@@ -247,4 +248,37 @@ func TestBurstOfPasswordsFindsNothing(t *testing.T) {
 	if wrong == 10 && r.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("the right password after the burst: %d, want 429", r.StatusCode)
 	}
+}
+
+// TestLoginBurstBoundedHashing: 60 simultaneous logins from 60 clients
+// (none locked out) are not all hashed at once: beyond the process's
+// password-check slots and waiting places the answer is a quick 503 with
+// Retry-After, unchecked; the rest are checked (401).
+func TestLoginBurstBoundedHashing(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{
+		Configure: func(c *config.Config) { c.HTTP.TrustedProxies = []string{"127.0.0.1"} },
+		Store:     func(o *store.Options) { o.PasswordChecks, o.PasswordCheckQueue = 2, 2 },
+	})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": ""})
+	res := burst(t, 60, func(i int) *http.Request {
+		return formRequest(e, "/login", url.Values{"email": {fmt.Sprintf("guess%d@nowhere.example", i)}, "password": {"not the password"}},
+			fmt.Sprintf("198.51.100.%d", i+1))
+	})
+	t.Logf("burst of 60 logins from 60 clients: %v", res.status)
+	busy, wrong := res.status[http.StatusServiceUnavailable], res.status[http.StatusUnauthorized]
+	if busy < 1 || busy+wrong != 60 {
+		t.Errorf("statuses %v: want 401 for the logins checked and a quick 503 for the others", res.status)
+	}
+	for i, r := range res.resps {
+		if r.StatusCode == http.StatusServiceUnavailable && (r.Header.Get("Retry-After") == "" || !strings.Contains(res.bodies[i], "try again in a few seconds")) {
+			t.Errorf("503 without Retry-After or without a readable page: %q", r.Header.Get("Retry-After"))
+			break
+		}
+	}
+	if got := attemptCounts(t, e, "login"); got["busy"] != busy || got["wrong"] != wrong {
+		t.Errorf("metrics count %v, the answers %d busy, %d wrong", got, busy, wrong)
+	}
+	// Busy answers do not count towards a lock-out.
+	wantRedirect(t, "login after the burst", postFrom(e.NewBrowser(), "/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}}, "198.51.100.1"), "/patients")
 }

@@ -36,6 +36,7 @@ type Options struct {
 	Sandbox   *clinikotest.Sandbox // default a new demo sandbox
 	Configure func(*config.Config)
 	Now       func() time.Time
+	Store     func(*store.Options) // adjusts the store's options
 }
 
 // Env is a running app with what a test needs around it.
@@ -117,7 +118,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	logs := &SyncBuffer{}
 	m, err := app.New(context.Background(), app.Options{Mode: o.Mode, Config: cfg, Version: "test", Out: io.Discard, LogOut: logs,
-		RedisWait: 5 * time.Second, Worker: jobs.WorkerConfig{ShutdownTimeout: 2 * time.Second}, Now: o.Now})
+		RedisWait: 5 * time.Second, Worker: jobs.WorkerConfig{ShutdownTimeout: 2 * time.Second}, Now: o.Now, Store: o.Store})
 	if err != nil {
 		t.Fatalf("apptest: start app: %v", err)
 	}
