@@ -114,8 +114,9 @@ type Options struct {
 	// Argon2 sets the password hashing cost. Default: see Argon2Params.
 	Argon2 Argon2Params
 	// PasswordChecks is how many password hashes may run at once in this
-	// process (each takes Argon2.MemoryKiB and a CPU). Default 2 ×
-	// GOMAXPROCS.
+	// process (each takes Argon2.MemoryKiB and a CPU). Default GOMAXPROCS:
+	// a one-thread argon2id check keeps a CPU busy, so more at once would
+	// finish no sooner and only hold more memory.
 	PasswordChecks int
 	// PasswordCheckQueue is how many more logins may wait for a hash slot
 	// (waiting holds no hash memory); beyond that Authenticate returns
@@ -183,7 +184,7 @@ func (o Options) withDefaults() Options {
 		o.Argon2.Threads = 1
 	}
 	if o.PasswordChecks == 0 {
-		o.PasswordChecks = 2 * runtime.GOMAXPROCS(0)
+		o.PasswordChecks = runtime.GOMAXPROCS(0)
 	}
 	if o.PasswordCheckQueue == 0 {
 		o.PasswordCheckQueue = 4 * o.PasswordChecks

@@ -92,6 +92,7 @@ type Report struct {
 	PDF      *PDFResult
 	Burst    *BurstResult
 	Memory   *MemoryResult
+	Login    *LoginResult
 }
 
 func newReport(o Options) *Report {
@@ -243,6 +244,9 @@ func (r *Report) Markdown(command string) string {
 		w("| peak RSS of `pmsbridge run`, receiver load | %s | %s just after start | recorded | |\n", kib(m.ReceiverPeakKiB), kib(m.IdleKiB))
 		w("| peak RSS of `pmsbridge run`, upload burst | %s | | recorded | |\n", kib(m.BurstPeakKiB))
 	}
+	if l := r.Login; l != nil {
+		l.summaryRow(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -370,6 +374,9 @@ func (r *Report) Markdown(command string) string {
 			m.ReceiverLoad.Throughput(), loadgen.Ms(m.ReceiverLoad.Percentile(99)), m.ReceiverLoad.Errors, kib(m.ReceiverPeakKiB))
 		w("| burst | scenario 5's burst at %d/min: %s | %s |\n\n", m.Burst.RPM, m.Burst, kib(m.BurstPeakKiB))
 		w("Reproduce: `go run ./cmd/pmsbridge-bench -only memory -out /tmp/b.md`\n\n")
+	}
+	if l := r.Login; l != nil {
+		l.section(w)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()
