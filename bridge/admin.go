@@ -28,6 +28,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/api/practitioners", api(s.apiCreatePractitioner))
 	mux.HandleFunc("POST /admin/api/practitioners/{id}/deactivate", api(s.apiDeactivate))
 	mux.HandleFunc("PUT /admin/api/subscriptions/{id}/sharing", api(s.apiSharing))
+	mux.HandleFunc("POST /admin/api/patients/{id}/transfer", api(s.apiTransfer))
 	mux.HandleFunc("GET /admin/api/jobs", api(s.apiJobs))
 	mux.HandleFunc("GET /admin/api/jobs/{id}", api(s.apiJob))
 	mux.HandleFunc("DELETE /admin/api/jobs/{id}", api(s.apiDeleteJob))

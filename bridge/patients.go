@@ -335,11 +335,16 @@ func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Pati
 	return p, true
 }
 
-// colleagueForm is patientForm plus the colleague named by the form's
-// email field.
+// colleagueForm is patientForm for the patient's owner only (sharing and
+// transfer: a colleague who may open the patient may not give them away),
+// plus the colleague named by the form's email field.
 func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Patient, store.Practitioner, bool) {
 	p, ok := s.patientForm(w, r)
 	if !ok {
+		return p, store.Practitioner{}, false
+	}
+	if p.OwnerID != practitionerFrom(r.Context()).ID {
+		s.ownerOnly(w, r, p)
 		return p, store.Practitioner{}, false
 	}
 	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))
