@@ -120,6 +120,9 @@ type patientView struct {
 	Notice     string
 	Error      string
 	Attempts   []store.AuditEntry
+	// AttemptCounts counts every try by kind (locked tries are listed
+	// at most once per hour and device, but all counted).
+	AttemptCounts map[string]int
 }
 
 type programmeView struct {
@@ -171,12 +174,8 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 		}
 		return a.Version > b.Version
 	})
-	if entries, err := s.deps.Store.AuditOf(ctx, p.ID, 50); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Op, "access.") {
-				v.Attempts = append(v.Attempts, e)
-			}
-		}
+	if v.Attempts, v.AttemptCounts, err = s.deps.Store.AccessAttemptsOf(ctx, p.ID, 50); err != nil {
+		return v, err
 	}
 	return v, nil
 }

@@ -73,7 +73,7 @@ func TestLimitsHoldUnderConcurrency(t *testing.T) {
 	})
 	t.Run("years for one code", func(t *testing.T) {
 		errs := together(50, func(i int) error {
-			_, err := b.store.OpenProgramme(b.ctx, prg.Code, 1900+i, fmt.Sprintf("10.1.%d.1", i))
+			_, _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1900+i, fmt.Sprintf("10.1.%d.1", i))
 			return err
 		})
 		if wrong, locked := outcomes(t, errs); wrong != 3 || locked != 47 {
@@ -82,7 +82,7 @@ func TestLimitsHoldUnderConcurrency(t *testing.T) {
 	})
 	t.Run("codes from one client", func(t *testing.T) {
 		errs := together(50, func(i int) error {
-			_, err := b.store.OpenProgramme(b.ctx, fmt.Sprintf("zzzzzz%c%c", 'a'+i/26, 'a'+i%26), 1985, "192.0.2.2")
+			_, _, err := b.store.OpenProgramme(b.ctx, fmt.Sprintf("zzzzzz%c%c", 'a'+i/26, 'a'+i%26), 1985, "192.0.2.2")
 			return err
 		})
 		if wrong, locked := outcomes(t, errs); wrong != 7 || locked != 43 {
@@ -105,14 +105,14 @@ func TestSuccessDoesNotCount(t *testing.T) {
 	for range 20 {
 		_, err := b.store.Authenticate(b.ctx, "a@example.com", testPassword, "192.0.2.1")
 		must(t, err)
-		_, err = b.store.OpenProgramme(b.ctx, prg.Code, 1985, "192.0.2.1")
+		_, _, err = b.store.OpenProgramme(b.ctx, prg.Code, 1985, "192.0.2.1")
 		must(t, err)
 	}
 	for i := range 3 {
 		if _, err := b.store.Authenticate(b.ctx, "a@example.com", "wrong", "192.0.2.1"); !errors.Is(err, store.ErrBadCredentials) {
 			t.Fatalf("login failure %d after 20 successes: %v", i+1, err)
 		}
-		if _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1990, "192.0.2.1"); !errors.Is(err, store.ErrBadCredentials) {
+		if _, _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1990, "192.0.2.1"); !errors.Is(err, store.ErrBadCredentials) {
 			t.Fatalf("access failure %d after 20 successes: %v", i+1, err)
 		}
 	}
@@ -121,7 +121,7 @@ func TestSuccessDoesNotCount(t *testing.T) {
 	if _, err := b.store.Authenticate(b.ctx, "a@example.com", testPassword, "192.0.2.1"); !errors.As(err, &le) || le.Scope != "account" && le.Scope != "client" {
 		t.Errorf("login after 3 failures: %v, want locked", err)
 	}
-	if _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1985, "192.0.2.9"); !errors.As(err, &le) || le.Scope != "code" {
+	if _, _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1985, "192.0.2.9"); !errors.As(err, &le) || le.Scope != "code" {
 		t.Errorf("access after 3 failures: %v, want the code locked", err)
 	}
 }

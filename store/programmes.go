@@ -318,14 +318,21 @@ func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Progra
 	if !ValidCode(code) {
 		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
 	}
-	id, err := s.rdb.Get(ctx, s.key("code", code)).Result()
-	if errors.Is(err, redis.Nil) {
-		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
-	}
+	id, err := s.programmeIDByCode(ctx, code)
 	if err != nil {
 		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", err)
 	}
 	return s.GetProgramme(ctx, id, 0)
+}
+
+// programmeIDByCode looks a well-formed code up in the code index;
+// ErrNotFound when no programme has it.
+func (s *Store) programmeIDByCode(ctx context.Context, code string) (string, error) {
+	id, err := s.rdb.Get(ctx, s.key("code", code)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	return id, err
 }
 
 // OpenProgramme is the patient's door: it returns the latest version of the
@@ -340,10 +347,17 @@ func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Progra
 // the oldest failure leaves the window. Of any number of simultaneous
 // attempts at most the limit are checked. A failure stays counted; a
 // success does not count.
-func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, error) {
+//
+// The Attempt says what to write to the patient's access log
+// (RecordAttempt), whatever the outcome.
+func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, Attempt, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
-	var keys []limitKey
+	att := Attempt{client: client}
 	if ValidCode(code) {
+		att.code = code
+	}
+	var keys []limitKey
+	if att.code != "" {
 		keys = append(keys, limitKey{scope: "code", key: s.limitKeyOf("access", "code", code), max: s.opts.AccessMaxFailures})
 	}
 	if client != "" {
@@ -351,33 +365,44 @@ func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int,
 	}
 	res, err := s.reserve(ctx, keys, s.opts.AccessWindow)
 	if err != nil {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		if errors.Is(err, ErrLocked) {
+			att.Op = AccessLocked
+		}
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
 	}
-	unchecked := func(err error) (pmsbridge.Programme, error) {
+	unchecked := func(err error) (pmsbridge.Programme, Attempt, error) {
 		if rerr := s.release(ctx, res); rerr != nil {
 			err = errors.Join(err, rerr)
 		}
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		return pmsbridge.Programme{}, Attempt{}, fmt.Errorf("open programme: %w", err)
 	}
+	att.Op = AccessFailed
 	p, err := s.LatestByCode(ctx, code)
-	ok := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return unchecked(err)
 	}
-	if ok {
+	if err == nil {
 		x, err := s.GetPatient(ctx, p.PatientID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
 			return unchecked(err)
 		}
-		ok = err == nil && x.YearOfBirth != 0 && x.YearOfBirth == yearOfBirth
+		if err == nil {
+			att.PatientID = x.ID
+			switch {
+			case x.YearOfBirth == 0:
+				att.Op = AccessNoYear
+			case x.YearOfBirth == yearOfBirth:
+				att.Op = AccessOpened
+			}
+		}
 	}
-	if !ok {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", ErrBadCredentials)
+	if att.Op != AccessOpened {
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", ErrBadCredentials)
 	}
 	if err := s.release(ctx, res); err != nil {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
 	}
-	return p, nil
+	return p, att, nil
 }
 
 // setPDFStateScript writes a version's PDF state unless it is already

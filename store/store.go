@@ -43,13 +43,16 @@
 //	P {lim}:login:client:<client>       zset  login attempts from a client
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
-//	P pat:<pat>:audit               list  newest first, capped
+//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped
+//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
+//	P pat:<pat>:access:count        hash  op -> number of tries of that kind
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code, patient, latest, v:<n> (json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
 //	P code:<code>                   str   programme id (unique access code index)
 //	P {lim}:access:code:<code>          zset  programme opening attempts for a code
 //	P {lim}:access:client:<client>      zset  programme opening attempts from a client
+//	P access:locked:<code>:<client> hash  locked tries of a code from a client in the window (from, n, pat)
 //	P evt:<event id>                str   webhook event claim, with a TTL
 //	P audit                         list  newest first, capped
 //

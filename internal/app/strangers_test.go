@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -281,4 +283,71 @@ func TestLoginBurstBoundedHashing(t *testing.T) {
 	}
 	// Busy answers do not count towards a lock-out.
 	wantRedirect(t, "login after the burst", postFrom(e.NewBrowser(), "/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}}, "198.51.100.1"), "/patients")
+}
+
+// TestLockedTriesCannotFlushHistory: 300 locked tries of a patient's code
+// leave the Cliniko call history that support reads intact (jobs show,
+// the admin API and page), and the practitioner's page lists the locked
+// tries once per device and hour, with the count of all of them.
+func TestLockedTriesCannotFlushHistory(t *testing.T) {
+	t.Parallel()
+	e, b, pid, code := accessSetup(t, nil, clinikotest.DemoPatientID)
+	ctx := context.Background()
+	// A failed upload, so that support has a job to look at: the key
+	// is revoked in Cliniko before the second programme.
+	e.Sandbox.RevokeKey(clinikotest.DemoAdminKey)
+	prog := assignProgramme(t, b, pid, kneeForm("Knee rehab, week 2"))
+	taskID := jobs.UploadTaskID(prog.ID, prog.Version)
+	e.Eventually("the upload's permanent failure", func() bool {
+		f, err := e.Store.GetFailure(ctx, taskID)
+		return err == nil && f.Permanent
+	})
+	history, err := e.Store.AuditOf(ctx, pid, 0)
+	if err != nil || !slices.ContainsFunc(history, func(a store.AuditEntry) bool { return strings.HasPrefix(a.Op, "cliniko.") }) {
+		t.Fatalf("no Cliniko calls in the patient's history before the tries: %+v (%v)", history, err)
+	}
+
+	patient := e.NewBrowser()
+	for i := range 5 {
+		if r := openProgramme(patient, code, strconv.Itoa(1970+i)); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong year %d: %d", i+1, r.StatusCode)
+		}
+	}
+	res := burst(t, 300, func(i int) *http.Request {
+		return formRequest(e, "/access", url.Values{"code": {code}, "year_of_birth": {strconv.Itoa(1900 + i%100)}}, "")
+	})
+	if res.status[http.StatusTooManyRequests] != 300 {
+		t.Fatalf("300 tries of a locked code: %v, want 300 × 429", res.status)
+	}
+
+	after, err := e.Store.AuditOf(ctx, pid, 0)
+	if err != nil || !slices.Equal(opsOf(after), opsOf(history)) {
+		t.Errorf("the patient's history changed under the locked tries:\nbefore %v\nafter  %v (%v)", opsOf(history), opsOf(after), err)
+	}
+	if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+taskID, nil); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"op":"cliniko.`) {
+		t.Errorf("admin API job: %d, want the patient's Cliniko calls:\n%s", r.StatusCode, r.Body)
+	}
+	if code, out, errOut := cliRun(t, e, "", "jobs", "show", taskID); code != 0 || !strings.Contains(out, "cliniko.list_attachments") || !strings.Contains(out, "401") {
+		t.Errorf("jobs show: exit %d, want the Cliniko calls:\n%s%s", code, out, errOut)
+	}
+	admin := e.NewBrowser()
+	wantRedirect(t, "admin login", admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}), "/admin/")
+	wantPage(t, "admin job page", admin.Get("/admin/jobs/"+taskID), http.StatusOK, "cliniko.list_attachments")
+
+	tries, counts, err := e.Store.AccessAttemptsOf(ctx, pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := opsOf(tries); len(got) != 6 || got[0] != store.AccessLocked || counts[store.AccessLocked] != 300 || counts[store.AccessFailed] != 5 {
+		t.Errorf("access log %v, counts %v: want 5 wrong years and one locked entry, 300 locked tries counted", got, counts)
+	}
+	wantPage(t, "the practitioner's patient page", b.Get("/patients/"+pid), http.StatusOK, "locked out after too many tries", "Refused 300 time(s) in all")
+}
+
+func opsOf(es []store.AuditEntry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Op)
+	}
+	return out
 }
