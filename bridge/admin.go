@@ -402,7 +402,7 @@ func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
 		Total  int
 		Stats  []jobs.Stat
 		Notice string
-	}{groups, len(list), stats, r.URL.Query().Get("notice")})
+	}{groups, len(list), stats, adminNotice(r.URL.Query().Get("notice"), r.URL.Query().Get("n"))})
 }
 
 func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
@@ -429,7 +429,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
 	}
 	if len(f.IDs) == 0 && len(f.Causes) == 0 {
-		http.Redirect(w, r, "/admin/?notice=Nothing+selected", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
 		return
 	}
 	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
@@ -437,7 +437,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/admin/?notice=Replayed+"+itoa(n)+"+job(s)", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/?notice=replayed&n="+itoa(n), http.StatusSeeOther)
 }
 
 func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
@@ -448,5 +448,5 @@ func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.Redirect(w, r, "/admin/?notice=Deleted", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/?notice=deleted", http.StatusSeeOther)
 }

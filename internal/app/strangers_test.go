@@ -6,6 +6,7 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -350,4 +351,52 @@ func opsOf(es []store.AuditEntry) []string {
 		out = append(out, e.Op)
 	}
 	return out
+}
+
+// TestNoticesFromFixedTable: the success box of the settings and admin
+// pages shows only our own texts, chosen by a key of the address; text or
+// numbers that are not numbers in the address are never shown; unknown
+// keys show nothing.
+func TestNoticesFromFixedTable(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	admin := e.NewBrowser()
+	wantRedirect(t, "admin login", admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}), "/admin/")
+	const phish = "Your account is suspended. Call 0800 123 456 now"
+	noticeRe := regexp.MustCompile(`class="notice ok"[^>]*>([^<]*)<`)
+	notice := func(body string) string {
+		if m := noticeRe.FindStringSubmatch(body); m != nil {
+			return html.UnescapeString(m[1])
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		desc, path, want string
+		who              *apptest.Browser
+	}{
+		{"settings: saved", "/settings/cliniko?done=saved", "Your Cliniko API key is saved and works.", b},
+		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 job(s) that had failed because of the key are running again.", b},
+		{"settings: replayed is text", "/settings/cliniko?done=saved&replayed=" + url.QueryEscape(phish), "Your Cliniko API key is saved and works.", b},
+		{"settings: replayed is not a plain number", "/settings/cliniko?done=saved&replayed=3%20jobs", "Your Cliniko API key is saved and works.", b},
+		{"settings: removed", "/settings/cliniko?done=removed", "Your Cliniko API key is removed.", b},
+		{"settings: unknown key", "/settings/cliniko?done=" + url.QueryEscape(phish), "", b},
+		{"admin: replayed", "/admin/?notice=replayed&n=2", "Replayed 2 job(s).", admin},
+		{"admin: replayed, count is text", "/admin/?notice=replayed&n=" + url.QueryEscape(phish), "", admin},
+		{"admin: deleted", "/admin/?notice=deleted", "Deleted.", admin},
+		{"admin: text as the key", "/admin/?notice=" + url.QueryEscape(phish), "", admin},
+	} {
+		r := tc.who.Get(tc.path)
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("%s: %d", tc.desc, r.StatusCode)
+			continue
+		}
+		if got := notice(r.Body); got != tc.want {
+			t.Errorf("%s: notice %q, want %q", tc.desc, got, tc.want)
+		}
+		if strings.Contains(r.Body, "suspended") || strings.Contains(r.Body, "0800") {
+			t.Errorf("%s: the page shows text from the address", tc.desc)
+		}
+	}
 }
