@@ -41,6 +41,8 @@
 //	P sess:<sha256(token)>          hash  pid, created, last, abs (unix ms), ip, ua
 //	P {lim}:login:acct:<sha256(email)>  zset  login attempts (score unix ms)
 //	P {lim}:login:client:<client>       zset  login attempts from a client
+//	P {lim}:admin:client:<client>       zset  support login attempts from a client
+//	P adminsess:<sha256(token)>         hash  support login: gen, created, abs (unix ms), ip
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
 //	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped

@@ -400,3 +400,32 @@ func TestNoticesFromFixedTable(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminLoginLockOut: wrong admin tokens are counted per client: 10
+// lock the client out (429, even with the right token) while others log
+// in; 60 simultaneous wrong tokens check at most 10.
+func TestAdminLoginLockOut(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{Configure: func(c *config.Config) { c.HTTP.TrustedProxies = []string{"127.0.0.1"} }})
+	res := burst(t, 60, func(i int) *http.Request {
+		return formRequest(e, "/admin/login", url.Values{"token": {fmt.Sprintf("guess-%02d", i)}}, "203.0.113.7")
+	})
+	t.Logf("burst of 60 tokens: %v", res.status)
+	wrong, locked := res.status[http.StatusUnauthorized], res.status[http.StatusTooManyRequests]
+	if wrong > 10 || wrong < 1 || wrong+locked != 60 {
+		t.Errorf("statuses %v: want at most 10 tokens checked (401), the rest 429", res.status)
+	}
+	if got := attemptCounts(t, e, "admin"); got["wrong"] != wrong || got["locked"] != locked {
+		t.Errorf("metrics count %v, the answers %d wrong, %d locked", got, wrong, locked)
+	}
+	b := e.NewBrowser()
+	for i := wrong; i < 10; i++ {
+		wantPage(t, "wrong token", postFrom(b, "/admin/login", url.Values{"token": {"wrong"}}, "203.0.113.7"), http.StatusUnauthorized)
+	}
+	r := postFrom(b, "/admin/login", url.Values{"token": {apptest.AdminToken}}, "203.0.113.7")
+	wantPage(t, "the right token from the locked client", r, http.StatusTooManyRequests, "Too many wrong tokens")
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 15*60+1 {
+		t.Errorf("Retry-After %q, want up to 15 minutes", r.Header.Get("Retry-After"))
+	}
+	wantRedirect(t, "the right token from another client", postFrom(b, "/admin/login", url.Values{"token": {apptest.AdminToken}}, "198.51.100.9"), "/admin/")
+}
