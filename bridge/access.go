@@ -46,8 +46,7 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request) {
 
 // access is POST /access: code + year_of_birth → the programme.
 func (s *Server) access(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.page(w, r, http.StatusBadRequest, "access", "Open your programme", accessForm{Error: "The form could not be read. Please try again."})
+	if !s.parseForm(w, r) {
 		return
 	}
 	code := strings.ToLower(strings.TrimSpace(r.PostForm.Get("code")))
@@ -84,13 +83,10 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusTooManyRequests, "access", "Open your programme", form)
 		return
 	case errors.Is(err, store.ErrBadCredentials):
-		if att.Op == store.AccessNoYear {
-			form.Tone, form.Heading = "warn", "We cannot check your year of birth yet"
-			form.Error = "Your clinic has not recorded your year of birth, so the programme cannot be opened yet. Please contact your practitioner and ask them to add your year of birth; they can see that you tried."
-			s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
-			return
-		}
-		form.Error = "The code and year of birth do not match a programme. Check both and try again."
+		// The same answer for a wrong code, a wrong year and a patient
+		// without a year on record: anything else would tell a stranger
+		// that a code exists. The practitioner's page shows the try.
+		form.Error = "The code and year of birth do not match a programme. Check both and try again. If they are right, your clinic may not have your year of birth yet: ask your practitioner."
 		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
 		return
 	case err != nil:

@@ -453,7 +453,9 @@ func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+	if !s.parseForm(w, r) {
+		return
+	}
 	f := jobs.ReplayFilter{IDs: r.PostForm["id"]}
 	if c := r.PostForm.Get("cause"); c != "" {
 		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
@@ -471,7 +473,9 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+	if !s.parseForm(w, r) {
+		return
+	}
 	for _, id := range r.PostForm["id"] {
 		if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalError(w, r, err)

@@ -327,8 +327,7 @@ func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Pati
 	if !ok {
 		return p, false
 	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return p, false
 	}
 	return p, true

@@ -116,7 +116,7 @@ func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *sl
 	csrf.AddInsecureBypassPattern("POST /webhooks/programmes")
 	csrf.AddInsecureBypassPattern("/admin/api/")
 	csrf.SetDenyHandler(http.HandlerFunc(s.forbiddenCrossOrigin))
-	s.handler = s.withClient(s.logRequests(s.securityHeaders(s.checkHost(csrf.Handler(mux)))))
+	s.handler = s.withClient(s.logRequests(s.securityHeaders(s.checkHost(s.limitBodies(csrf.Handler(mux))))))
 	return s
 }
 

@@ -54,8 +54,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 // saving it; action=remove deletes the saved key.
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return
 	}
 	next := localPath(r.PostForm.Get("next"))

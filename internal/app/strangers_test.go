@@ -429,3 +429,42 @@ func TestAdminLoginLockOut(t *testing.T) {
 	}
 	wantRedirect(t, "the right token from another client", postFrom(b, "/admin/login", url.Values{"token": {apptest.AdminToken}}, "198.51.100.9"), "/admin/")
 }
+
+// TestFormBodiesCapped: forms anyone may post without logging in take at
+// most 64 KiB, the others 256 KiB; more gets a 413 page and changes
+// nothing.
+func TestFormBodiesCapped(t *testing.T) {
+	t.Parallel()
+	e, b, pid, code := accessSetup(t, nil, clinikotest.DemoPatientID)
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	anon := e.NewBrowser()
+	for _, tc := range []struct {
+		desc   string
+		who    *apptest.Browser
+		path   string
+		form   url.Values
+		status int
+	}{
+		{"login, 70 KiB", anon, "/login", url.Values{"email": {"demo@clinic.example"}, "password": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
+		{"access, 10 MiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(10 << 20)}}, http.StatusRequestEntityTooLarge},
+		{"access, 70 KiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
+		{"access, 60 KiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(60 << 10)}}, http.StatusOK},
+		{"admin login, 70 KiB", anon, "/admin/login", url.Values{"token": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
+		{"assign, 300 KiB of notes", b, "/patients/" + pid + "/programmes", url.Values{"title": {"Big"}, "exercise": {"ex_quad_set"}, "notes": {pad(300 << 10)}}, http.StatusRequestEntityTooLarge},
+		{"assign, 200 KiB of notes", b, "/patients/" + pid + "/programmes", url.Values{"title": {"Big"}, "exercise": {"ex_quad_set"}, "notes": {pad(200 << 10)}}, http.StatusUnprocessableEntity},
+	} {
+		r := tc.who.PostForm(tc.path, tc.form)
+		if r.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.desc, r.StatusCode, tc.status)
+		}
+		if tc.status == http.StatusRequestEntityTooLarge && !strings.Contains(r.Body, "too much to send") {
+			t.Errorf("%s: the 413 answer is not our page", tc.desc)
+		}
+	}
+	if progs := patientDoc(t, b, pid).Programmes; len(progs) != 1 {
+		t.Errorf("the patient has %d programmes, want the first one only", len(progs))
+	}
+	if got := attemptCounts(t, e, "login"); got["wrong"] != 0 || got["ok"] != 1 {
+		t.Errorf("login attempts %v, want only the practitioner's own: an oversized login is no attempt", got)
+	}
+}
