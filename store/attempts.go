@@ -57,7 +57,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	}
 	write, note, remember := true, "", false
 	if a.Op == AccessLocked {
-		note = s.key("access", "locked", a.code, a.client)
+		note = s.key("access", "locked", s.codeMAC(a.code), a.client)
 		out, err := lockedNoteScript.Run(ctx, s.rdb, []string{note}, s.now().UnixMilli(), s.opts.AccessWindow.Milliseconds()).Slice()
 		if err != nil || len(out) != 2 {
 			return fmt.Errorf("record access attempt: %w", errors.Join(err, errors.New("unexpected script reply")))

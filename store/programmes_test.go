@@ -229,8 +229,11 @@ func TestProgrammeCodeIndexCollision(t *testing.T) {
 		_, _, err := b.store.CreateProgramme(b.ctx, programmeFor(pat, "T"))
 		must(t, err)
 	}
-	if got := b.rdb.Get(b.ctx, "pmsb:code:"+p.Code).Val(); got != p.ID {
+	if got := b.rdb.Get(b.ctx, "pmsb:code:"+b.keys.MAC("code", p.Code)).Val(); got != p.ID {
 		t.Errorf("code index of the first programme = %q, want %q", got, p.ID)
+	}
+	if n := b.rdb.Exists(b.ctx, "pmsb:code:"+p.Code).Val(); n != 0 {
+		t.Error("the code index is keyed by the code in clear")
 	}
 }
 

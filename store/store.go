@@ -4,9 +4,20 @@
 // state, webhook event claims and the audit log.
 //
 // Every key starts with Options.Prefix ("pmsb:" by default). Sensitive values
-// (Cliniko API keys, patient names, contact details and birth data) are
-// encrypted at rest with a Keyring; sessions are stored under the SHA-256 of
-// their token; passwords are stored as argon2id hashes.
+// (Cliniko API keys, patient names, contact details and birth data,
+// programme versions with their titles, notes and exercise texts, and
+// access codes) are encrypted at rest with a Keyring ("sealed" below);
+// sessions are stored under the SHA-256 of their token; passwords are
+// stored as argon2id hashes.
+//
+// Access codes never appear in clear, not even in key names: the code
+// index and every key built from a code use mac(code), an HMAC under a key
+// derived from the current encryption key (Keyring.MAC). A rotation
+// changes it, so look-ups try the MAC under every key of the ring, and
+// Reencrypt moves each index entry to the current key's MAC (as it
+// re-seals the values), after which the old key can be dropped. Lock-out
+// counters and notes keyed by a code's MAC are not moved: they last an
+// hour at most, so a rotation forgets the current hour's tries of a code.
 //
 // The store works against redis.UniversalClient. Transactions (WATCH/MULTI)
 // and Lua scripts only ever touch a single key, except the attempt limits,
@@ -49,12 +60,12 @@
 //	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
 //	P pat:<pat>:access:count        hash  op -> number of tries of that kind
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
-//	P prg:<prg>                     hash  code, patient, latest, v:<n> (json per version)
+//	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
-//	P code:<code>                   str   programme id (unique access code index)
-//	P {lim}:access:code:<code>          zset  programme opening attempts for a code
+//	P code:<mac(code)>              str   programme id (unique access code index)
+//	P {lim}:access:code:<mac(code)>     zset  programme opening attempts for a code
 //	P {lim}:access:client:<client>      zset  programme opening attempts from a client
-//	P access:locked:<code>:<client> hash  locked tries of a code from a client in the window (from, n, pat)
+//	P access:locked:<mac(code)>:<client> hash  locked tries of a code from a client in the window (from, n, pat)
 //	P evt:<event id>                str   webhook event claim, with a TTL
 //	P audit                         list  newest first, capped
 //

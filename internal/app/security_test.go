@@ -16,7 +16,6 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
-	"github.com/redis/go-redis/v9"
 )
 
 // sessionCookieOf returns the session cookie a response sets (nil if none).
@@ -318,7 +317,6 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": clinikotest.DemoPractitionerKey})
-	ctx := context.Background()
 
 	const wrongPassword = "wrong-horse-battery-7731"
 	const adminPassword = "admin-made-password-4410"
@@ -371,48 +369,8 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	}
 
 	// Every key in this app's Redis database, every type, plus DUMP.
-	rdb := e.App.Redis()
-	var all bytes.Buffer
-	keys := 0
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		keys++
-		all.WriteString("\nKEY " + k + "\n")
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		switch typ {
-		case "string":
-			v, err = rdb.Get(ctx, k).Result()
-		case "hash":
-			v, err = rdb.HGetAll(ctx, k).Result()
-		case "list":
-			v, err = rdb.LRange(ctx, k, 0, -1).Result()
-		case "set":
-			v, err = rdb.SMembers(ctx, k).Result()
-		case "zset":
-			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-		case "stream":
-			v, err = rdb.XRange(ctx, k, "-", "+").Result()
-		case "none": // expired meanwhile
-		default:
-			t.Errorf("key %s has unexpected type %s", k, typ)
-		}
-		if err != nil && err != redis.Nil {
-			t.Fatalf("read %s: %v", k, err)
-		}
-		fmt.Fprintf(&all, "%v\n", v)
-		if d, err := rdb.Dump(ctx, k).Result(); err == nil {
-			all.WriteString(d)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if keys < 10 || !strings.Contains(all.String(), "pmsb:prac:") || !strings.Contains(all.String(), "asynq:") {
+	all, keys := e.DumpRedis()
+	if keys < 10 || !strings.Contains(all, "pmsb:prac:") || !strings.Contains(all, "asynq:") {
 		t.Fatalf("the scan found only %d keys; it is not looking at the app's database", keys)
 	}
 
@@ -449,14 +407,14 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 		t.Fatal("no request logs captured")
 	}
 	for what, s := range secrets {
-		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+		for where, text := range map[string]string{"Redis": all, "asynq tasks": payloads.String(), "the logs": logs} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s is in %s", what, where)
 			}
 		}
 	}
 	for what, s := range patientDetails {
-		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+		for where, text := range map[string]string{"Redis": all, "asynq tasks": payloads.String(), "the logs": logs} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s is in clear in %s", what, where)
 			}

@@ -4,24 +4,33 @@ package app_test
 // behind proxies, limits under bursts, bounded work.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"html"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // postFrom posts a form with an X-Forwarded-For header ("" for none), as
@@ -466,5 +475,93 @@ func TestFormBodiesCapped(t *testing.T) {
 	}
 	if got := attemptCounts(t, e, "login"); got["wrong"] != 0 || got["ok"] != 1 {
 		t.Errorf("login attempts %v, want only the practitioner's own: an oversized login is no attempt", got)
+	}
+}
+
+// TestRedisDumpHoldsNoClinicalText: after a run with programmes (from the
+// form and the webhook), patient tries (wrong, right, locked) and a
+// programme opened, neither the keys and values of the Redis database nor
+// the AOF that Redis writes hold an access code, a programme title, notes
+// or an exercise text of ours in clear.
+func TestRedisDumpHoldsNoClinicalText(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, true)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	// Every write reaches the file at once, and a rewrite writes commands,
+	// not a (compressed) RDB preamble.
+	for _, kv := range [][2]string{{"appendfsync", "always"}, {"aof-use-rdb-preamble", "no"}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := apptest.Start(t, apptest.Options{RedisURL: srv.URL(0)})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	b := e.Login("demo@clinic.example")
+	_, pid := b.Open(clinikotest.DemoPatientID) // Zoë, born 1985
+	if pid == "" {
+		t.Fatal("import failed")
+	}
+	secrets := map[string]string{
+		"form title": "Knee rehab after the skiing fall",
+		"form notes": "Ice the knee for ten minutes after each session",
+		"hook title": "Shoulder plan for the rotator cuff",
+		"hook notes": "Call the clinic if the tingling returns",
+		"hook name":  "Wall slide with the yellow band",
+		"hook text":  "Keep both forearms against the wall and slide upwards",
+	}
+	form := kneeForm(secrets["form title"])
+	form.Set("notes", secrets["form notes"])
+	p1 := assignProgramme(t, b, pid, form)
+	body := hookEvent("evt_dump", "programme.assigned", hookProgramme{ID: "prg_dump", Version: 1, PatientID: pid,
+		PractitionerID: clinic.Practitioners["demo@clinic.example"].ID, Title: secrets["hook title"], StartsOn: "2026-11-22",
+		Notes: secrets["hook notes"], Exercises: []pmsbridge.Exercise{{Name: secrets["hook name"], Instructions: secrets["hook text"], Sets: 2, Reps: 8}}})
+	if r := postHook(e.NewBrowser(), body, bridge.Sign(apptest.WebhookSecret, time.Now(), body)); r.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook: %d %s", r.StatusCode, r.Body)
+	}
+	waitPDFState(t, e, b, pid, p1.ID, 1, "uploaded")
+	p2 := waitPDFState(t, e, b, pid, "prg_dump", 1, "uploaded")
+	codes := map[string]string{"form programme's code": p1.Code, "hook programme's code": p2.Code}
+	patient := e.NewBrowser()
+	wantPage(t, "right year", openProgramme(patient, p1.Code, "1985"), http.StatusOK, secrets["form title"])
+	for i := range 6 {
+		openProgramme(patient, p2.Code, strconv.Itoa(1990+i)) // the sixth is locked
+	}
+	if r := openProgramme(patient, p2.Code, "1985"); r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the code after 5 wrong years: %d", r.StatusCode)
+	}
+	// The text really went somewhere: into the PDFs in Cliniko.
+	if atts := attachmentsOf(e, clinikotest.DemoPatientID); len(atts) != 2 {
+		t.Fatalf("%d PDFs in Cliniko, want 2", len(atts))
+	}
+
+	dump, keys := e.DumpRedis()
+	if keys < 10 || !strings.Contains(dump, "pmsb:prg:") {
+		t.Fatalf("the dump has %d keys and no programme: not the app's database", keys)
+	}
+	var aof bytes.Buffer
+	err := filepath.WalkDir(srv.Dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		aof.Write(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(aof.String(), "prg_dump") || !strings.Contains(aof.String(), pid) {
+		t.Fatalf("the AOF (%d bytes) does not hold the programmes' writes", aof.Len())
+	}
+	for _, set := range []map[string]string{secrets, codes} {
+		for what, s := range set {
+			for where, text := range map[string]string{"the Redis keys and values": dump, "the AOF": aof.String()} {
+				if strings.Contains(text, s) {
+					t.Errorf("%s (%q) is in %s in clear", what, s, where)
+				}
+			}
+		}
 	}
 }
