@@ -3,10 +3,10 @@ package store_test
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -14,18 +14,7 @@ import (
 // their errors.
 func together(n int, f func(i int) error) []error {
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			errs[i] = f(i)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	loadgen.Burst(n, func(i int) { errs[i] = f(i) })
 	return errs
 }
 

@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -143,7 +143,8 @@ type burstResult struct {
 }
 
 // burst sends n requests at once: each is built first, then all wait at a
-// start barrier and go together. Transport errors fail the test.
+// start barrier (loadgen.Burst) and go together. Transport errors fail the
+// test.
 func burst(t *testing.T, n int, build func(i int) *http.Request) burstResult {
 	t.Helper()
 	hc := &http.Client{
@@ -153,29 +154,20 @@ func burst(t *testing.T, n int, build func(i int) *http.Request) burstResult {
 	defer hc.CloseIdleConnections()
 	res := burstResult{status: map[int]int{}, resps: make([]*http.Response, n), bodies: make([]string, n)}
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var ready, done sync.WaitGroup
-	for i := range n {
-		req := build(i)
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			resp, err := hc.Do(req)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			res.resps[i], res.bodies[i] = resp, string(b)
-		}()
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		reqs[i] = build(i)
 	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+	loadgen.Burst(n, func(i int) {
+		resp, err := hc.Do(reqs[i])
+		if err != nil {
+			errs[i] = err
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res.resps[i], res.bodies[i] = resp, string(b)
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("burst request %d: %v", i, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
 )
 
@@ -79,40 +80,29 @@ func (r *runner) login(ctx context.Context, dir string) error {
 		Timeout:       time.Minute,
 	}
 	defer hc.CloseIdleConnections()
-	var mu sync.Mutex
-	start := make(chan struct{})
-	var ready, done sync.WaitGroup
-	for i := range loginBurst {
+	reqs := make([]*http.Request, loginBurst)
+	for i := range reqs {
 		form := url.Values{"email": {fmt.Sprintf("someone%d@nowhere.example", i)}, "password": {"not the password"}}
 		if i < len(c.Practitioners) {
 			form = url.Values{"email": {c.Practitioners[i].Email}, "password": {rig.Password}}
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/login", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Forwarded-For", fmt.Sprintf("100.64.%d.%d", i/250, i%250+1))
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			resp, err := hc.Do(req)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Errors++
-				return
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			res.Status[resp.StatusCode]++
-		}()
+		reqs[i], _ = http.NewRequestWithContext(ctx, http.MethodPost, p.URL+"/login", strings.NewReader(form.Encode()))
+		reqs[i].Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		reqs[i].Header.Set("X-Forwarded-For", fmt.Sprintf("100.64.%d.%d", i/250, i%250+1))
 	}
-	ready.Wait()
-	t0 := time.Now()
-	close(start)
-	done.Wait()
-	res.Elapsed = time.Since(t0)
+	var mu sync.Mutex
+	res.Elapsed = loadgen.Burst(loginBurst, func(i int) {
+		resp, err := hc.Do(reqs[i])
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			res.Errors++
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		res.Status[resp.StatusCode]++
+	})
 	m, err := p.Memory()
 	if err != nil {
 		return err
