@@ -322,8 +322,11 @@ func TestLockedTriesCannotFlushHistory(t *testing.T) {
 		t.Fatalf("300 tries of a locked code: %v, want 300 × 429", res.status)
 	}
 
+	// Everything that was in the history is still there, in order (a
+	// background job may have added newer entries in front).
 	after, err := e.Store.AuditOf(ctx, pid, 0)
-	if err != nil || !slices.Equal(opsOf(after), opsOf(history)) {
+	if err != nil || len(after) < len(history) || !slices.EqualFunc(after[len(after)-len(history):], history, func(a, b store.AuditEntry) bool { return a == b }) ||
+		slices.ContainsFunc(after, func(a store.AuditEntry) bool { return strings.HasPrefix(a.Op, "access.") }) {
 		t.Errorf("the patient's history changed under the locked tries:\nbefore %v\nafter  %v (%v)", opsOf(history), opsOf(after), err)
 	}
 	if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+taskID, nil); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, `"op":"cliniko.`) {
