@@ -46,15 +46,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d.Next = localPath(q.Get("next"))
 	d.NeedKey = q.Get("need") == "key" && !d.HasKey
-	switch q.Get("done") {
-	case "saved":
-		d.Notice = "Your Cliniko API key is saved and works."
-		if n := q.Get("replayed"); n != "" && n != "0" {
-			d.Notice += " " + n + " job(s) that had failed because of the key are running again."
-		}
-	case "removed":
-		d.Notice = "Your Cliniko API key is removed."
-	}
+	d.Notice = settingsNotice(q.Get("done"), q.Get("replayed"))
 	s.page(w, r, http.StatusOK, "settings", "Cliniko settings", d)
 }
 
@@ -62,8 +54,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 // saving it; action=remove deletes the saved key.
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return
 	}
 	next := localPath(r.PostForm.Get("next"))

@@ -108,12 +108,14 @@ func (h *Handlers) practitionerKey(ctx context.Context, id string) (store.Practi
 	return pr, key, cu, nil
 }
 
-// applyClinikoPatient copies a Cliniko patient's details into p.
+// applyClinikoPatient copies a Cliniko patient's details into p, made fit
+// to keep and show (patient_fields.go): Cliniko bounds none of them, and a
+// field we could not store must not fail the import.
 func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
-	p.FirstName = cp.FirstName
-	p.LastName = cp.LastName
-	p.Email = cp.Email
-	p.Mobile = cp.Mobile()
+	p.FirstName = cleanText(cp.FirstName, maxNameRunes)
+	p.LastName = cleanText(cp.LastName, maxNameRunes)
+	p.Email = cleanEmail(cp.Email)
+	p.Mobile = usableMobile(cp.PhoneNumbers)
 	switch {
 	case cp.GenderIdentity != "":
 		p.Gender = cp.GenderIdentity
@@ -122,5 +124,8 @@ func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
 	default:
 		p.Gender = cp.Gender
 	}
-	p.ApplyClinikoBirthYear(pmsbridge.ParseBirthYear(cp.DateOfBirth, now))
+	p.Gender = cleanText(p.Gender, maxGenderRunes)
+	by := pmsbridge.ParseBirthYear(cp.DateOfBirth, now)
+	by.Raw = cleanText(by.Raw, maxRawBirthDateRunes)
+	p.ApplyClinikoBirthYear(by)
 }

@@ -99,6 +99,7 @@ type Report struct {
 	Burst    *BurstResult
 	Memory   *MemoryResult
 	Limiter  *LimiterResult
+	Login    *LoginResult
 }
 
 func newReport(o Options) *Report {
@@ -254,6 +255,9 @@ func (r *Report) Markdown(command string) string {
 		w("| peak RSS of `pmsbridge run`, receiver load | %s | %s just after start | recorded | |\n", kib(m.ReceiverPeakKiB), kib(m.IdleKiB))
 		w("| peak RSS of `pmsbridge run`, upload burst | %s | | recorded | |\n", kib(m.BurstPeakKiB))
 	}
+	if l := r.Login; l != nil {
+		l.summaryRow(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -397,6 +401,9 @@ func (r *Report) Markdown(command string) string {
 		w("| | median | runs |\n| --- | --- | --- |\n")
 		w("| budget used (mean of the two users) | %.2f | %s |\n", loadgen.Median(l.Used), fmtList(l.Used, "%.2f"))
 		w("| budget used (lower user) | %.2f | %s |\n\n", loadgen.Median(l.MinUsed), fmtList(l.MinUsed, "%.2f"))
+	}
+	if l := r.Login; l != nil {
+		l.section(w)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()
