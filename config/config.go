@@ -62,6 +62,24 @@ type Redis struct {
 	// redis-sentinel://[:password@]host1:port,host2:port/db?master=name.
 	// Default "redis://localhost:6379/0".
 	URL string `mapstructure:"url"`
+	// AckReplicas is how many replicas must hold an assigned programme (form
+	// or webhook) before pmsbridge acknowledges it (Redis WAIT): replication
+	// is asynchronous, and a failover loses what only the old primary held.
+	// -1 (the default of the loaded configuration) means 1 with
+	// redis-sentinel:// and 0 (no wait) otherwise; see AckReplicasFor.
+	AckReplicas int `mapstructure:"ack_replicas"`
+}
+
+// AckReplicasFor is the effective redis.ack_replicas: -1 resolved by the
+// URL's scheme.
+func (r Redis) AckReplicasFor() int {
+	if r.AckReplicas >= 0 {
+		return r.AckReplicas
+	}
+	if strings.HasPrefix(r.URL, "redis-sentinel://") {
+		return 1
+	}
+	return 0
 }
 
 // Cliniko configures the Cliniko API client.
@@ -294,6 +312,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
 		add("redis.url", "%v", err)
+	}
+	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
+		add("redis.ack_replicas", "must be between -1 (automatic) and 16, got %d", c.Redis.AckReplicas)
 	}
 	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")

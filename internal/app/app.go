@@ -127,7 +127,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now})
+	ack := 0
+	if opts.Mode != ModeDev {
+		ack = m.cfg.Redis.AckReplicasFor()
+	}
+	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

@@ -218,3 +218,12 @@ func Client(t testing.TB) *redis.Client {
 
 // Shared returns the package's shared server (nil without Main).
 func Shared() *Server { return shared }
+
+// ClientAt returns a plain client for database db of the Redis at addr
+// (one node of a topology, for example), closed when the test ends.
+func ClientAt(t testing.TB, addr string, db int) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
