@@ -174,6 +174,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		})
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
+		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask(), jobs.ReconcileOptions()...)
 	}
 
 	if opts.Mode.serves() {
