@@ -65,21 +65,24 @@ type Redis struct {
 	// AckReplicas is how many replicas must hold an assigned programme (form
 	// or webhook) before pmsbridge acknowledges it (Redis WAIT): replication
 	// is asynchronous, and a failover loses what only the old primary held.
-	// -1 (the default of the loaded configuration) means 1 with
-	// redis-sentinel:// and 0 (no wait) otherwise; see AckReplicasFor.
+	// Default 0: automatic, 1 with redis-sentinel:// and none otherwise;
+	// -1: never wait. See AckReplicasFor.
 	AckReplicas int `mapstructure:"ack_replicas"`
 }
 
-// AckReplicasFor is the effective redis.ack_replicas: -1 resolved by the
-// URL's scheme.
+// AckReplicasFor is the effective redis.ack_replicas: how many replicas
+// to wait for (0: none).
 func (r Redis) AckReplicasFor() int {
-	if r.AckReplicas >= 0 {
+	switch {
+	case r.AckReplicas > 0:
 		return r.AckReplicas
-	}
-	if strings.HasPrefix(r.URL, "redis-sentinel://") {
+	case r.AckReplicas < 0:
+		return 0
+	case strings.HasPrefix(r.URL, "redis-sentinel://"):
 		return 1
+	default:
+		return 0
 	}
-	return 0
 }
 
 // Cliniko configures the Cliniko API client.
@@ -314,7 +317,7 @@ func (c Config) Validate() error {
 		add("redis.url", "%v", err)
 	}
 	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
-		add("redis.ack_replicas", "must be between -1 (automatic) and 16, got %d", c.Redis.AckReplicas)
+		add("redis.ack_replicas", "must be between -1 (never wait) and 16 (0: automatic), got %d", c.Redis.AckReplicas)
 	}
 	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")
