@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/pdf"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // TypeUploadPDF renders one programme version as a PDF and puts it in the
@@ -90,7 +92,8 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
 	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
-	lock, err := h.Client.rdb.SetNX(ctx, lockKey, 1, uploadLockTTL).Result()
+	token := rand.Text()
+	lock, err := h.Client.rdb.SetNX(ctx, lockKey, token, uploadLockTTL).Result()
 	if err != nil {
 		return err
 	}
@@ -100,7 +103,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	stopRenew := h.renewLock(ctx, lockKey)
 	defer func() {
 		stopRenew()
-		h.Client.rdb.Del(context.WithoutCancel(ctx), lockKey)
+		releaseLockScript.Run(context.WithoutCancel(ctx), h.Client.rdb, []string{lockKey}, token)
 	}()
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
@@ -124,12 +127,24 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		title := []rune(prog.Title)
 		desc = fmt.Sprintf("Home exercise programme: %s… (version %d) %s", string(title[:max(0, len(title)-(n-255)-1)]), prog.Version, marker)
 	}
+	// Still ours? A Redis failover can lose the lock (and the task's
+	// dequeue) while this runs, and hand the task to another worker on the
+	// new primary; the attachment is the one step that cannot be undone.
+	if owner, err := h.Client.rdb.Get(ctx, lockKey).Result(); err != nil || owner != token {
+		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
+	}
 	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog.ID, prog.Version), desc, body)
 	if err != nil {
 		return fmt.Errorf("upload programme pdf: %w", err)
 	}
 	return h.uploaded(ctx, prog, a.ID)
 }
+
+// releaseLockScript deletes a lock only while it holds the caller's token.
+var releaseLockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`)
 
 // uploadLockTTL is the life of an upload's lock between two renewals. A
 // worker that dies leaves its lock behind for at most this long: less than

@@ -16,6 +16,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
+	"github.com/physitrack/pmsbridge/store"
 )
 
 // chaosScale is the load of a failover test. make chaos runs the full
@@ -103,6 +104,14 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 		}
 	}
 
+	// PMSBRIDGE_CHAOS_ACK=-1 measures what the wait for a replica buys:
+	// the processes acknowledge assignments without it, and the run reports
+	// how many acknowledged versions the failover lost instead of failing.
+	measureLoss := os.Getenv("PMSBRIDGE_CHAOS_ACK") != ""
+	extra := map[string]string{}
+	if measureLoss {
+		extra["PMSBRIDGE_REDIS_ACK_REPLICAS"] = os.Getenv("PMSBRIDGE_CHAOS_ACK")
+	}
 	var procs []*rig.Process
 	var serves []string
 	for _, mode := range []string{"serve", "serve", "work", "work"} {
@@ -111,7 +120,7 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 			t.Fatal(err)
 		}
 		p, err := rig.Start(ctx, rig.ProcessConfig{Binary: binary, Mode: mode, RedisURL: b.redisURL,
-			ClinikoURL: b.sb.BaseURL(), EncryptionKey: b.key, RequestsPerMinute: testRPM, Port: port})
+			ClinikoURL: b.sb.BaseURL(), EncryptionKey: b.key, RequestsPerMinute: testRPM, Port: port, Extra: extra})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,6 +134,9 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 			}
 			if t.Failed() {
 				t.Logf("pmsbridge %s (%s) logs (tail):\n%s", mode, p.URL, tail(p.Logs(), 4000))
+			}
+			if dir := os.Getenv("PMSBRIDGE_CHAOS_LOGS"); dir != "" {
+				_ = os.WriteFile(fmt.Sprintf("%s/%s-%s-%d.log", dir, strings.ReplaceAll(name, " ", "-"), mode, p.PID()), []byte(p.Logs()), 0o644)
 			}
 		})
 	}
@@ -216,6 +228,18 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 	// Every acknowledged version is uploaded, exactly once.
 	if len(acked) != sc.assignments {
 		t.Fatalf("%d of %d assignments acknowledged", len(acked), sc.assignments)
+	}
+	if measureLoss {
+		sleep(ctx, 30*time.Second)
+		lost := 0
+		for _, v := range acked {
+			if st, err := b.st.PDFStateOf(ctx, v.id, v.v); err != nil || st.State != store.PDFUploaded {
+				lost++
+			}
+		}
+		t.Logf("FIGURES %s with redis.ack_replicas=%s: %d of %d acknowledged versions not uploaded 30 s after the last acknowledgement (lost with the old primary)",
+			name, os.Getenv("PMSBRIDGE_CHAOS_ACK"), lost, len(acked))
+		return
 	}
 	b.waitUploaded(acked, 3*time.Minute)
 	lastUpload := time.Since(t0)
@@ -312,5 +336,48 @@ func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
+	}
+}
+
+// BenchmarkWebhookAck measures what redis.ack_replicas costs an accepted
+// webhook: one `pmsbridge serve` on a Sentinel topology (primary, replica,
+// three sentinels on loopback) answers programme webhooks one after
+// another, without the wait for the replica (-1) and with it (automatic:
+// 1 with redis-sentinel://). Each operation is one accepted version.
+//
+//	go test ./internal/resilience -run '^$' -bench WebhookAck -benchtime 400x -count 3
+func BenchmarkWebhookAck(b *testing.B) {
+	for _, bc := range []struct{ name, ack string }{{"no_wait", "-1"}, {"wait_1_replica", "0"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			topo := redistest.StartSentinel(b, redistest.SentinelOptions{})
+			sb := clinikotest.New(clinikotest.WithRateLimit(testRPM))
+			b.Cleanup(sb.Close)
+			key := rig.NewEncryptionKey()
+			st, closeStore, err := rig.OpenStore(topo.URL(0), key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(closeStore)
+			c, err := rig.SeedClinic(ctx, st, sb, rig.ClinicSpec{Name: "Bench Clinic", Practitioners: 1, PatientsEach: 1, Link: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			p, err := rig.Start(ctx, rig.ProcessConfig{Binary: binary, Mode: "serve", RedisURL: topo.URL(0), ClinikoURL: sb.BaseURL(),
+				EncryptionKey: key, LogLevel: "warn", Extra: map[string]string{"PMSBRIDGE_REDIS_ACK_REPLICAS": bc.ack}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(p.Kill)
+			pr := c.Practitioners[0]
+			hc := &http.Client{Timeout: 10 * time.Second}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				body := rig.ProgrammeEvent(fmt.Sprintf("evt_bench_%s_%d", bc.name, i), "prg_bench", i+1, pr.Patients[0], pr.ID, 6)
+				if status, err := rig.PostWebhook(ctx, hc, p.URL, body); err != nil || status != http.StatusAccepted {
+					b.Fatalf("webhook %d: %d, %v", i, status, err)
+				}
+			}
+		})
 	}
 }
