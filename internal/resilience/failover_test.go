@@ -152,12 +152,14 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 	// /readyz of the first serve, every 100 ms.
 	load.Go(func() {
 		for loadCtx.Err() == nil {
-			if readyz(serves[0]) != http.StatusOK {
+			start := time.Now()
+			ok := readyz(serves[0]) == http.StatusOK
+			sleep(loadCtx, 100*time.Millisecond)
+			if !ok {
 				run.mu.Lock()
-				run.readyDown += 100 * time.Millisecond
+				run.readyDown += time.Since(start)
 				run.mu.Unlock()
 			}
-			sleep(loadCtx, 100*time.Millisecond)
 		}
 	})
 	// Clicks: each practitioner opens their linked patients in turn, and
@@ -180,6 +182,7 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 	var hooks sync.WaitGroup
 	var mu sync.Mutex
 	var acked []version
+	var ackTimes []time.Time
 	for i, pr := range clinic.Practitioners {
 		hooks.Go(func() {
 			for j := 0; j < each; j++ {
@@ -200,6 +203,7 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 				}
 				mu.Lock()
 				acked = append(acked, version{id: id, v: 1, clinikoID: pr.ClinikoPatients[j]})
+				ackTimes = append(ackTimes, time.Now())
 				mu.Unlock()
 				sleep(ctx, sc.pace)
 			}
@@ -265,15 +269,20 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 			gap = max(gap, c.end.Sub(run.clicks[i-1].end))
 		}
 	}
+	slices.SortFunc(ackTimes, time.Time.Compare)
+	var hookGap time.Duration
+	for i := 1; i < len(ackTimes); i++ {
+		hookGap = max(hookGap, ackTimes[i].Sub(ackTimes[i-1]))
+	}
 	retried := 0
 	for _, c := range run.clicks {
 		if c.attempts > 1 {
 			retried++
 		}
 	}
-	t.Logf("FIGURES %s: promotion %s; first click answered %s after the failover began (%s for a click begun after the promotion); longest gap between answered clicks %s; last upload recorded %s after it; %d clicks answered (%d after a retry, %d attempts retried); %d webhook deliveries answered \"try again\" and redelivered; /readyz not 200 for about %s",
+	t.Logf("FIGURES %s: promotion %s; first click answered %s after the failover began (%s for a click begun after the promotion); longest gap between answered clicks %s; last upload recorded %s after it; %d clicks answered (%d after a retry, %d attempts retried); %d webhook deliveries answered \"try again\" and redelivered, longest gap between acknowledged assignments %s; /readyz not 200 for about %s",
 		name, prom.Took.Round(10*time.Millisecond), firstAfter.Round(10*time.Millisecond), firstAfterPromotion.Round(10*time.Millisecond),
-		gap.Round(10*time.Millisecond), lastUpload.Round(100*time.Millisecond), len(run.clicks), retried, run.failedTries, run.hookRetries, run.readyDown)
+		gap.Round(10*time.Millisecond), lastUpload.Round(100*time.Millisecond), len(run.clicks), retried, run.failedTries, run.hookRetries, hookGap.Round(10*time.Millisecond), run.readyDown.Round(100*time.Millisecond))
 	if firstAfterPromotion < 0 {
 		t.Error("no click was answered after the promotion")
 	}
