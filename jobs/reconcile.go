@@ -218,11 +218,6 @@ func (h *Handlers) settlePDF(ctx context.Context, id string) (Settled, error) {
 	if owed, err := pending(); err != nil || !owed {
 		return SettledDone, err
 	}
-	if f, err := h.Store.GetFailure(ctx, taskID); err == nil && f.Permanent {
-		return SettledAbandoned, nil
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return SettledLive, err
-	}
 	prog, err := h.Store.GetProgramme(ctx, programmeID, version)
 	if errors.Is(err, store.ErrNotFound) {
 		return SettledDone, nil
@@ -230,11 +225,7 @@ func (h *Handlers) settlePDF(ctx context.Context, id string) (Settled, error) {
 		return SettledLive, err
 	}
 	p := UploadPayload{ProgrammeID: prog.ID, Version: prog.Version, PatientID: prog.PatientID, PractitionerID: prog.PractitionerID}
-	added, err := h.Client.enqueueIfAbsent(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), QueuePDF, taskID, taskSpecs[TypeUploadPDF].opts...)
-	if err != nil || !added {
-		return SettledLive, err
-	}
-	return SettledRequeued, nil
+	return h.requeue(ctx, QueuePDF, taskID, asynq.NewTask(TypeUploadPDF, mustPayload(p)))
 }
 
 // settleImport settles a click waiting for an import.
@@ -269,13 +260,24 @@ func (h *Handlers) settleImport(ctx context.Context, id string) (Settled, error)
 	} else if ok {
 		return done()
 	}
+	p := ImportPayload{PractitionerID: w.PractitionerID, SubscriptionID: w.SubscriptionID, Shard: w.Shard, ClinikoPatientID: w.ClinikoPatientID}
+	res, err := h.requeue(ctx, QueueImport, taskID, asynq.NewTask(TypeImportPatient, mustPayload(p)))
+	if res == SettledAbandoned && err == nil {
+		err = h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
+	}
+	return res, err
+}
+
+// requeue queues task again under its id, with its type's options, unless
+// the failure ledger says it failed for good (asynq may have dropped the
+// archived task by now; support replays it) or a task with that id exists.
+func (h *Handlers) requeue(ctx context.Context, queue, taskID string, task *asynq.Task) (Settled, error) {
 	if f, err := h.Store.GetFailure(ctx, taskID); err == nil && f.Permanent {
-		return SettledAbandoned, h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
+		return SettledAbandoned, nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return SettledLive, err
 	}
-	p := ImportPayload{PractitionerID: w.PractitionerID, SubscriptionID: w.SubscriptionID, Shard: w.Shard, ClinikoPatientID: w.ClinikoPatientID}
-	added, err := h.Client.enqueueIfAbsent(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), QueueImport, taskID, taskSpecs[TypeImportPatient].opts...)
+	added, err := h.Client.enqueueIfAbsent(ctx, task, queue, taskID, taskSpecs[task.Type()].opts...)
 	if err != nil || !added {
 		return SettledLive, err
 	}
