@@ -293,10 +293,8 @@ func ParseUserAgent(ua string) error {
 // line each, naming the config key and its environment variable. Secret
 // values are never echoed.
 func (c Config) Validate() error {
-	var p []string
-	add := func(key, format string, args ...any) {
-		p = append(p, fmt.Sprintf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
-	}
+	var p problems
+	add := p.add
 	if c.Region == "" {
 		add("region", "is required: one of %s", strings.Join(RegionCodes, ", "))
 	} else if !regionSet[c.Region] {
@@ -313,12 +311,7 @@ func (c Config) Validate() error {
 	if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil || port == "" {
 		add("http.addr", "%q is not a listen address like :8080 or 127.0.0.1:8080", c.HTTP.Addr)
 	}
-	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
-		add("redis.url", "%v", err)
-	}
-	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
-		add("redis.ack_replicas", "must be between -1 (never wait) and 16 (0: automatic), got %d", c.Redis.AckReplicas)
-	}
+	c.checkRedis(&p)
 	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")
 	}
@@ -333,16 +326,7 @@ func (c Config) Validate() error {
 	if c.Cliniko.Timeout < time.Second || c.Cliniko.Timeout > 5*time.Minute {
 		add("cliniko.timeout", "must be between 1s and 5m, got %s", c.Cliniko.Timeout)
 	}
-	if c.Secrets.EncryptionKey == "" {
-		add("secrets.encryption_key", "is required: 32 random bytes, base64-encoded (make one with: openssl rand -base64 32)")
-	} else if _, err := DecodeKey(c.Secrets.EncryptionKey); err != nil {
-		add("secrets.encryption_key", "%v", err)
-	}
-	for i, k := range c.Secrets.PreviousEncryptionKeys {
-		if _, err := DecodeKey(k); err != nil {
-			add("secrets.previous_encryption_keys", "entry %d: %v", i+1, err)
-		}
-	}
+	c.checkSecrets(&p, true)
 	if c.Webhooks.Secret != "" && len(c.Webhooks.Secret) < 16 {
 		add("webhooks.secret", "is too short: use at least 16 characters (or leave empty to disable the webhook)")
 	}
@@ -396,11 +380,60 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(sms.TwilioBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 		add("sms.twilio_base_url", "must be an http(s) address like https://api.twilio.com")
 	}
+	return p.err()
+}
+
+// ValidateReadOnly checks what the read-only support commands (jobs stats,
+// failed, show) need: a valid redis.url. The encryption keys are optional
+// there (without them nothing encrypted can be shown) but must be valid
+// when given. The rest of the configuration is not looked at.
+func (c Config) ValidateReadOnly() error {
+	var p problems
+	c.checkRedis(&p)
+	c.checkSecrets(&p, false)
+	return p.err()
+}
+
+// problems collects validation problems, one line each, naming the config
+// key and its environment variable.
+type problems []string
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, fmt.Sprintf("%s (%s): %s", key, EnvName(key), fmt.Sprintf(format, args...)))
+}
+
+func (p problems) err() error {
 	if len(p) == 0 {
 		return nil
 	}
 	sort.Strings(p)
 	return &ValidationError{Problems: p}
+}
+
+func (c Config) checkRedis(p *problems) {
+	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
+		p.add("redis.url", "%v", err)
+	}
+	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
+		p.add("redis.ack_replicas", "must be between -1 (never wait) and 16 (0: automatic), got %d", c.Redis.AckReplicas)
+	}
+}
+
+// checkSecrets checks the encryption keys; required says whether
+// secrets.encryption_key must be set.
+func (c Config) checkSecrets(p *problems, required bool) {
+	if c.Secrets.EncryptionKey == "" {
+		if required {
+			p.add("secrets.encryption_key", "is required: 32 random bytes, base64-encoded (make one with: openssl rand -base64 32)")
+		}
+	} else if _, err := DecodeKey(c.Secrets.EncryptionKey); err != nil {
+		p.add("secrets.encryption_key", "%v", err)
+	}
+	for i, k := range c.Secrets.PreviousEncryptionKeys {
+		if _, err := DecodeKey(k); err != nil {
+			p.add("secrets.previous_encryption_keys", "entry %d: %v", i+1, err)
+		}
+	}
 }
 
 var (

@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,6 +153,45 @@ func TestValidate(t *testing.T) {
 			for _, w := range tc.wants {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("no problem line contains %q:\n%s", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestValidateReadOnly: the read-only support commands need only a valid
+// redis.url; the encryption keys are optional but checked when given.
+func TestValidateReadOnly(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc  string
+		cfg   config.Config
+		wants []string
+	}{
+		{desc: "only redis.url", cfg: config.Config{Redis: config.Redis{URL: "redis://10.0.0.5:6379/2"}}},
+		{desc: "nothing: the default redis.url", cfg: config.Config{}},
+		{desc: "with a key", cfg: config.Config{Secrets: config.Secrets{EncryptionKey: goodKey}}},
+		{desc: "the rest is not looked at", cfg: config.Config{Region: "fr", Log: config.Log{Level: "loud"}, Cliniko: config.Cliniko{UserAgent: "x"}}},
+		{desc: "bad redis url", cfg: config.Config{Redis: config.Redis{URL: "http://nope"}}, wants: []string{"redis.url (PMSBRIDGE_REDIS_URL)"}},
+		{desc: "bad keys", cfg: config.Config{Secrets: config.Secrets{EncryptionKey: "c2hvcnQ=", PreviousEncryptionKeys: []string{"!"}}},
+			wants: []string{"secrets.encryption_key (PMSBRIDGE_SECRETS_ENCRYPTION_KEY): must decode to 32 bytes", "secrets.previous_encryption_keys (PMSBRIDGE_SECRETS_PREVIOUS_ENCRYPTION_KEYS): entry 1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			err := tc.cfg.WithDefaults().ValidateReadOnly()
+			if len(tc.wants) == 0 {
+				if err != nil {
+					t.Fatalf("want valid, got %v", err)
+				}
+				return
+			}
+			var ve *config.ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) != len(tc.wants) {
+				t.Fatalf("want %d problems, got %v", len(tc.wants), err)
+			}
+			for i, w := range tc.wants {
+				if !strings.HasPrefix(ve.Problems[i], w) {
+					t.Errorf("problem %d %q does not start with %q", i, ve.Problems[i], w)
 				}
 			}
 		})

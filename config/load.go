@@ -258,9 +258,12 @@ type KeyValue struct {
 }
 
 // Print writes the redacted configuration in YAML-like "key: value" lines.
-func (c Config) Print() string {
+func (c Config) Print() string { return Format(c.Redacted()) }
+
+// Format writes key-value pairs as Print does.
+func Format(kvs []KeyValue) string {
 	var b strings.Builder
-	for _, kv := range c.Redacted() {
+	for _, kv := range kvs {
 		switch v := kv.Value.(type) {
 		case []string:
 			fmt.Fprintf(&b, "%s: [%s]\n", kv.Key, strings.Join(v, ", "))

@@ -24,6 +24,9 @@ var (
 	// ErrInvalid: the input breaks a rule; often a *ValidationError listing
 	// every problem.
 	ErrInvalid = errors.New("invalid")
+	// ErrNoKey: the store was opened without encryption keys (a read-only
+	// support tool), so encrypted fields can be neither read nor written.
+	ErrNoKey = errors.New("no encryption key")
 )
 
 // LockedError is returned while an account, an IP address or a programme

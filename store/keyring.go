@@ -77,11 +77,22 @@ func ParseKey(b64 string) ([]byte, error) {
 	return nil, fmt.Errorf("parse key: not base64: %w", ErrInvalid)
 }
 
-// CurrentKeyID is the id of the key that Encrypt uses.
-func (k *Keyring) CurrentKeyID() string { return k.current }
+// A nil *Keyring is a store opened without keys: it encrypts and decrypts
+// nothing (ErrNoKey) and has nothing to rotate.
+
+// CurrentKeyID is the id of the key that Encrypt uses ("" without keys).
+func (k *Keyring) CurrentKeyID() string {
+	if k == nil {
+		return ""
+	}
+	return k.current
+}
 
 // Encrypt seals plaintext under the current key, bound to aad.
 func (k *Keyring) Encrypt(plaintext []byte, aad string) (string, error) {
+	if k == nil {
+		return "", fmt.Errorf("encrypt: %w", ErrNoKey)
+	}
 	aead := k.aeads[k.current]
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
@@ -98,6 +109,9 @@ var errDecrypt = errors.New("decrypt: unknown key or damaged ciphertext")
 // Decrypt opens a value made by Encrypt with the same aad under any key of
 // the keyring.
 func (k *Keyring) Decrypt(ciphertext, aad string) ([]byte, error) {
+	if k == nil {
+		return nil, fmt.Errorf("decrypt: %w", ErrNoKey)
+	}
 	version, rest, ok1 := strings.Cut(ciphertext, ":")
 	id, data, ok2 := strings.Cut(rest, ":")
 	if !ok1 || !ok2 || version != "v1" {
@@ -121,5 +135,8 @@ func (k *Keyring) Decrypt(ciphertext, aad string) ([]byte, error) {
 // NeedsRotation reports whether ciphertext was made under a key other than
 // the current one.
 func (k *Keyring) NeedsRotation(ciphertext string) bool {
+	if k == nil {
+		return false
+	}
 	return !strings.HasPrefix(ciphertext, "v1:"+k.current+":")
 }

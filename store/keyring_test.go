@@ -226,3 +226,44 @@ func TestReencryptReportsRedisErrors(t *testing.T) {
 		t.Errorf("second Reencrypt = %d, %v; want 1, nil", n, err)
 	}
 }
+
+// TestStoreWithoutKeys: a store opened without keys (the read-only support
+// commands) reads what is not encrypted — the failure ledger, practitioners
+// — and refuses encrypted fields with ErrNoKey, reading and writing.
+func TestStoreWithoutKeys(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sub := b.subscription(t, "Clinic")
+	pr := b.practitioner(t, sub.ID, "a@example.com")
+	p := b.patient(t, pr, "1", "One")
+	if err := b.store.SetClinikoKey(b.ctx, pr.ID, "cliniko-secret-au1", store.ClinikoUser{ID: "9", Shard: "au1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.store.RecordFailure(b.ctx, store.Failure{TaskID: "import:x", Type: "t", Permanent: true, Cause: "cliniko_not_found", Attempts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	keyless := b.reopen(t, func(o *store.Options) { o.Keys = nil })
+
+	if fs, err := keyless.ListFailures(b.ctx, store.FailureFilter{}); err != nil || len(fs) != 1 {
+		t.Errorf("ListFailures without keys = %v, %v; want the one entry", fs, err)
+	}
+	if got, err := keyless.GetPractitioner(b.ctx, pr.ID); err != nil || got.Email != "a@example.com" {
+		t.Errorf("GetPractitioner without keys = %+v, %v", got, err)
+	}
+	if _, err := keyless.GetPatient(b.ctx, p.ID); !errors.Is(err, store.ErrNoKey) {
+		t.Errorf("GetPatient without keys: %v, want ErrNoKey", err)
+	}
+	if _, _, err := keyless.ClinikoKey(b.ctx, pr.ID); !errors.Is(err, store.ErrNoKey) {
+		t.Errorf("ClinikoKey without keys: %v, want ErrNoKey", err)
+	}
+	if err := keyless.SetClinikoKey(b.ctx, pr.ID, "another-au1", store.ClinikoUser{ID: "9", Shard: "au1"}); !errors.Is(err, store.ErrNoKey) {
+		t.Errorf("SetClinikoKey without keys: %v, want ErrNoKey", err)
+	}
+	if _, err := keyless.Reencrypt(b.ctx); !errors.Is(err, store.ErrNoKey) {
+		t.Errorf("Reencrypt without keys: %v, want ErrNoKey", err)
+	}
+	// Nothing was overwritten: the key still reads with the keys.
+	if key, _, err := b.store.ClinikoKey(b.ctx, pr.ID); err != nil || key != "cliniko-secret-au1" {
+		t.Errorf("ClinikoKey after the keyless attempts = %q, %v", key, err)
+	}
+}

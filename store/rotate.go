@@ -16,6 +16,9 @@ import (
 // Cluster, and it is safe to run while the service is up and to re-run.
 func (s *Store) Reencrypt(ctx context.Context) (int, error) {
 	n := 0
+	if s.keys == nil {
+		return n, fmt.Errorf("reencrypt: %w", ErrNoKey)
+	}
 	subs, err := s.ListSubscriptions(ctx)
 	if err != nil {
 		return n, fmt.Errorf("reencrypt: %w", err)

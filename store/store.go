@@ -73,7 +73,10 @@ type Options struct {
 	Prefix string
 	// Now is the clock for everything time-based. Default time.Now.
 	Now func() time.Time
-	// Keys encrypts secrets and patient details at rest. Required.
+	// Keys encrypts secrets and patient details at rest. Nil opens a store
+	// for tools that only read what is not encrypted (the failure ledger,
+	// the audit log): reading or writing an encrypted field (Cliniko keys,
+	// patient details) then fails with ErrNoKey.
 	Keys *Keyring
 	// SessionIdle ends a session that has not been used for this long.
 	// Default 12h.
@@ -175,9 +178,6 @@ func (o Options) withDefaults() Options {
 
 func (o Options) validate() error {
 	var problems []string
-	if o.Keys == nil {
-		problems = append(problems, "Keys is required")
-	}
 	if strings.ContainsAny(o.Prefix, " \r\n\t{}") {
 		problems = append(problems, "Prefix must not contain spaces or braces")
 	}

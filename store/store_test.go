@@ -142,7 +142,7 @@ func TestNewOptions(t *testing.T) {
 		wantErr bool
 	}{
 		{desc: "defaults with keys", opts: store.Options{Keys: keys}},
-		{desc: "no keys", opts: store.Options{}, wantErr: true},
+		{desc: "no keys (read-only tools)", opts: store.Options{}},
 		{desc: "negative idle", opts: store.Options{Keys: keys, SessionIdle: -time.Second}, wantErr: true},
 		{desc: "negative failures", opts: store.Options{Keys: keys, LoginMaxFailures: -1}, wantErr: true},
 		{desc: "braces in prefix", opts: store.Options{Keys: keys, Prefix: "{x}:"}, wantErr: true},

@@ -172,7 +172,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
-		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
+		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
+		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
 		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask(), jobs.ReconcileOptions()...)
 	}
@@ -182,6 +183,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
 		}
+		registerReady(m.reg, checks)
 		var regions []bridge.Region
 		for _, code := range config.RegionCodes {
 			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})

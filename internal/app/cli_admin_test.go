@@ -155,7 +155,7 @@ func TestAdminCLI(t *testing.T) {
 	}
 
 	var sharing store.Sharing
-	c.okJSON(&sharing, nil, "sharing", "set", sub["id"], "--patients", annID+","+bob.ID, "--content", annID)
+	c.okJSON(&sharing, nil, "sharing", "set", sub["id"], "--patients", annID+","+bob.ID, "--content", annID, "--yes")
 	want := store.Sharing{SubscriptionID: sub["id"], Patients: sortedPair(annID, bob.ID), Content: []string{annID}}
 	if diff := cmp.Diff(want, sharing); diff != "" {
 		t.Errorf("sharing set --json (-want +got):\n%s", diff)
@@ -184,8 +184,9 @@ func TestAdminCLI(t *testing.T) {
 			{"practitioner list without a subscription", nil, "", []string{"practitioner", "list"}, []string{"--subscription"}},
 			{"deactivate without an id", nil, "", []string{"practitioner", "deactivate"}, []string{"arg"}},
 			{"deactivate an unknown id", nil, "", []string{"practitioner", "deactivate", "prac_nope"}, []string{"not found"}},
-			{"sharing with an unknown practitioner", nil, "", []string{"sharing", "set", sub["id"], "--patients", annID + ",prac_nope"}, []string{"prac_nope"}},
-			{"sharing of an unknown subscription", nil, "", []string{"sharing", "set", "sub_nope", "--patients", annID}, []string{"not found"}},
+			{"sharing with an unknown practitioner", nil, "", []string{"sharing", "set", sub["id"], "--patients", annID + ",prac_nope", "--yes"}, []string{"prac_nope"}},
+			{"sharing of an unknown subscription", nil, "", []string{"sharing", "set", "sub_nope", "--patients", annID, "--yes"}, []string{"not found"}},
+			{"sharing without --yes and without a terminal", nil, "y\n", []string{"sharing", "set", sub["id"], "--patients", bob.ID}, []string{"--yes"}},
 			{"unknown flag", nil, "", []string{"subscription", "create", "--nmae", "X"}, []string{"nmae"}},
 			{"unknown command", nil, "", []string{"clinic", "create"}, []string{"clinic"}},
 		} {

@@ -29,8 +29,10 @@ type Demo struct {
 	ColleagueID    string
 }
 
-// DevConfig is the configuration of `pmsbridge dev`: valid with no set-up;
-// secrets are made fresh for each start (nothing is kept anyway).
+// DevConfig is the configuration of `pmsbridge dev` with no set-up: its
+// defaults, under the file, PMSBRIDGE_* variables and flags like every
+// command's. Secrets are made fresh for each start (nothing is kept
+// anyway). The keys of DevFixed are not used.
 func DevConfig(addr string) config.Config {
 	c := config.Config{
 		Region:   "au",
@@ -43,6 +45,14 @@ func DevConfig(addr string) config.Config {
 	}
 	c.PublicURL = "http://localhost"
 	return c.WithDefaults()
+}
+
+// DevFixed lists the keys dev mode sets itself whatever the configuration
+// says, with what it uses instead (for --print-config).
+var DevFixed = map[string]string{
+	"redis.url":        "(not used: dev runs its own in-memory Redis)",
+	"cliniko.base_url": "(not used: dev runs its own Cliniko sandbox)",
+	"public_url":       "(not used: dev answers on http://localhost:<port of http.addr>)",
 }
 
 func randomB64(n int) string {

@@ -2,13 +2,16 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -32,16 +35,25 @@ func TestReadinessFollowsRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, true)
 	e := apptest.Start(t, apptest.Options{RedisURL: srv.URL(0)})
+	// pmsbridge_ready on /metrics says what /readyz says, for alert rules.
+	ready := func() string { return metricValue(e.NewBrowser().Get("/metrics").Body, "pmsbridge_ready") }
 	if got := status(t, e.URL+"/readyz"); got != http.StatusOK {
 		t.Fatalf("readyz with Redis up: %d, want 200", got)
+	}
+	if got := ready(); got != "1" {
+		t.Errorf("pmsbridge_ready with Redis up: %q, want 1", got)
 	}
 	srv.Stop()
 	e.Eventually("readyz 503 with Redis down", func() bool { return status(t, e.URL+"/readyz") == http.StatusServiceUnavailable })
 	if got := status(t, e.URL+"/healthz"); got != http.StatusOK {
 		t.Errorf("healthz with Redis down: %d, want 200 (the process is up)", got)
 	}
+	if got := ready(); got != "0" {
+		t.Errorf("pmsbridge_ready with Redis down: %q, want 0", got)
+	}
 	srv.Restart(t)
 	e.Eventually("readyz 200 after Redis is back", func() bool { return status(t, e.URL+"/readyz") == http.StatusOK })
+	e.Eventually("pmsbridge_ready 1 after Redis is back", func() bool { return ready() == "1" })
 }
 
 // TestShutdownRequeuesRunningTask: a graceful stop while an import is
@@ -84,4 +96,34 @@ func TestShutdownRequeuesRunningTask(t *testing.T) {
 		_, err := e2.Store.FindLink(context.Background(), clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
 		return err == nil
 	})
+}
+
+// TestCleanShutdownLogsNoError: starting and stopping a process cleanly
+// logs nothing at ERROR (log alerts fire on ERROR), in every mode.
+func TestCleanShutdownLogsNoError(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []app.Mode{app.ModeRun, app.ModeWork, app.ModeServe} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			e := apptest.Start(t, apptest.Options{Mode: mode})
+			e.Eventually("the start to be logged", func() bool { return strings.Contains(e.Logs.String(), `"msg":"pmsbridge started"`) })
+			e.Stop()
+			logs := e.Logs.String()
+			if !strings.Contains(logs, `"msg":"stopped"`) {
+				t.Fatalf("no clean stop in the logs:\n%s", logs)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+				var rec struct {
+					Level string `json:"level"`
+				}
+				if err := json.Unmarshal([]byte(line), &rec); err != nil {
+					t.Errorf("log line is not JSON: %q", line)
+					continue
+				}
+				if rec.Level == "ERROR" {
+					t.Errorf("ERROR logged on a clean start and stop: %s", line)
+				}
+			}
+		})
+	}
 }

@@ -312,7 +312,8 @@ func TestSupportFailedJobs(t *testing.T) {
 			{[]string{"jobs", "replay"}, cli.ExitUsage, "say what to replay"},
 			{[]string{"jobs", "show", "pdf:nope:v1"}, cli.ExitFailed, `no failed job "pdf:nope:v1"`},
 			{[]string{"jobs", "replay", "pdf:nope:v1"}, cli.ExitFailed, "not in the failure ledger"},
-			{[]string{"jobs", "delete", "pdf:nope:v1"}, cli.ExitFailed, `no failed job "pdf:nope:v1"`},
+			{[]string{"jobs", "delete", "pdf:nope:v1", "--yes"}, cli.ExitFailed, `no failed job "pdf:nope:v1"`},
+			{[]string{"jobs", "delete", importMissing}, cli.ExitUsage, "add --yes"},
 		} {
 			t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 				code, _, errOut := cliRun(t, e, "", tc.args...)
@@ -384,21 +385,22 @@ func TestSupportFailedJobs(t *testing.T) {
 	})
 
 	t.Run("replay", func(t *testing.T) {
-		// Saying no replays nothing.
-		code, out, _ := cliRun(t, e, "n\n", "jobs", "replay", "--cause", "cliniko_forbidden")
-		if code != 0 || !strings.Contains(out, "Replay 1 failed job(s)? [y/N]") || !strings.Contains(out, "Nothing replayed") {
-			t.Errorf("replay answered n: exit %d:\n%s", code, out)
+		// Without a terminal and without --yes nothing is replayed (a "y"
+		// piped in does not count); exit 2.
+		code, out, errOut := cliRun(t, e, "y\n", "jobs", "replay", "--cause", "cliniko_forbidden")
+		if code != cli.ExitUsage || out != "" || !strings.Contains(errOut, "add --yes") {
+			t.Errorf("replay without a terminal: exit %d:\n%s%s", code, out, errOut)
 		}
 		if f, err := e.Store.GetFailure(ctx, uploadForbidden); err != nil || !f.Permanent || f.Attempts != 1 {
-			t.Errorf("after n: ledger entry %+v %v, want it untouched", f, err)
+			t.Errorf("after the refused replay: ledger entry %+v %v, want it untouched", f, err)
 		}
 		if st, _ := e.Store.PDFStateOf(ctx, samProg.ID, 1); st.State != store.PDFFailed {
-			t.Errorf("after n: pdf state %s, want failed", st.State)
+			t.Errorf("after the refused replay: pdf state %s, want failed", st.State)
 		}
 
 		// The role is fixed in Cliniko: replay the cause from the CLI.
 		e.Sandbox.SetRole("4", clinikotest.RolePractitioner)
-		code, out, errOut := cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--yes")
+		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--yes")
 		if code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
@@ -407,7 +409,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		stillExactly(t, e, clinikotest.DemoPatientID, 1)
 
 		// A job nobody will fix is deleted.
-		code, out, errOut = cliRun(t, e, "", "jobs", "delete", importMissing)
+		code, out, errOut = cliRun(t, e, "", "jobs", "delete", importMissing, "--yes")
 		if code != 0 || !strings.Contains(out, "Deleted "+importMissing) {
 			t.Fatalf("jobs delete: exit %d: %s %s", code, out, errOut)
 		}

@@ -21,7 +21,9 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
   pmsbridge admin practitioner create --subscription sub_… --email a@b.example --name "Dr A" (password from PMSBRIDGE_NEW_PASSWORD or stdin)
   pmsbridge admin practitioner list --subscription sub_…
   pmsbridge admin practitioner deactivate prac_…
-  pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a]`,
+  pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a] [--yes]
+
+` + confirmRule,
 		RunE: groupRunE}
 	var asJSON bool
 	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -125,8 +127,24 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 
 	sharing := &cobra.Command{Use: "sharing", Short: "A subscription's sharing groups", RunE: groupRunE}
 	var patients, content []string
-	sharingSet := e.toolsCmd("set SUBSCRIPTION", "Set the patient-sharing and content-sharing groups", "", cobra.ExactArgs(1),
+	var sharingYes *confirmer
+	sharingSet := e.toolsCmd("set SUBSCRIPTION", "Set the patient-sharing and content-sharing groups",
+		`Replace a subscription's two sharing groups with the practitioners given (a
+practitioner left out loses what the group gave them).
+
+Always asks first on a terminal, showing the groups before and after; --yes
+sets them without asking. Without a terminal and without --yes it exits 2 and
+changes nothing; answering anything but "y" exits 1 ("Nothing changed.").`, cobra.ExactArgs(1),
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			before, err := t.Store.GetSharing(cmd.Context(), args[0])
+			if err != nil {
+				return storeErr(err)
+			}
+			q := fmt.Sprintf("Sharing groups of %s:\n  patients: %s → %s\n  content:  %s → %s\nSet them?",
+				args[0], group(before.Patients), group(patients), group(before.Content), group(content))
+			if err := sharingYes.ask(q, "Nothing changed."); err != nil {
+				return err
+			}
 			sh, err := t.Store.SetSharing(cmd.Context(), args[0], patients, content)
 			if err != nil {
 				return storeErr(err)
@@ -137,12 +155,22 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 			fmt.Fprintf(e.stdout, "Sharing of %s set: patients %v, content %v\n", args[0], patients, content)
 			return nil
 		})
+	sharingYes = e.addYes(sharingSet, "set the groups")
+	sharingSet.PreRunE = func(cmd *cobra.Command, _ []string) error { return sharingYes.canAsk(cmd) }
 	sharingSet.Flags().StringSliceVar(&patients, "patients", nil, "practitioner ids in the patient-sharing group")
 	sharingSet.Flags().StringSliceVar(&content, "content", nil, "practitioner ids in the content-sharing group")
 	sharing.AddCommand(sharingSet)
 
 	root.AddCommand(sub, prac, sharing)
 	return root
+}
+
+// group shows a sharing group for a question.
+func group(ids []string) string {
+	if len(ids) == 0 {
+		return "(nobody)"
+	}
+	return strings.Join(ids, ", ")
 }
 
 // storeErr turns validation errors into usage errors (exit 2) with the

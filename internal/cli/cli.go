@@ -71,7 +71,11 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	var ue usageError
 	var ve *config.ValidationError
+	var de declinedError
 	switch {
+	case errors.As(err, &de):
+		fmt.Fprintln(stderr, de.msg)
+		return ExitFailed
 	case errors.As(err, &ve):
 		fmt.Fprintln(stderr, "pmsbridge: the configuration has problems:")
 		for _, p := range ve.Problems {
@@ -184,34 +188,85 @@ func (e *env) serverCmd(mode app.Mode) *cobra.Command {
 
 // loadConfig loads and validates the configuration for a command.
 func (e *env) loadConfig(cmd *cobra.Command) (config.Config, error) {
+	return e.loadConfigFor(cmd, false)
+}
+
+// loadConfigFor loads the configuration; readOnly validates only what the
+// read-only support commands need (redis.url, and the keys when given).
+func (e *env) loadConfigFor(cmd *cobra.Command, readOnly bool) (config.Config, error) {
 	cfg, err := config.Load(cmd.Flags(), e.environ, config.Config{})
 	if err != nil {
 		return cfg, usageError{err}
 	}
-	if err := cfg.Validate(); err != nil {
+	validate := cfg.Validate
+	if readOnly {
+		validate = cfg.ValidateReadOnly
+	}
+	if err := validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
 }
 
 func (e *env) devCmd() *cobra.Command {
-	var addr string
+	var printConfig bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Try pmsbridge with no set-up: embedded Redis, Cliniko sandbox, demo data",
 		Long: `Start everything in one process: an in-memory Redis, a Cliniko sandbox with demo
 patients, the web side and the workers. It prints the address to open and a demo
-login. Nothing is kept after it stops. Not for production.`,
+login. Nothing is kept after it stops. Not for production.
+
+It needs no configuration, and reads it like every command (defaults < --config
+file < PMSBRIDGE_* < flags), with its own defaults: http.addr 127.0.0.1:8080,
+region au, log.format text, fresh random secrets. redis.url, cliniko.base_url and
+public_url are not used: dev runs its own Redis and Cliniko sandbox on localhost.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return e.runApp(cmd.Context(), app.Options{Mode: app.ModeDev, Config: app.DevConfig(addr), Version: version(), Out: e.stdout})
+			cfg, err := config.Load(cmd.Flags(), e.environ, app.DevConfig(devAddr))
+			if err != nil {
+				return usageError{err}
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if printConfig {
+				kvs := cfg.Redacted()
+				for i, kv := range kvs {
+					if v, ok := app.DevFixed[kv.Key]; ok {
+						kvs[i].Value = v
+					}
+				}
+				fmt.Fprint(e.stdout, config.Format(kvs))
+				return nil
+			}
+			return e.runApp(cmd.Context(), app.Options{Mode: app.ModeDev, Config: cfg, Version: version(), Out: e.stdout})
 		},
 	}
-	cmd.Flags().StringVar(&addr, "http-addr", "127.0.0.1:8080", "listen address (use 127.0.0.1:0 for any free port)")
+	config.AddFlags(cmd.Flags())
+	// --help shows dev's own defaults (Load takes them from DevConfig).
+	dev := app.DevConfig(devAddr)
+	for flag, v := range map[string]string{"http-addr": dev.HTTP.Addr, "region": dev.Region, "log-format": dev.Log.Format} {
+		cmd.Flags().Lookup(flag).DefValue = v
+	}
+	for _, k := range config.Keys {
+		f := cmd.Flags().Lookup(k.Flag)
+		if _, fixed := app.DevFixed[k.Name]; fixed {
+			f.Usage += " (not used by dev)"
+		}
+		f.Usage = strings.Replace(f.Usage, "(required)", "(dev has its own)", 1)
+	}
+	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets hidden) and exit")
 	return cmd
 }
 
+// devAddr is dev's default listen address.
+const devAddr = "127.0.0.1:8080"
+
 func (e *env) runApp(ctx context.Context, opts app.Options) error {
+	if opts.LogOut == nil {
+		opts.LogOut = e.stderr
+	}
 	m, err := app.New(ctx, opts)
 	if err != nil {
 		return err

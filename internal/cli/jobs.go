@@ -18,12 +18,29 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// readOnly marks a command made by toolsCmd that only reads: it needs only
+// redis.url (secrets.encryption_key is optional) instead of the whole
+// configuration of `run`.
+const readOnly = "pmsbridge.read-only"
+
+// markReadOnly marks commands as readOnly and says so in their help.
+func markReadOnly(cmds ...*cobra.Command) {
+	for _, c := range cmds {
+		c.Annotations = map[string]string{readOnly: "yes"}
+		long := c.Long
+		if long == "" {
+			long = c.Short + "."
+		}
+		c.Long = long + "\n\nOnly reads: needs nothing but redis.url (secrets.encryption_key may be left out)."
+	}
+}
+
 // toolsCmd makes a command that opens the support tools with the same
-// configuration as `run`.
+// configuration as `run` (only redis.url for commands marked readOnly).
 func (e *env) toolsCmd(use, short, long string, args cobra.PositionalArgs, run func(cmd *cobra.Command, t *app.Tools, args []string) error) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short, Long: long, Args: args,
 		RunE: func(cmd *cobra.Command, a []string) error {
-			cfg, err := e.loadConfig(cmd)
+			cfg, err := e.loadConfigFor(cmd, cmd.Annotations[readOnly] != "")
 			if err != nil {
 				return err
 			}
@@ -55,8 +72,12 @@ after asynq has dropped its own archived copy.
   pmsbridge jobs stats
   pmsbridge jobs failed [--cause C] [--type T] [--practitioner P] [--since 24h] [--json]
   pmsbridge jobs show ID
-  pmsbridge jobs replay ID…            or   pmsbridge jobs replay --cause C [--type T] [--yes]
-  pmsbridge jobs delete ID…
+  pmsbridge jobs replay ID            or   pmsbridge jobs replay --cause C [--type T] [--yes]
+  pmsbridge jobs delete ID… [--yes]
+
+stats, failed and show only read: they need only redis.url.
+
+` + confirmRule + `
 
 Causes: ` + causeList(),
 		RunE: groupRunE}
@@ -178,22 +199,20 @@ Causes: ` + causeList(),
 
 	var r struct {
 		cause, typ, practitioner string
-		yes, asJSON              bool
+		asJSON                   bool
 	}
-	replay := e.toolsCmd("replay [ID…]", "Run failed jobs again: by id, or all matching --cause/--type/--practitioner", "", cobra.ArbitraryArgs,
+	var replayYes *confirmer
+	replay := e.toolsCmd("replay [ID…]", "Run failed jobs again: by id, or all matching --cause/--type/--practitioner",
+		`Run failed jobs again with a fresh retry budget: one or more by id, or every
+permanent failure matching --cause, --type and --practitioner.
+
+Asks first on a terminal when it replays several ids or by filter; --yes
+replays without asking. Without a terminal and without --yes it exits 2 and
+replays nothing; answering anything but "y" exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
 			filter := jobs.ReplayFilter{IDs: args, Type: r.typ, PractitionerID: r.practitioner}
 			if r.cause != "" {
-				if !pmsbridge.Cause(r.cause).Valid() {
-					return usageError{fmt.Errorf("unknown cause %q; causes are: %s", r.cause, causeList())}
-				}
 				filter.Causes = []pmsbridge.Cause{pmsbridge.Cause(r.cause)}
-			}
-			if len(args) > 0 && (r.cause != "" || r.typ != "" || r.practitioner != "") {
-				return usageError{errors.New("give job ids or filters (--cause, --type, --practitioner), not both")}
-			}
-			if len(args) == 0 && r.cause == "" && r.typ == "" && r.practitioner == "" {
-				return usageError{errors.New("say what to replay: job ids, or --cause/--type/--practitioner")}
 			}
 			list, err := jobs.Matching(cmd.Context(), t.Store, filter)
 			if errors.Is(err, store.ErrNotFound) {
@@ -206,11 +225,9 @@ Causes: ` + causeList(),
 				fmt.Fprintln(e.stdout, "No failed jobs match; nothing replayed.")
 				return nil
 			}
-			if len(args) == 0 && !r.yes {
-				fmt.Fprintf(e.stdout, "Replay %d failed job(s)? [y/N] ", len(list))
-				if !confirm(e.stdin) {
-					fmt.Fprintln(e.stdout, "Nothing replayed.")
-					return nil
+			if replayConfirms(args) {
+				if err := replayYes.ask(fmt.Sprintf("Replay %s?", plural(len(list), "failed job", "failed jobs")), "Nothing replayed."); err != nil {
+					return err
 				}
 			}
 			n := 0
@@ -226,14 +243,49 @@ Causes: ` + causeList(),
 			fmt.Fprintf(e.stdout, "Replayed %d job(s). Watch them with: pmsbridge jobs failed --all\n", n)
 			return nil
 		})
+	replay.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if r.cause != "" && !pmsbridge.Cause(r.cause).Valid() {
+			return usageError{fmt.Errorf("unknown cause %q; causes are: %s", r.cause, causeList())}
+		}
+		filtered := r.cause != "" || r.typ != "" || r.practitioner != ""
+		if len(args) > 0 && filtered {
+			return usageError{errors.New("give job ids or filters (--cause, --type, --practitioner), not both")}
+		}
+		if len(args) == 0 && !filtered {
+			return usageError{errors.New("say what to replay: job ids, or --cause/--type/--practitioner")}
+		}
+		if replayConfirms(args) {
+			return replayYes.canAsk(cmd)
+		}
+		return nil
+	}
 	replay.Flags().StringVar(&r.cause, "cause", "", "replay every failed job with this cause")
 	replay.Flags().StringVar(&r.typ, "type", "", "replay every failed job of this type")
 	replay.Flags().StringVar(&r.practitioner, "practitioner", "", "replay every failed job of this practitioner")
-	replay.Flags().BoolVar(&r.yes, "yes", false, "do not ask for confirmation")
+	replayYes = e.addYes(replay, "replay")
 	replay.Flags().BoolVar(&r.asJSON, "json", false, "print {\"replayed\":N}")
 
-	del := e.toolsCmd("delete ID…", "Remove failed jobs from the failure ledger (and asynq's archive)", "", cobra.MinimumNArgs(1),
+	var delYes *confirmer
+	del := e.toolsCmd("delete ID…", "Give up on failed jobs: remove them from the failure ledger (and asynq's archive)",
+		`Give up on failed jobs for good: their failure-ledger entries go, and so do
+asynq's archived copies. Nothing is deleted unless every id is in the ledger.
+
+Always asks first on a terminal; --yes deletes without asking. Without a
+terminal and without --yes it exits 2 and deletes nothing; answering anything
+but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			for _, id := range args {
+				_, err := t.Store.GetFailure(cmd.Context(), id)
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no failed job %q in the failure ledger; nothing deleted", id)
+				}
+				if err != nil {
+					return err
+				}
+			}
+			if err := delYes.ask(fmt.Sprintf("Delete %s for good?", plural(len(args), "failed job", "failed jobs")), "Nothing deleted."); err != nil {
+				return err
+			}
 			for _, id := range args {
 				err := t.Jobs.Delete(cmd.Context(), t.Store, id)
 				if errors.Is(err, store.ErrNotFound) {
@@ -246,6 +298,9 @@ Causes: ` + causeList(),
 			}
 			return nil
 		})
+	delYes = e.addYes(del, "delete")
+	del.PreRunE = func(cmd *cobra.Command, _ []string) error { return delYes.canAsk(cmd) }
+	markReadOnly(stats, failed, show)
 	root.AddCommand(stats, failed, show, replay, del)
 	return root
 }
@@ -269,13 +324,16 @@ func parseSince(s string) (time.Time, error) {
 	return time.Now().Add(-d), nil
 }
 
-func confirm(r io.Reader) bool {
-	if r == nil {
-		return false
+// replayConfirms reports whether a replay asks first: by filter (no ids) or
+// several ids.
+func replayConfirms(ids []string) bool { return len(ids) != 1 }
+
+// plural says "1 failed job" or "3 failed jobs".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
 	}
-	line, _ := bufio.NewReader(r).ReadString('\n')
-	line = strings.ToLower(strings.TrimSpace(line))
-	return line == "y" || line == "yes"
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func clip(s string, n int) string {
