@@ -50,3 +50,40 @@ func TestDurable(t *testing.T) {
 		t.Errorf("the write before Durable is not on the replica: %v, %v", n, err)
 	}
 }
+
+// BenchmarkDurable: what Durable adds to an acknowledged write, against
+// one plain round trip (PING) on the same Sentinel topology on loopback.
+//
+//	go test ./store -run '^$' -bench Durable -count 5
+func BenchmarkDurable(b *testing.B) {
+	s := redistest.StartSentinel(b, redistest.SentinelOptions{})
+	ru, err := config.ParseRedisURL(s.URL(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rdb := ru.Client()
+	b.Cleanup(func() { rdb.Close() })
+	keys, err := store.NewKeyring(testKey(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.New(rdb, store.Options{Keys: keys, Argon2: cheapArgon2, AckReplicas: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	b.Run("ping", func(b *testing.B) {
+		for b.Loop() {
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("durable", func(b *testing.B) {
+		for b.Loop() {
+			if err := st.Durable(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
