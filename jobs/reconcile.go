@@ -111,16 +111,26 @@ func newReconcileMetrics(reg prometheus.Registerer) *reconcileMetrics {
 }
 
 func (h *Handlers) reconcileTick(ctx context.Context, _ *asynq.Task) error {
-	period := h.Now().UTC().Truncate(ReconcileInterval)
-	first, err := h.Store.ClaimPeriod(ctx, "reconcile", period, 2*ReconcileInterval)
-	if err != nil || !first {
-		return err // not first: another work process runs this period
-	}
-	if _, err := h.Reconcile(ctx); err != nil {
+	// Errors are logged and counted, not returned: the next period runs
+	// again, and a failed tick (a new task id each time) would only add
+	// entries to the failure ledger.
+	fail := func(err error) error {
 		h.Log.Warn("reconcile", "err", err)
 		if m := h.reconcileMetrics(); m != nil {
 			m.errors.Inc()
 		}
+		return nil
+	}
+	period := h.Now().UTC().Truncate(ReconcileInterval)
+	first, err := h.Store.ClaimPeriod(ctx, "reconcile", period, 2*ReconcileInterval)
+	if err != nil {
+		return fail(err)
+	}
+	if !first {
+		return nil // another work process runs this period
+	}
+	if _, err := h.Reconcile(ctx); err != nil {
+		return fail(err)
 	}
 	return nil
 }
