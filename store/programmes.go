@@ -513,9 +513,21 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 		st.UpdatedAt = s.now()
 	}
 	st.UpdatedAt = st.UpdatedAt.UTC()
+	// The owed-work index (owed.go): in before the record says pending,
+	// out after it says anything else.
+	owed := PDFOwedID(programmeID, version)
+	if st.State == pmsbridge.PDFPending {
+		if err := s.MarkOwed(ctx, OwedPDF, owed); err != nil {
+			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+		}
+	}
 	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
 		version, mustJSON(st), string(st.State)).Err(); err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	if st.State != pmsbridge.PDFPending {
+		// A leftover entry (this failing) is dropped by the reconciler.
+		_ = s.ClearOwed(ctx, OwedPDF, owed)
 	}
 	return nil
 }

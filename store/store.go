@@ -166,6 +166,11 @@ type Options struct {
 	// PasswordCheckWait is how long a waiting login waits at most before
 	// ErrBusy. Default 2s.
 	PasswordCheckWait time.Duration
+	// AckReplicas is how many replicas must hold a write before Durable
+	// lets it be acknowledged to a user (durable.go). Default 0: no wait.
+	AckReplicas int
+	// AckTimeout bounds Durable's wait for the replicas. Default 1s.
+	AckTimeout time.Duration
 }
 
 // Argon2Params is the cost of argon2id password hashing. Stored hashes carry
@@ -214,6 +219,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AccessWindow == 0 {
 		o.AccessWindow = time.Hour
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = time.Second
 	}
 	if o.Argon2.Time == 0 {
 		o.Argon2.Time = 2

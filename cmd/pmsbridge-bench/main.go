@@ -55,9 +55,36 @@ func main() {
 	}
 	rep.Finished = time.Now()
 	command := "go run ./cmd/pmsbridge-bench " + strings.Join(os.Args[1:], " ")
-	if err := os.WriteFile(*out, []byte(rep.Markdown(strings.TrimSpace(command))), 0o644); err != nil {
+	md := rep.Markdown(strings.TrimSpace(command)) + keptSections(*out)
+	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "pmsbridge-bench:", err)
 		os.Exit(1)
 	}
 	fmt.Fprintln(os.Stderr, "wrote", *out)
+}
+
+// keptSections returns the sections of the report file at path that other
+// commands write (between "<!-- kept: name -->" and "<!-- /kept: name -->",
+// e.g. the failover figures of make chaos), so rewriting the file keeps them.
+func keptSections(path string) string {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var out strings.Builder
+	rest := string(old)
+	for {
+		i := strings.Index(rest, "<!-- kept: ")
+		if i < 0 {
+			return out.String()
+		}
+		name, _, ok := strings.Cut(rest[i+len("<!-- kept: "):], " -->")
+		end := "<!-- /kept: " + name + " -->"
+		j := strings.Index(rest[i:], end)
+		if !ok || j < 0 {
+			return out.String()
+		}
+		out.WriteString("\n" + rest[i:i+j+len(end)] + "\n")
+		rest = rest[i+j+len(end):]
+	}
 }

@@ -130,7 +130,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	so := store.Options{Keys: keys, Now: opts.Now}
+	ack := 0
+	if opts.Mode != ModeDev {
+		ack = m.cfg.Redis.AckReplicasFor()
+	}
+	so := store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack}
 	if opts.Store != nil {
 		opts.Store(&so)
 	}
@@ -177,6 +181,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
+		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}
 
 	if opts.Mode.serves() {
