@@ -343,7 +343,7 @@ func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil {
+	if err := s.deps.Jobs.Delete(r.Context(), id); err != nil {
 		s.storeError(w, r, err)
 		return
 	}
@@ -372,7 +372,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or a cause and/or type to replay"})
 		return
 	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
 	if errors.Is(err, store.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": n})
 		return
@@ -464,7 +464,7 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
 		return
 	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
 	if err != nil {
 		s.internalError(w, r, err)
 		return
@@ -477,7 +477,7 @@ func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range r.PostForm["id"] {
-		if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.deps.Jobs.Delete(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalError(w, r, err)
 			return
 		}

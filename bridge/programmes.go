@@ -186,7 +186,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 	}
 	taskID := jobs.UploadTaskID(prog.ID, prog.Version)
 	if f, err := s.deps.Store.GetFailure(r.Context(), taskID); err == nil {
-		err = s.deps.Jobs.Replay(r.Context(), s.deps.Store, f)
+		err = s.deps.Jobs.Replay(r.Context(), f)
 		if err != nil {
 			s.internalError(w, r, err)
 			return

@@ -110,7 +110,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	if CanUpload(u.Role) {
 		causes = append(causes, pmsbridge.CauseClinikoForbidden)
 	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, jobs.ReplayFilter{PractitionerID: pr.ID, Causes: causes})
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), jobs.ReplayFilter{PractitionerID: pr.ID, Causes: causes})
 	if err != nil {
 		s.log.WarnContext(r.Context(), "replay after key saved", "err", err)
 	}

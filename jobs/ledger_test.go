@@ -83,7 +83,7 @@ func TestLedgerAndReplay(t *testing.T) {
 
 	// The scheduler gets a practitioner's key: replay their key failures.
 	b.setKey(t, sched.ID, clinikotest.DemoPractitionerKey)
-	n, err := b.jc.ReplayMatching(b.ctx, b.st, ReplayFilter{PractitionerID: sched.ID,
+	n, err := b.jc.ReplayMatching(b.ctx, ReplayFilter{PractitionerID: sched.ID,
 		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
@@ -101,7 +101,7 @@ func TestLedgerAndReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.setKey(t, nokey.ID, clinikotest.DemoAdminKey)
-	if err := b.jc.Replay(b.ctx, b.st, b.failure(t, importID)); err != nil {
+	if err := b.jc.Replay(b.ctx, b.failure(t, importID)); err != nil {
 		t.Fatal(err)
 	}
 	b.waitState(t, QueueImport, importID, StateDone)
@@ -147,7 +147,7 @@ func TestReplayRace(t *testing.T) {
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))
 	slowStore := b.newStore(t, slow)
-	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, slowStore, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != len(clinikoIDs) {
 		t.Fatalf("ReplayMatching = %d, %v", n, err)
 	}
@@ -300,7 +300,7 @@ func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
 		t.Fatalf("ledger holds %d sync failures (%+v), want 1 for the practitioner", len(list), list)
 	}
 	// Replaying it runs a sync now; success clears the entry.
-	if err := b.jc.Replay(b.ctx, b.st, list[0]); err != nil {
+	if err := b.jc.Replay(b.ctx, list[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the replayed sync to clear the ledger", func() bool {
@@ -340,7 +340,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 			if err := b.st.RecordFailure(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.jc.Replay(b.ctx, b.st, f); err != nil {
+			if err := b.jc.Replay(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
 			info, err := b.jc.Inspector().GetTaskInfo(spec.queue, id)

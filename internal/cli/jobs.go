@@ -234,7 +234,7 @@ replays nothing; answering anything but "y" exits 1 ("Nothing replayed.").`, cob
 			}
 			n := 0
 			for _, x := range list {
-				if err := t.Jobs.Replay(cmd.Context(), t.Store, x); err != nil {
+				if err := t.Jobs.Replay(cmd.Context(), x); err != nil {
 					return fmt.Errorf("replayed %d; %s: %w", n, x.TaskID, err)
 				}
 				n++
@@ -289,7 +289,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 				return err
 			}
 			for _, id := range args {
-				err := t.Jobs.Delete(cmd.Context(), t.Store, id)
+				err := t.Jobs.Delete(cmd.Context(), id)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no failed job %q in the failure ledger", id)
 				}
