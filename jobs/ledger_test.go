@@ -72,7 +72,7 @@ func TestLedgerAndReplay(t *testing.T) {
 		{"by practitioner and another cause", ReplayFilter{PractitionerID: sched.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}}, nil},
 		{"by ids", ReplayFilter{IDs: []string{importID}}, []string{importID}},
 	} {
-		m, err := Matching(b.ctx, b.st, tt.f)
+		m, err := b.jc.Matching(b.ctx, tt.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,7 +216,7 @@ func TestLedgerBeyondArchiveCap(t *testing.T) {
 	if len(all) != n || all[0].TaskID != fmt.Sprintf("task-%05d", n-1) || all[n-1].TaskID != "task-00000" {
 		t.Errorf("ListFailures: %d entries, want %d newest first", len(all), n)
 	}
-	imports, err := Matching(b.ctx, b.st, ReplayFilter{Type: TypeImportPatient})
+	imports, err := b.jc.Matching(b.ctx, ReplayFilter{Type: TypeImportPatient})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,8 @@ type ReplayFilter struct {
 var ErrNotReplayable = errors.New("this job cannot be replayed")
 
 // Matching returns the ledger entries that f selects.
-func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Failure, error) {
+func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure, error) {
+	st := c.st
 	if len(f.IDs) > 0 {
 		var out []store.Failure
 		for _, id := range f.IDs {
@@ -53,7 +54,7 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 // ReplayMatching replays every ledger entry f selects and reports how many
 // were queued again.
 func (c *Client) ReplayMatching(ctx context.Context, f ReplayFilter) (int, error) {
-	list, err := Matching(ctx, c.st, f)
+	list, err := c.Matching(ctx, f)
 	if err != nil {
 		return 0, err
 	}

@@ -216,7 +216,7 @@ replays nothing; answering anything but "y" exits 1 ("Nothing replayed.").`, cob
 			if r.cause != "" {
 				filter.Causes = []pmsbridge.Cause{pmsbridge.Cause(r.cause)}
 			}
-			list, err := jobs.Matching(cmd.Context(), t.Store, filter)
+			list, err := t.Jobs.Matching(cmd.Context(), filter)
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a job id is not in the failure ledger (list them with: pmsbridge jobs failed)")
 			}
