@@ -10,12 +10,6 @@ import (
 	"github.com/physitrack/pmsbridge/store"
 )
 
-// uploadRoles are the Cliniko roles that may upload patient files.
-var uploadRoles = map[string]bool{"administrator": true, "practitioner": true, "receptionist": true, "power_receptionist": true, "power receptionist": true}
-
-// CanUpload reports whether a Cliniko role may upload patient files.
-func CanUpload(role string) bool { return uploadRoles[strings.ToLower(role)] }
-
 type settingsData struct {
 	User     store.ClinikoUser
 	HasKey   bool
@@ -34,7 +28,7 @@ func (s *Server) settingsData(r *http.Request) (settingsData, error) {
 	if err != nil {
 		return settingsData{}, err
 	}
-	return settingsData{User: cu, HasKey: ok, CanUp: CanUpload(cu.Role), AppURL: s.cfg.PublicURL + "/cliniko_patient_import"}, nil
+	return settingsData{User: cu, HasKey: ok, CanUp: cliniko.CanUpload(cu.Role), AppURL: s.cfg.PublicURL + "/cliniko_patient_import"}, nil
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
@@ -107,7 +101,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	// Jobs that failed for key reasons can now succeed: run them again.
 	causes := []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}
-	if CanUpload(u.Role) {
+	if cliniko.CanUpload(u.Role) {
 		causes = append(causes, pmsbridge.CauseClinikoForbidden)
 	}
 	n, err := s.deps.Jobs.ReplayMatching(r.Context(), jobs.ReplayFilter{PractitionerID: pr.ID, Causes: causes})
