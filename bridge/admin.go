@@ -89,7 +89,7 @@ func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
 		if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
 			ok, err := s.deps.Store.AdminSessionValid(r.Context(), c.Value, s.adminGeneration())
 			if err != nil {
-				s.log.WarnContext(r.Context(), "admin session lookup", "request_id", requestID(r.Context()), "err", err)
+				s.logger(r.Context()).Warn("admin session lookup", "err", err)
 				s.unavailable(w, r)
 				return
 			}
@@ -157,7 +157,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
 		if err := s.deps.Store.DeleteAdminSession(r.Context(), c.Value); err != nil {
-			s.log.WarnContext(r.Context(), "delete admin session", "request_id", requestID(r.Context()), "err", err)
+			s.logger(r.Context()).Warn("delete admin session", "err", err)
 			s.unavailable(w, r)
 			return
 		}
@@ -192,7 +192,7 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, store.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
 	default:
-		s.log.ErrorContext(r.Context(), "admin api", "request_id", requestID(r.Context()), "err", err)
+		s.logger(r.Context()).Error("admin api", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 	}
 }

@@ -72,7 +72,7 @@ func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, text string)
 // internalError logs err (never shown: it may hold details) and shows a
 // page with the request's reference.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", err)
+	s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
 	s.causeError(w, r, pmsbridge.CauseInternal, "", "")
 }
 

@@ -82,7 +82,7 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 		// a Redis failover loses its task.
 		if err := s.deps.Store.AwaitImport(ctx, store.ImportWait{PractitionerID: pr.ID, SubscriptionID: pr.SubscriptionID,
 			Shard: cu.Shard, ClinikoPatientID: cid}, jobs.ImportWaitTTL); err != nil {
-			s.log.WarnContext(ctx, "record import wait", "err", err)
+			s.logger(ctx).Warn("record import wait", "err", err)
 		}
 		if taskID, err = s.deps.Jobs.EnqueueImport(ctx, payload); err != nil {
 			s.internalError(w, r, err)
@@ -177,7 +177,7 @@ func (s *Server) openLinked(w http.ResponseWriter, r *http.Request, pr *store.Pr
 				ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
 				if _, err := s.deps.Jobs.EnqueueRefresh(ctx, p, false); err != nil {
-					s.log.WarnContext(ctx, "queue refresh", "err", err)
+					s.logger(ctx).Warn("queue refresh", "err", err)
 				}
 			}(context.WithoutCancel(ctx), jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: patient.ID})
 		default:
@@ -248,7 +248,7 @@ func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shar
 		} else if state == jobs.StateFailed {
 			st.Cause, st.Message = pmsbridge.CauseInternal, "The import failed."
 			if info != nil {
-				s.log.WarnContext(ctx, "import failed without a ledger entry", "task_id", taskID)
+				s.logger(ctx).Warn("import failed without a ledger entry", "task_id", taskID)
 			}
 		}
 		return st, nil

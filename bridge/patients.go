@@ -273,7 +273,7 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.patientView(r, p)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "patient json", "request_id", requestID(r.Context()), "err", err)
+		s.logger(r.Context()).Error("patient json", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 		return
 	}
@@ -356,7 +356,7 @@ func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Pa
 // audit records a practitioner's action on a patient.
 func (s *Server) audit(r *http.Request, patientID, op, detail string) {
 	if err := s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: patientID, Op: op, Detail: detail}); err != nil {
-		s.log.WarnContext(r.Context(), "audit", "err", err)
+		s.logger(r.Context()).Warn("audit", "err", err)
 	}
 }
 

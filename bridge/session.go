@@ -40,7 +40,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		sess, err := s.deps.Store.GetSession(r.Context(), c.Value)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.log.WarnContext(r.Context(), "session lookup", "request_id", requestID(r.Context()), "err", err)
+				s.logger(r.Context()).Warn("session lookup", "err", err)
 				s.unavailable(w, r)
 				return
 			}
@@ -52,7 +52,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			// Redis trouble or a record we cannot read: not a reason to end
 			// the session (the cookie would be gone for good).
-			s.log.WarnContext(r.Context(), "session practitioner lookup", "request_id", requestID(r.Context()), "err", err)
+			s.logger(r.Context()).Warn("session practitioner lookup", "err", err)
 			s.unavailable(w, r)
 			return
 		}
@@ -198,7 +198,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 		if err := s.deps.Store.DeleteSession(r.Context(), c.Value); err != nil {
-			s.log.WarnContext(r.Context(), "delete session", "err", err)
+			s.logger(r.Context()).Warn("delete session", "err", err)
 		}
 	}
 	s.clearSessionCookie(w)

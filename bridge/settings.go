@@ -88,7 +88,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 		cause := pmsbridge.CauseOf(err)
 		msg := cause.Info().Clinician.KeyCheck
 		if msg == "" {
-			s.log.WarnContext(r.Context(), "check cliniko key", "request_id", requestID(r.Context()), "cause", cause)
+			s.logger(r.Context()).Warn("check cliniko key", "cause", cause)
 			msg = pmsbridge.CauseInternal.Info().Clinician.KeyCheck
 		}
 		fail(msg)
@@ -106,7 +106,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := s.deps.Jobs.ReplayMatching(r.Context(), jobs.ReplayFilter{PractitionerID: pr.ID, Causes: causes})
 	if err != nil {
-		s.log.WarnContext(r.Context(), "replay after key saved", "err", err)
+		s.logger(r.Context()).Warn("replay after key saved", "err", err)
 	}
 	if next != "" {
 		http.Redirect(w, r, next, http.StatusSeeOther)

@@ -164,7 +164,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	release := func() {
 		if err := s.deps.Store.ReleaseEvent(ctx, "programmes:"+ev.ID); err != nil {
-			s.log.WarnContext(ctx, "release webhook event", "err", err)
+			s.logger(ctx).Warn("release webhook event", "err", err)
 		}
 	}
 	if d := s.cfg.Now().Sub(signedAt); d > webhookTolerance || d < -webhookTolerance {
@@ -184,14 +184,14 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 			webhookError(w, http.StatusUnprocessableEntity, "programme version not accepted: "+err.Error())
 			return
 		}
-		s.log.ErrorContext(ctx, "webhook", "request_id", requestID(ctx), "err", err)
+		s.logger(ctx).Error("webhook", "err", err)
 		webhookError(w, http.StatusServiceUnavailable, "try again")
 		return
 	}
 	if err := s.deps.Store.ConfirmEvent(ctx, "programmes:"+ev.ID, webhookEventTTL); err != nil {
 		// The programme is stored and queued; a redelivery would find the
 		// same version and queue nothing new, so this is not a failure.
-		s.log.WarnContext(ctx, "confirm webhook event", "request_id", requestID(ctx), "err", err)
+		s.logger(ctx).Warn("confirm webhook event", "err", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
 }
@@ -260,7 +260,7 @@ func (s *Server) webhookProgramme(ctx context.Context, ev WebhookEvent) (int, pm
 
 // webhookTryAgain logs err (never shown) and rejects the event for now.
 func (s *Server) webhookTryAgain(ctx context.Context, err error) (int, pmsbridge.Programme, store.Patient, string) {
-	s.log.ErrorContext(ctx, "webhook", "request_id", requestID(ctx), "err", err)
+	s.logger(ctx).Error("webhook", "err", err)
 	return http.StatusServiceUnavailable, pmsbridge.Programme{}, store.Patient{}, "try again"
 }
 
