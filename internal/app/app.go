@@ -65,11 +65,14 @@ type Options struct {
 
 // Main is a running pmsbridge process.
 type Main struct {
-	opts    Options
-	cfg     config.Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	rdb     redis.UniversalClient
+	opts Options
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	rdb  redis.UniversalClient
+	// dial opens another connection to the same Redis (for a part that
+	// must own its connection: the scheduler).
+	dial    func() redis.UniversalClient
 	mini    *miniredis.Miniredis
 	sandbox *clinikotest.Sandbox
 	Store   *store.Store
@@ -120,7 +123,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
-		m.rdb = ru.Client()
+		m.dial = ru.Client
+		m.rdb = m.dial()
 		if err := checkRedis(ctx, m.rdb, opts.RedisWait, m.log); err != nil {
 			return nil, err
 		}
@@ -174,12 +178,12 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
+		wc.Dial = m.dial
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
-		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
-		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
+		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
 		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}

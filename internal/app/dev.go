@@ -75,7 +75,9 @@ func (m *Main) startDevServices() error {
 	if err := m.mini.Start(); err != nil {
 		return fmt.Errorf("start embedded redis: %w", err)
 	}
-	m.rdb = redis.NewClient(&redis.Options{Addr: m.mini.Addr()})
+	addr := m.mini.Addr()
+	m.dial = func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: addr}) }
+	m.rdb = m.dial()
 	m.sandbox = clinikotest.NewDemo()
 	m.cfg.Cliniko.BaseURL = m.sandbox.BaseURL()
 	return nil
