@@ -51,6 +51,35 @@ type Checks struct {
 	Workers func(ctx context.Context) error
 }
 
+// Readiness is the outcome of the checks: each part as "ok" or what is
+// wrong with it ("redis": "unreachable", "workers": "down").
+type Readiness struct {
+	Ready bool
+	Parts map[string]string
+}
+
+// readyTimeout bounds one round of the checks.
+const readyTimeout = 2 * time.Second
+
+// Ready runs the checks: what /readyz answers and the pmsbridge_ready
+// gauge reports. Redis must answer, and this process's workers (if any)
+// be up.
+func (c Checks) Ready(ctx context.Context) Readiness {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	res := Readiness{Ready: true, Parts: map[string]string{"redis": "ok"}}
+	if err := c.Redis(ctx); err != nil {
+		res.Ready, res.Parts["redis"] = false, "unreachable"
+	}
+	if c.Workers != nil {
+		res.Parts["workers"] = "ok"
+		if err := c.Workers(ctx); err != nil {
+			res.Ready, res.Parts["workers"] = false, "down"
+		}
+	}
+	return res
+}
+
 // Server is the HTTP handler of pmsbridge.
 type Server struct {
 	cfg     Config
@@ -128,28 +157,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	res := map[string]string{}
+	rd := s.checks.Ready(r.Context())
+	res := map[string]string{"status": "ready"}
+	for k, v := range rd.Parts {
+		res[k] = v
+	}
 	status := http.StatusOK
-	if err := s.checks.Redis(ctx); err != nil {
-		res["redis"] = "unreachable"
-		status = http.StatusServiceUnavailable
-	} else {
-		res["redis"] = "ok"
-	}
-	if s.checks.Workers != nil {
-		if err := s.checks.Workers(ctx); err != nil {
-			res["workers"] = "down"
-			status = http.StatusServiceUnavailable
-		} else {
-			res["workers"] = "ok"
-		}
-	}
-	if status == http.StatusOK {
-		res["status"] = "ready"
-	} else {
-		res["status"] = "not ready"
+	if !rd.Ready {
+		res["status"], status = "not ready", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, res)
 }
