@@ -90,12 +90,12 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
 		return
 	case err != nil:
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	token, err := s.accessToken(prog)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	v := accessView{Programme: prog, PDFURL: "/access/pdf?t=" + url.QueryEscape(token)}

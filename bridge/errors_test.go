@@ -33,12 +33,12 @@ func TestCausePage(t *testing.T) {
 		pmsbridge.CauseClinikoUnavailable:  http.StatusServiceUnavailable,
 		pmsbridge.CauseNoClinikoKey:        http.StatusConflict,
 		pmsbridge.CauseNotLinked:           http.StatusConflict,
-		pmsbridge.CauseInvalidPayload:      http.StatusInternalServerError,
-		pmsbridge.CauseInternal:            http.StatusInternalServerError,
-		pmsbridge.CauseNoContact:           http.StatusInternalServerError,
-		pmsbridge.CauseDeliveryRejected:    http.StatusInternalServerError,
-		pmsbridge.CauseDeliveryUnavailable: http.StatusInternalServerError,
-		"from_a_newer_version":             http.StatusInternalServerError,
+		pmsbridge.CauseInvalidPayload:      http.StatusServiceUnavailable,
+		pmsbridge.CauseInternal:            http.StatusServiceUnavailable,
+		pmsbridge.CauseNoContact:           http.StatusServiceUnavailable,
+		pmsbridge.CauseDeliveryRejected:    http.StatusServiceUnavailable,
+		pmsbridge.CauseDeliveryUnavailable: http.StatusServiceUnavailable,
+		"from_a_newer_version":             http.StatusServiceUnavailable,
 	}
 	const reason, again = "Cliniko said: the file type is not allowed.", "/cliniko_patient_import?patient_id=1"
 	for _, cause := range append(slices.Clone(pmsbridge.Causes), "from_a_newer_version") {

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -30,9 +31,6 @@ type Config struct {
 	// only from these peers is X-Forwarded-For believed. Empty: the client
 	// is the connection's peer.
 	TrustedProxies []netip.Prefix
-	// ImportWait is how long the receiver waits for a new patient's import
-	// before showing the waiting page. Default 2s.
-	ImportWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -84,13 +82,12 @@ func (c Checks) Ready(ctx context.Context) Readiness {
 type Server struct {
 	cfg     Config
 	deps    Deps
+	flows   *flows.Flows
 	log     *slog.Logger
 	checks  Checks
 	reg     *prometheus.Registry
 	metrics *metrics
 	handler http.Handler
-	// refreshSlots bounds the background refresh enqueues of clicks.
-	refreshSlots chan struct{}
 }
 
 type metrics struct {
@@ -127,13 +124,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // New builds the server. reg is the process's Prometheus registry; /metrics
 // serves it.
 func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *slog.Logger) *Server {
-	if cfg.ImportWait == 0 {
-		cfg.ImportWait = 2 * time.Second
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, checks: checks, reg: reg, metrics: newMetrics(reg), refreshSlots: make(chan struct{}, 64)}
+	s := &Server{cfg: cfg, deps: deps, flows: deps.Flows, log: log, checks: checks, reg: reg, metrics: newMetrics(reg)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

@@ -40,8 +40,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		sess, err := s.deps.Store.GetSession(r.Context(), c.Value)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.logger(r.Context()).Warn("session lookup", "err", err)
-				s.unavailable(w, r)
+				s.Error(w, r, err)
 				return
 			}
 			s.clearSessionCookie(w)
@@ -52,8 +51,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			// Redis trouble or a record we cannot read: not a reason to end
 			// the session (the cookie would be gone for good).
-			s.logger(r.Context()).Warn("session practitioner lookup", "err", err)
-			s.unavailable(w, r)
+			s.Error(w, r, err)
 			return
 		}
 		if err != nil || !pr.Active {
@@ -175,7 +173,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "That email address and password do not match an active account. Check them and try again."})
 		return
 	case err != nil:
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	// A new session on every login (no session fixation); an old one on this
@@ -185,7 +183,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientFrom(r), r.UserAgent())
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	s.setSessionCookie(w, token)

@@ -23,6 +23,7 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,6 +79,8 @@ type Main struct {
 	Store   *store.Store
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
+	// Flows are the workflows the HTTP side runs (nil without HTTP).
+	Flows   *flows.Flows
 	worker  *jobs.Worker
 	server  *http.Server
 	ln      net.Listener
@@ -189,6 +192,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	}
 
 	if opts.Mode.serves() {
+		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Log: m.log,
+			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now})
 		checks := bridge.Checks{Redis: func(ctx context.Context) error { return m.rdb.Ping(ctx).Err() }}
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
@@ -210,7 +215,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
 			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
-		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
+		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
 		m.server = &http.Server{
 			Handler:           srv,
 			ReadHeaderTimeout: 5 * time.Second,
