@@ -173,7 +173,9 @@ func (i anImport) payload() jobs.ImportPayload {
 	return jobs.ImportPayload{PractitionerID: i.practitionerID, SubscriptionID: i.subscriptionID, Shard: i.shard, ClinikoPatientID: i.clinikoPatientID}
 }
 
-func (i anImport) taskID() string { return jobs.ImportTaskID(i.subscriptionID, i.shard, i.clinikoPatientID) }
+func (i anImport) taskID() string {
+	return jobs.ImportTaskID(i.subscriptionID, i.shard, i.clinikoPatientID)
+}
 
 // ImportStatus is where an import stands, as GET /imports/status shows it.
 type ImportStatus struct {
