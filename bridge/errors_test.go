@@ -281,3 +281,21 @@ func TestErrorJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestNoKeyNotice: the patients page asks for a key in the cause table's
+// words.
+func TestNoKeyNotice(t *testing.T) {
+	t.Parallel()
+	s := &Server{log: slog.New(slog.DiscardHandler)}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/patients", nil)
+	r = r.WithContext(context.WithValue(r.Context(), ctxPractitioner, &store.Practitioner{ID: "prc_a", Name: "Dr Demo"}))
+	s.page(w, r, http.StatusOK, "patients", "Patients", patientsData{})
+	body, _ := io.ReadAll(w.Result().Body)
+	words := pmsbridge.CauseNoClinikoKey.Info().Clinician
+	for _, want := range append([]string{words.Heading}, words.Explain...) {
+		if !strings.Contains(string(body), html.EscapeString(want)) {
+			t.Errorf("the notice lacks %q:\n%s", want, body)
+		}
+	}
+}

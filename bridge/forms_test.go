@@ -1,20 +1,11 @@
 package bridge
 
 import (
-	"context"
-	"html"
-	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/flows"
-	"github.com/physitrack/pmsbridge/store"
 )
 
 func form(t *testing.T, q string) url.Values {
@@ -80,30 +71,6 @@ func TestBirthYearForm(t *testing.T) {
 		year, useCliniko := birthYearForm(form(t, tc.form))
 		if year != tc.year || useCliniko != tc.useCliniko {
 			t.Errorf("birthYearForm(%q) = %d, %v; want %d, %v", tc.form, year, useCliniko, tc.year, tc.useCliniko)
-		}
-	}
-}
-
-// TestNoKeyNotice: the patients page asks for a key in the cause table's
-// words.
-func TestNoKeyNotice(t *testing.T) {
-	t.Parallel()
-	s := &Server{log: slog.New(slog.DiscardHandler)}
-	w := httptest.NewRecorder()
-	r := httptest.NewRequest(http.MethodGet, "/patients", nil)
-	r = r.WithContext(context.WithValue(r.Context(), ctxPractitioner, &store.Practitioner{ID: "prc_a", Name: "Dr Demo"}))
-	s.page(w, r, http.StatusOK, "patients", "Patients", struct {
-		Rows      []patientRow
-		Attention bool
-		Needs     int
-		Total     int
-		HasKey    bool
-	}{})
-	body, _ := io.ReadAll(w.Result().Body)
-	words := pmsbridge.CauseNoClinikoKey.Info().Clinician
-	for _, want := range append([]string{words.Heading}, words.Explain...) {
-		if !strings.Contains(string(body), html.EscapeString(want)) {
-			t.Errorf("the notice lacks %q:\n%s", want, body)
 		}
 	}
 }

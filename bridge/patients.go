@@ -70,13 +70,16 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 		return coll.CompareString(a.FirstName, b.FirstName) < 0
 	})
 	hasKey := clinikoUserFrom(r.Context()) != nil
-	s.page(w, r, http.StatusOK, "patients", "Patients", struct {
-		Rows      []patientRow
-		Attention bool
-		Needs     int
-		Total     int
-		HasKey    bool
-	}{rows, attention, needs, len(list), hasKey})
+	s.page(w, r, http.StatusOK, "patients", "Patients", patientsData{rows, attention, needs, len(list), hasKey})
+}
+
+// patientsData is what the patients page shows.
+type patientsData struct {
+	Rows      []patientRow
+	Attention bool // only those whose year of birth needs attention
+	Needs     int  // how many need attention
+	Total     int
+	HasKey    bool // the practitioner has a Cliniko key saved
 }
 
 // practitionerNames maps the subscription's practitioner ids to names.

@@ -15,11 +15,22 @@ import (
 // patient imports the demo patient for the bundle's practitioner.
 func (b *bundle) patient(t *testing.T) store.Patient {
 	t.Helper()
-	p, err := b.st.GetPatient(b.ctx, b.importNow(t, b.click(b.pr, clinikotest.DemoPatientID)))
+	p, err := b.st.GetPatient(b.ctx, b.importNow(t, b.click(t, b.pr, clinikotest.DemoPatientID)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// assigned imports the demo patient and assigns them a programme.
+func (b *bundle) assigned(t *testing.T) (store.Patient, pmsbridge.Programme) {
+	t.Helper()
+	p := b.patient(t)
+	prog, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, prog
 }
 
 func wantRefusal(t *testing.T, what string, err error, code Code, says string) {
@@ -107,11 +118,7 @@ func TestAcceptEvent(t *testing.T) {
 func TestResend(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	p := b.patient(t)
-	prog, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, prog := b.assigned(t)
 	taskID := jobs.UploadTaskID(prog.ID, prog.Version)
 	if err := b.jobs.Delete(b.ctx, taskID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no ledger entry yet: %v", err)
@@ -150,11 +157,7 @@ func TestResend(t *testing.T) {
 func TestProgrammePDF(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	p := b.patient(t)
-	prog, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, prog := b.assigned(t)
 	pdf, name, err := b.f.ProgrammePDF(b.ctx, p, prog)
 	if err != nil || !strings.HasPrefix(string(pdf), "%PDF-") || name != jobs.PDFFilename(prog.ID, 1) {
 		t.Errorf("ProgrammePDF: %d bytes starting %q, %q, %v", len(pdf), string(pdf[:min(5, len(pdf))]), name, err)

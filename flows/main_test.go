@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -68,33 +66,36 @@ func setup(t *testing.T) *bundle {
 	return b
 }
 
-// clinikoUsers are the demo seed's users by key, as GET /user reports them.
-var clinikoUsers = map[string]store.ClinikoUser{
-	clinikotest.DemoAdminKey:        {ID: "1", Name: "Demo Practitioner", Role: clinikotest.RoleAdministrator, Shard: "au1"},
-	clinikotest.DemoPractitionerKey: {ID: "2", Name: "Priya Raman", Role: clinikotest.RolePractitioner, Shard: "au1"},
-	clinikotest.DemoSchedulerKey:    {ID: "4", Name: "Sam Scheduler", Role: clinikotest.RoleScheduler, Shard: "au1"},
-}
-
 // practitioner adds a practitioner to the clinic, with one of the demo
-// keys saved unless key is "".
+// keys saved (through SaveKey, which asks the sandbox whose it is) unless
+// key is "".
 func (b *bundle) practitioner(t *testing.T, email, name, key string) store.Practitioner {
 	t.Helper()
-	pr, err := b.st.CreatePractitioner(b.ctx, store.NewPractitioner{SubscriptionID: b.sub.ID, Email: email, Name: name, Password: "correct horse battery staple"})
+	np := store.NewPractitioner{SubscriptionID: b.sub.ID, Email: email, Name: name, Password: "correct horse battery staple"}
+	pr, err := b.st.CreatePractitioner(b.ctx, np)
+	if err == nil && key != "" {
+		_, err = b.f.SaveKey(b.ctx, pr, key)
+	}
 	if err != nil {
 		t.Fatal(err)
-	}
-	if key != "" {
-		if err := b.st.SetClinikoKey(b.ctx, pr.ID, key, clinikoUsers[key]); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return pr
 }
 
-// click is a click of pr on Cliniko patient cid.
-func (b *bundle) click(pr store.Practitioner, cid string) Click {
-	cu := clinikoUsers[clinikotest.DemoAdminKey]
-	return Click{Practitioner: pr, ClinikoUser: &cu, ClinikoPatientID: cid}
+// clinikoUser is the Cliniko user of pr's saved key.
+func (b *bundle) clinikoUser(t *testing.T, pr store.Practitioner) *store.ClinikoUser {
+	t.Helper()
+	cu, ok, err := b.st.ClinikoUserOf(b.ctx, pr.ID)
+	if err != nil || !ok {
+		t.Fatalf("no Cliniko user for %s: %v", pr.ID, err)
+	}
+	return &cu
+}
+
+// click is a click of pr (with a saved key) on Cliniko patient cid.
+func (b *bundle) click(t *testing.T, pr store.Practitioner, cid string) Click {
+	t.Helper()
+	return Click{Practitioner: pr, ClinikoUser: b.clinikoUser(t, pr), ClinikoPatientID: cid}
 }
 
 // importNow runs the import task of a click without a worker.
@@ -109,105 +110,6 @@ func (b *bundle) importNow(t *testing.T, c Click) string {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// startWorker runs a worker on the bundle's Redis until the test ends.
-func (b *bundle) startWorker(t *testing.T) {
-	t.Helper()
-	w := jobs.NewWorker(b.rdb, jobs.WorkerConfig{Concurrency: 4, ImportPollInterval: 10 * time.Millisecond,
-		PollInterval: 20 * time.Millisecond, ShutdownTimeout: 2 * time.Second}, b.h.Mux(), b.h, slog.New(slog.DiscardHandler))
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Shutdown)
-}
-
-// waitFor polls cond (real time) until it holds; it fails the test after
-// a generous while. It waits for work done elsewhere (a worker), never
-// asserts how long that takes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// fakeClock is the flows' clock in tests: time moves only by Advance, and a
-// test can wait until the flow waits (BlockUntilWaiting).
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-	changed chan struct{} // closed and replaced when a waiter is added
-}
-
-type fakeWaiter struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func newFakeClock(now time.Time) *fakeClock {
-	return &fakeClock{now: now, changed: make(chan struct{})}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := fakeWaiter{at: c.now.Add(d), c: make(chan time.Time, 1)}
-	if d <= 0 {
-		w.c <- c.now
-		return w.c
-	}
-	c.waiters = append(c.waiters, w)
-	close(c.changed)
-	c.changed = make(chan struct{})
-	return w.c
-}
-
-// Advance moves time on by d and fires every waiter that is due.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.c <- c.now
-	}
-	c.waiters = kept
-}
-
-// BlockUntilWaiting returns once something waits on the clock, or when done
-// is closed (the flow returned); it fails the test if neither happens.
-func (c *fakeClock) BlockUntilWaiting(t *testing.T, done <-chan struct{}) bool {
-	t.Helper()
-	guard := time.After(20 * time.Second)
-	for {
-		c.mu.Lock()
-		n, changed := len(c.waiters), c.changed
-		c.mu.Unlock()
-		if n > 0 {
-			return true
-		}
-		select {
-		case <-changed:
-		case <-done:
-			return false
-		case <-guard:
-			t.Fatal("the flow never waited on the clock")
-		}
-	}
 }
 
 func mustJSON(t *testing.T, v any) []byte {

@@ -2,7 +2,9 @@ package flows
 
 import (
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
@@ -34,7 +36,7 @@ type openResult struct {
 func TestOpenWaitsForTheImport(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.click(b.pr, clinikotest.DemoPatientID)
+	c := b.click(t, b.pr, clinikotest.DemoPatientID)
 	res, done := b.openAsync(c)
 	if !b.clock.BlockUntilWaiting(t, done) {
 		t.Fatalf("Open returned without waiting: %+v", <-res)
@@ -59,7 +61,7 @@ func TestOpenWaitsForTheImport(t *testing.T) {
 func TestOpenAnswersPendingAtTheDeadline(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	res, done := b.openAsync(b.click(b.pr, clinikotest.DemoPatientID))
+	res, done := b.openAsync(b.click(t, b.pr, clinikotest.DemoPatientID))
 	var waited int
 	for b.clock.BlockUntilWaiting(t, done) {
 		b.clock.Advance(pollEvery)
@@ -80,7 +82,7 @@ func TestOpenAnswersPendingAtTheDeadline(t *testing.T) {
 func TestOpenLinked(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.click(b.pr, clinikotest.DemoPatientID)
+	c := b.click(t, b.pr, clinikotest.DemoPatientID)
 	id := b.importNow(t, c)
 	o, err := b.f.Open(b.ctx, c)
 	if d := cmp.Diff(Opened{State: pmsbridge.ImportDone, PatientID: id}, o); err != nil || d != "" {
@@ -91,7 +93,7 @@ func TestOpenLinked(t *testing.T) {
 		return err == nil && st == jobs.StatePending
 	})
 	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
-	_, err = b.f.Open(b.ctx, b.click(colleague, clinikotest.DemoPatientID))
+	_, err = b.f.Open(b.ctx, b.click(t, colleague, clinikotest.DemoPatientID))
 	var ns *NotSharedError
 	if !errors.As(err, &ns) || ns.Owner != "Dr Demo" {
 		t.Errorf("a colleague's click: %v, want NotSharedError naming Dr Demo", err)
@@ -104,13 +106,13 @@ func TestOpenLinked(t *testing.T) {
 func TestOpenRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.click(b.pr, "999999") // not in the sandbox's account: 404
+	c := b.click(t, b.pr, "999999") // not in the sandbox's account: 404
 	c.ClinikoUser = nil
 	if _, err := b.f.Open(b.ctx, c); pmsbridge.CauseOf(err) != pmsbridge.CauseNoClinikoKey {
 		t.Errorf("without a key: %v, want no_cliniko_key", err)
 	}
 	b.startWorker(t)
-	c = b.click(b.pr, "999999")
+	c = b.click(t, b.pr, "999999")
 	res, done := b.openAsync(c)
 	for b.clock.BlockUntilWaiting(t, done) {
 		b.clock.Advance(pollEvery)
@@ -137,8 +139,8 @@ func TestOpenRefused(t *testing.T) {
 func TestImportStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cu := clinikoUsers[clinikotest.DemoAdminKey]
-	id := b.importNow(t, b.click(b.pr, clinikotest.DemoPatientID))
+	cu := b.clinikoUser(t, b.pr)
+	id := b.importNow(t, b.click(t, b.pr, clinikotest.DemoPatientID))
 	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
 	noKey := pmsbridge.CauseNoClinikoKey
 	for _, tc := range []struct {
@@ -148,9 +150,9 @@ func TestImportStatus(t *testing.T) {
 		cid  string
 		want ImportStatus
 	}{
-		{"done", b.pr, &cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id, Visible: true}},
-		{"done, a colleague's", colleague, &cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id}},
-		{"no import on record", b.pr, &cu, "987654", ImportStatus{State: pmsbridge.ImportFailed, Cause: pmsbridge.CauseInternal, Message: pmsbridge.CauseInternal.Info().Reason}},
+		{"done", b.pr, cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id, Visible: true}},
+		{"done, a colleague's", colleague, cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id}},
+		{"no import on record", b.pr, cu, "987654", ImportStatus{State: pmsbridge.ImportFailed, Cause: pmsbridge.CauseInternal, Message: pmsbridge.CauseInternal.Info().Reason}},
 		{"no key", b.pr, nil, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportFailed, Cause: noKey, Message: noKey.Info().Reason}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -159,5 +161,28 @@ func TestImportStatus(t *testing.T) {
 				t.Errorf("ImportStatus: %v; (-want +got):\n%s", err, d)
 			}
 		})
+	}
+}
+
+// startWorker runs a worker on the bundle's Redis until the test ends.
+func (b *bundle) startWorker(t *testing.T) {
+	t.Helper()
+	w := jobs.NewWorker(b.rdb, jobs.WorkerConfig{Concurrency: 4, ImportPollInterval: 10 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond, ShutdownTimeout: 2 * time.Second}, b.h.Mux(), b.h, slog.New(slog.DiscardHandler))
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+}
+
+// waitFor polls cond (real time) until it holds; it fails the test after
+// a generous while. It waits for work done elsewhere (a worker), never
+// asserts how long that takes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
