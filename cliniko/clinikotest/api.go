@@ -24,6 +24,8 @@ func (s *Sandbox) routes() {
 	m.HandleFunc("POST /{shard}/v1/patient_attachments", s.api("create_attachment", s.createAttachment))
 	m.HandleFunc("GET /{shard}/v1/patient_attachments/{id}", s.api("get_attachment", s.getAttachment))
 	m.HandleFunc("GET /{shard}/v1/patient_attachments/{id}/content", s.api("attachment_content", s.attachmentContent))
+	m.HandleFunc("GET /{shard}/v1/businesses", s.api("list_businesses", s.listBusinesses))
+	m.HandleFunc("GET /{shard}/v1/businesses/{id}", s.api("get_business", s.getBusiness))
 	m.HandleFunc("POST /s3/{bucket}/{$}", s.storageUpload)
 	m.HandleFunc("GET /{$}", s.indexPage)
 	m.HandleFunc("GET /sandbox/patients/{id}", s.patientPage)
