@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -36,12 +37,21 @@ func LoadTimeZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" || len(name) > 64 || strings.TrimSpace(name) != name {
 		return nil, fmt.Errorf("%w %q: use an IANA name such as Australia/Sydney", ErrUnknownTimeZone, name)
 	}
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: use an IANA name such as Australia/Sydney", ErrUnknownTimeZone, name)
 	}
+	zones.Store(name, loc)
 	return loc, nil
 }
+
+// zones caches loaded zones by name: time.LoadLocation reads and parses the
+// database on every call, and pages format times on every request. Only
+// names that loaded are kept (a few hundred at most).
+var zones sync.Map
 
 // ClinicTime formats times for the people of one clinic, in its time zone.
 // The zero value formats in UTC. It is a small value: pass it by value

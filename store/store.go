@@ -24,6 +24,7 @@
 //	P sub:<sub>:sharing             json  Sharing groups
 //	P sub:<sub>:patients            set   patient ids
 //	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
+//	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
@@ -64,6 +65,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -107,6 +109,10 @@ type Options struct {
 	AccessWindow time.Duration
 	// Argon2 sets the password hashing cost. Default: see Argon2Params.
 	Argon2 Argon2Params
+	// DefaultTimeZone is the clinic time zone (IANA) of subscriptions
+	// created without one, and of those stored before subscriptions had
+	// one: the region's (config.Config.TimeZone). Default "UTC".
+	DefaultTimeZone string
 }
 
 // Argon2Params is the cost of argon2id password hashing. Stored hashes carry
@@ -165,6 +171,9 @@ func (o Options) withDefaults() Options {
 	if o.Argon2.Threads == 0 {
 		o.Argon2.Threads = 1
 	}
+	if o.DefaultTimeZone == "" {
+		o.DefaultTimeZone = "UTC"
+	}
 	return o
 }
 
@@ -192,6 +201,9 @@ func (o Options) validate() error {
 	}
 	if o.Argon2.MemoryKiB < 8*uint32(o.Argon2.Threads) {
 		problems = append(problems, "Argon2.MemoryKiB must be at least 8 per thread")
+	}
+	if _, err := pmsbridge.LoadTimeZone(o.DefaultTimeZone); err != nil {
+		problems = append(problems, "DefaultTimeZone: "+err.Error())
 	}
 	if len(problems) > 0 {
 		return &ValidationError{What: "store options", Problems: problems}
