@@ -164,14 +164,8 @@ func businessValue(b *Business, field string) (string, bool) {
 // businesses, paged like every list (any role may read them).
 func (s *Sandbox) listBusinesses(w http.ResponseWriter, r *http.Request, a actor) {
 	q := r.URL.Query()
-	filters, msg := parseFilters(q, businessFields)
-	if msg != "" {
-		badRequest(w, msg)
-		return
-	}
-	pg, msg := parsePaging(q)
-	if msg != "" {
-		badRequest(w, msg)
+	filters, pg, ok := parseList(w, q, businessFields)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
