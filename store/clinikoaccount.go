@@ -227,3 +227,42 @@ func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct Clinik
 	}
 	return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: too much contention: %w", subID, acct.Shard, ErrConflict)
 }
+
+// AccountCheck is what a saved key's Cliniko account means for its
+// subscription (AdoptClinikoAccount).
+type AccountCheck struct {
+	// Account is the Cliniko account the subscription's patients on the
+	// key's shard come from, after the save.
+	Account ClinikoAccount
+	// Same: the key belongs to that account. False for a known key
+	// account: the key belongs to another Cliniko account than the
+	// clinic's patients (warn; nothing was recorded).
+	Same bool
+	// TimeZoneFilled: the subscription's time zone was not set and was
+	// taken from the account's businesses.
+	TimeZoneFilled bool
+}
+
+// AdoptClinikoAccount does what saving a key of account acct tells the
+// subscription: acct claims the shard (ClaimClinikoAccount), and when it is
+// the subscription's account and its businesses share one time zone, that
+// zone fills the subscription's unless one is set
+// (FillSubscriptionTimeZone). Another clinic's key changes nothing. An
+// unknown acct (the businesses could not be read) records nothing and
+// gives the zero AccountCheck.
+func (s *Store) AdoptClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount) (AccountCheck, error) {
+	if !acct.Known() {
+		return AccountCheck{}, nil
+	}
+	inForce, same, err := s.ClaimClinikoAccount(ctx, subID, acct)
+	if err != nil {
+		return AccountCheck{}, err
+	}
+	check := AccountCheck{Account: inForce, Same: same}
+	if tz := acct.TimeZone(); same && tz != "" {
+		if _, check.TimeZoneFilled, err = s.FillSubscriptionTimeZone(ctx, subID, tz); err != nil {
+			return check, err
+		}
+	}
+	return check, nil
+}

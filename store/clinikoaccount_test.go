@@ -201,3 +201,41 @@ func TestClinikoUserAccount(t *testing.T) {
 		t.Errorf("old record: account %+v, err %v; want unknown", old.Account, err)
 	}
 }
+
+func TestAdoptClinikoAccount(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(o *store.Options) { o.DefaultTimeZone = "Australia/Sydney" })
+	sub := b.subscription(t, "Perth Physio")
+	chosen, err := b.store.CreateSubscription(b.ctx, "Chosen", store.WithTimeZone("Australia/Darwin"))
+	must(t, err)
+	perth := account("au1", store.ClinikoBusiness{ID: "101", Name: "Perth Physio", CountryCode: "AU", TimeZone: "Australia/Perth"})
+	other := account("au1", store.ClinikoBusiness{ID: "202", Name: "Other", CountryCode: "AU", TimeZone: "Australia/Adelaide"})
+
+	if c, err := b.store.AdoptClinikoAccount(b.ctx, sub.ID, store.ClinikoAccount{Shard: "au1"}); err != nil || !cmp.Equal(c, store.AccountCheck{}) {
+		t.Errorf("unknown account: %+v, %v; want nothing", c, err)
+	}
+	if _, ok, _ := b.store.SubscriptionClinikoAccount(b.ctx, sub.ID, "au1"); ok {
+		t.Error("an unknown account was recorded")
+	}
+	// Another clinic's key first would claim it: the first key decides.
+	c, err := b.store.AdoptClinikoAccount(b.ctx, sub.ID, perth)
+	must(t, err)
+	if !c.Same || !c.TimeZoneFilled || c.Account.ID() != "au1:101" {
+		t.Errorf("first key: %+v", c)
+	}
+	c, err = b.store.AdoptClinikoAccount(b.ctx, sub.ID, other)
+	must(t, err)
+	if c.Same || c.TimeZoneFilled || c.Account.ID() != "au1:101" {
+		t.Errorf("another clinic's key: %+v", c)
+	}
+	got, _ := b.store.GetSubscription(b.ctx, sub.ID)
+	if got.TimeZone != "Australia/Perth" || got.TimeZoneSource != store.TimeZoneFromCliniko {
+		t.Errorf("zone after both keys = %s (%s), want Australia/Perth from Cliniko", got.TimeZone, got.TimeZoneSource)
+	}
+	// A chosen zone is kept.
+	c, err = b.store.AdoptClinikoAccount(b.ctx, chosen.ID, perth)
+	must(t, err)
+	if got, _ := b.store.GetSubscription(b.ctx, chosen.ID); !c.Same || c.TimeZoneFilled || got.TimeZone != "Australia/Darwin" {
+		t.Errorf("chosen zone: %+v, zone %s", c, got.TimeZone)
+	}
+}

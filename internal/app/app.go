@@ -127,7 +127,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now})
+	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now, DefaultTimeZone: m.cfg.TimeZone()})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
