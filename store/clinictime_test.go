@@ -14,6 +14,7 @@ func TestSubscriptionTimeZone(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *store.Options) { o.DefaultTimeZone = "Australia/Sydney" })
 	def := b.subscription(t, "Bondi Physio")
+	b.clock.Advance(time.Second) // listed oldest first
 	nz, err := b.store.CreateSubscription(b.ctx, "Kiwi Physio", store.WithTimeZone("Pacific/Auckland"))
 	must(t, err)
 	got := []any{def.TimeZone, def.TimeZoneSource, def.TimeZoneSet(), nz.TimeZone, nz.TimeZoneSource, nz.TimeZoneSet()}
