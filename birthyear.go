@@ -5,19 +5,33 @@ import (
 	"time"
 )
 
-// Birth-year states (birth_year_status in the patient JSON).
+// BirthYearStatus says how far a patient's year of birth can be trusted
+// (birth_year_status in the patient JSON; part of the contract).
+type BirthYearStatus string
+
+// The birth-year states.
 const (
-	BirthYearOK       = "ok"       // a plausible year from a valid date
-	BirthYearMissing  = "missing"  // Cliniko has no date of birth (null, "" or absent)
-	BirthYearInvalid  = "invalid"  // Cliniko has something that is not a usable date; Raw keeps it
-	BirthYearMismatch = "mismatch" // a year set by hand differs from Cliniko's
+	BirthYearOK       BirthYearStatus = "ok"       // a plausible year from a valid date, or set by hand
+	BirthYearMissing  BirthYearStatus = "missing"  // Cliniko has no date of birth (null, "" or absent)
+	BirthYearInvalid  BirthYearStatus = "invalid"  // Cliniko has something that is not a usable date; the raw value is kept
+	BirthYearMismatch BirthYearStatus = "mismatch" // a year set by hand differs from Cliniko's
+)
+
+// BirthYearSource says where a patient's year of birth comes from
+// (birth_year_source in the patient JSON).
+type BirthYearSource string
+
+// The birth-year sources.
+const (
+	BirthYearFromCliniko BirthYearSource = "cliniko" // read from Cliniko, kept up to date by the sync
+	BirthYearManual      BirthYearSource = "manual"  // set by hand in the app; Cliniko never overwrites it
 )
 
 // BirthYear is what a Cliniko date_of_birth says about the year of birth.
 type BirthYear struct {
-	Year   int    // 0 unless Status is ok
-	Status string // ok, missing or invalid
-	Raw    string // the raw value when invalid (trimmed)
+	Year   int             // 0 unless Status is ok
+	Status BirthYearStatus // ok, missing or invalid
+	Raw    string          // the raw value when invalid (trimmed)
 }
 
 // ParseBirthYear reads Cliniko's date_of_birth (nil when null or absent).

@@ -40,7 +40,7 @@ func parseCatalogue(b []byte) ([]Exercise, map[string]int, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return nil, nil, fmt.Errorf("catalogue: %w", err)
+		return nil, nil, fmt.Errorf("parse catalogue.json: %w", err)
 	}
 	var problems []string
 	seen := map[string]bool{}
@@ -63,7 +63,7 @@ func parseCatalogue(b []byte) ([]Exercise, map[string]int, error) {
 		problems = append(problems, "no exercises")
 	}
 	if len(problems) > 0 {
-		return nil, nil, errors.New("catalogue: " + strings.Join(problems, "; "))
+		return nil, nil, errors.New("catalogue.json: " + strings.Join(problems, "; "))
 	}
 	slices.SortStableFunc(doc.Exercises, func(x, y Exercise) int {
 		if c := slices.Index(BodyRegions, x.BodyRegion) - slices.Index(BodyRegions, y.BodyRegion); c != 0 {
@@ -82,7 +82,7 @@ func parseCatalogue(b []byte) ([]Exercise, map[string]int, error) {
 // here (a build defect the tests catch).
 func mustCatalogue() ([]Exercise, map[string]int) {
 	if catalogueErr != nil {
-		panic(fmt.Sprintf("pmsbridge: catalogue.json: %v", catalogueErr))
+		panic("pmsbridge: " + catalogueErr.Error())
 	}
 	return catalogue, catalogueIndex
 }

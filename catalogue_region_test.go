@@ -68,7 +68,10 @@ func TestCatalogueByRegion(t *testing.T) {
 	}
 }
 
-func TestParseCatalogue(t *testing.T) {
+// TestParseCatalogueChecks: the checks of parseCatalogue that
+// TestParseCatalogue does not show (names, ids, body regions, unknown
+// fields), and the order it gives.
+func TestParseCatalogueChecks(t *testing.T) {
 	t.Parallel()
 	ex := func(id, name, region string) string {
 		return `{"id":"` + id + `","name":"` + name + `","body_region":"` + region + `","instructions":"Do it. Slowly.","sets":1,"reps":1,"hold_seconds":0,"times_per_day":1,"days_per_week":1}`
@@ -82,7 +85,6 @@ func TestParseCatalogue(t *testing.T) {
 	}{
 		{desc: "sorted by region, then name", in: doc(ex("ex_c", "calf raise", "Ankle and foot"), ex("ex_b", "Bridge", "Hip"), ex("ex_a", "Clam", "Hip"), ex("ex_n", "Nod", "Neck")),
 			wantIDs: []string{"ex_n", "ex_b", "ex_a", "ex_c"}},
-		{desc: "duplicate id", in: doc(ex("ex_a", "A", "Hip"), ex("ex_a", "B", "Knee")), wantErr: []string{`duplicate id "ex_a"`}},
 		{desc: "unknown region", in: doc(ex("ex_a", "A", "Elbow")), wantErr: []string{`body_region "Elbow"`}},
 		{desc: "no region", in: doc(ex("ex_a", "A", "")), wantErr: []string{`body_region ""`}},
 		{desc: "region in other case", in: doc(ex("ex_a", "A", "knee")), wantErr: []string{`body_region "knee"`}},
@@ -90,7 +92,6 @@ func TestParseCatalogue(t *testing.T) {
 		{desc: "bad id", in: doc(ex("knee bend", "A", "Knee")), wantErr: []string{`id "knee bend"`}},
 		{desc: "every problem at once", in: doc(ex("ex_a", "", "Hip"), ex("ex_a", "B", "Wrist")), wantErr: []string{"no name", "duplicate", "Wrist"}},
 		{desc: "unknown field", in: []byte(`{"exercises":[{"id":"ex_a","name":"A","body_region":"Hip","regoin":"x"}]}`), wantErr: []string{"regoin"}},
-		{desc: "not JSON", in: []byte(`{"exercises":[`), wantErr: []string{"catalogue"}},
 		{desc: "empty", in: []byte(`{"exercises":[]}`), wantErr: []string{"no exercises"}},
 	}
 	for _, tt := range tests {

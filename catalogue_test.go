@@ -13,17 +13,12 @@ func TestCatalogue(t *testing.T) {
 		t.Fatalf("catalogue has %d exercises, want at least 25", len(all))
 	}
 	idPattern := regexp.MustCompile(`^ex_[a-z0-9_]+$`)
-	seen := map[string]bool{}
 	names := map[string]bool{}
 	for _, e := range all {
 		t.Run(e.ID, func(t *testing.T) {
 			if !idPattern.MatchString(e.ID) {
 				t.Errorf("id %q does not match %s", e.ID, idPattern)
 			}
-			if seen[e.ID] {
-				t.Errorf("duplicate id %q", e.ID)
-			}
-			seen[e.ID] = true
 			if strings.TrimSpace(e.Name) == "" || names[e.Name] {
 				t.Errorf("name %q is empty or repeated", e.Name)
 			}
@@ -65,5 +60,48 @@ func TestCatalogueIsACopy(t *testing.T) {
 	}
 	if _, ok := CatalogueExercise("ex_no_such_exercise"); ok {
 		t.Error("CatalogueExercise found an unknown id")
+	}
+}
+
+// TestParseCatalogue: the checks that guard catalogue.json at start-up (a
+// duplicate id would make assigning a programme ambiguous). The embedded
+// file must pass them (the accessors panic otherwise); these cases show that
+// they catch what they are for.
+func TestParseCatalogue(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		desc    string
+		doc     string
+		wantErr string
+		wantLen int
+	}{
+		{desc: "two exercises", doc: `{"exercises":[{"id":"ex_a","name":"A","body_region":"Knee"},{"id":"ex_b","name":"B","body_region":"Knee"}]}`, wantLen: 2},
+		{desc: "duplicate id", doc: `{"exercises":[{"id":"ex_a","name":"A","body_region":"Knee"},{"id":"ex_b","name":"B","body_region":"Knee"},{"id":"ex_a","name":"C","body_region":"Knee"}]}`, wantErr: `duplicate id "ex_a"`},
+		{desc: "not JSON", doc: `{"exercises":[`, wantErr: "parse catalogue.json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			list, index, err := parseCatalogue([]byte(tc.doc))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != tc.wantLen || len(index) != tc.wantLen {
+				t.Errorf("%d exercises, %d indexed; want %d", len(list), len(index), tc.wantLen)
+			}
+			for id, i := range index {
+				if list[i].ID != id {
+					t.Errorf("index[%q] = %d, which is %q", id, i, list[i].ID)
+				}
+			}
+		})
+	}
+	if _, _, err := parseCatalogue(catalogueJSON); err != nil {
+		t.Errorf("the embedded catalogue: %v", err)
 	}
 }

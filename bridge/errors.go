@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/physitrack/pmsbridge"
@@ -9,73 +10,57 @@ import (
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
+// causeLook is how a cause shows as a page. Its words come from the cause
+// table (pmsbridge.Cause.Info); only what is HTTP's is decided here.
+type causeLook struct {
+	status int
+	tone   string // ok, info, warn, error
+	reason bool   // the failure's own reason adds to the table's words
+	notYou bool   // it may be the wrong login: offer "not you? log out"
+}
+
+// causeLooks are the pages of the causes that practitioners meet; any other
+// cause is a 500 in the error tone.
+var causeLooks = map[pmsbridge.Cause]causeLook{
+	pmsbridge.CauseClinikoUnauthorized: {status: http.StatusForbidden, tone: "error"},
+	pmsbridge.CauseClinikoForbidden:    {status: http.StatusForbidden, tone: "error"},
+	pmsbridge.CauseClinikoNotFound:     {status: http.StatusNotFound, tone: "warn", notYou: true},
+	pmsbridge.CauseClinikoInvalid:      {status: http.StatusUnprocessableEntity, tone: "error", reason: true},
+	pmsbridge.CauseClinikoRateLimited:  {status: http.StatusServiceUnavailable, tone: "warn"},
+	pmsbridge.CauseClinikoUnavailable:  {status: http.StatusServiceUnavailable, tone: "warn"},
+	pmsbridge.CauseNoClinikoKey:        {status: http.StatusConflict, tone: "warn"},
+	pmsbridge.CauseNotLinked:           {status: http.StatusConflict, tone: "warn"},
+}
+
 // causePage is the one place where a failure's cause becomes a page for a
-// clinician: its status, heading, explanation and what to do.
-func causePage(cause pmsbridge.Cause, reason string) (int, message) {
-	settings := link{Text: "Open Cliniko settings", URL: "/settings/cliniko"}
-	patients := link{Text: "Go to your patients", URL: "/patients", Secondary: true}
-	switch cause {
-	case pmsbridge.CauseClinikoUnauthorized:
-		return http.StatusForbidden, message{Tone: "error", Heading: "Cliniko did not accept your API key",
-			Paragraphs: []string{
-				"pmsbridge uses your personal Cliniko API key to read this patient. Cliniko refused it: the key may have been revoked or replaced, or it belongs to a Cliniko account in another Cliniko region (shard).",
-			},
-			Steps: []string{
-				"In Cliniko, click your name (top right), then My info → Manage API keys, and create a new key.",
-				"Paste it in pmsbridge under Cliniko settings and save.",
-				"Click \"Open in pmsbridge\" in Cliniko again.",
-			},
-			Links: []link{settings, patients}}
-	case pmsbridge.CauseClinikoForbidden:
-		return http.StatusForbidden, message{Tone: "error", Heading: "Your Cliniko role does not allow this",
-			Paragraphs: []string{
-				"Cliniko refused the request because of the role of the Cliniko user your API key belongs to. For example, a Scheduler may not see or upload patient files.",
-				"Ask your Cliniko administrator to give your Cliniko user the Practitioner, Receptionist or Administrator role, or save the key of a user who has one.",
-			},
-			Links: []link{settings, patients}}
-	case pmsbridge.CauseClinikoNotFound:
-		return http.StatusNotFound, message{Tone: "warn", Heading: "This patient is not in your Cliniko account",
-			Paragraphs: []string{
-				"Cliniko says the patient does not exist in the Cliniko account that your saved API key belongs to. Usually this means the key is from another Cliniko account (for example a different clinic), or the patient has been archived in Cliniko.",
-			},
-			Steps: []string{
-				"Check under Cliniko settings which Cliniko user and account your key belongs to.",
-				"If it is the wrong account, create a key in the Cliniko account where this patient is and save it.",
-				"If the patient was archived in Cliniko, unarchive them there first.",
-			},
-			Links: []link{settings, patients}, NotYou: true}
-	case pmsbridge.CauseClinikoInvalid:
-		return http.StatusUnprocessableEntity, message{Tone: "error", Heading: "Cliniko refused the request",
-			Paragraphs: []string{"Cliniko did not accept what pmsbridge sent.", reasonOr(reason, "Support has the details.")},
-			Links:      []link{patients}}
-	case pmsbridge.CauseClinikoRateLimited, pmsbridge.CauseClinikoUnavailable:
-		return http.StatusServiceUnavailable, message{Tone: "warn", Heading: "Cliniko is busy — still trying",
-			Paragraphs: []string{"Cliniko is not answering right now, or asked us to slow down. pmsbridge keeps trying by itself; you do not need to do anything.", "This page updates by itself."},
-			Links:      []link{patients}}
-	case pmsbridge.CauseNoClinikoKey:
-		return http.StatusConflict, message{Tone: "warn", Heading: "Add your Cliniko API key first",
-			Paragraphs: []string{"pmsbridge needs your personal Cliniko API key to read patients from Cliniko."},
-			Links:      []link{settings}}
-	case pmsbridge.CauseNotLinked:
-		return http.StatusConflict, message{Tone: "warn", Heading: "This patient is not linked to Cliniko",
-			Paragraphs: []string{"Open the patient from Cliniko with the \"Open in pmsbridge\" button to link them."},
-			Links:      []link{patients}}
-	default:
-		return http.StatusInternalServerError, message{Tone: "error", Heading: "Something went wrong on our side",
-			Paragraphs: []string{"pmsbridge could not finish this. It is not something you did. Try again in a minute; if it keeps happening, contact support and quote the support reference at the bottom of this page."},
-			Links:      []link{patients}}
+// clinician: its status, and the cause table's heading, explanation and
+// steps. reason is the failure's own sentence; again, when not empty, is
+// where the practitioner can try again, offered for causes that are retried
+// by themselves (their retries ran out).
+func causePage(cause pmsbridge.Cause, reason, again string) (int, message) {
+	info := cause.Info()
+	look, ok := causeLooks[cause]
+	if !ok {
+		look = causeLook{status: http.StatusInternalServerError, tone: "error"}
 	}
+	t := info.Clinician.Text
+	m := message{Tone: look.tone, Heading: t.Heading, Paragraphs: slices.Clone(t.Explain), Steps: t.Steps, NotYou: look.notYou}
+	if look.reason && reason != "" {
+		m.Paragraphs = append(m.Paragraphs, reason)
+	}
+	if again != "" && cause.Transient() {
+		m.Links = append(m.Links, link{Text: "Try again", URL: again})
+	}
+	if info.Clinician.Settings {
+		m.Links = append(m.Links, link{Text: "Open Cliniko settings", URL: "/settings/cliniko"})
+	}
+	m.Links = append(m.Links, link{Text: "Go to your patients", URL: "/patients", Secondary: true})
+	return look.status, m
 }
 
-func reasonOr(reason, fallback string) string {
-	if reason != "" {
-		return reason
-	}
-	return fallback
-}
-
-func (s *Server) causeError(w http.ResponseWriter, r *http.Request, cause pmsbridge.Cause, reason string) {
-	status, m := causePage(cause, reason)
+// causeError writes the page of a failure with cause (see causePage).
+func (s *Server) causeError(w http.ResponseWriter, r *http.Request, cause pmsbridge.Cause, reason, again string) {
+	status, m := causePage(cause, reason, again)
 	s.message(w, r, status, m.Heading, m)
 }
 
@@ -88,7 +73,7 @@ func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, text string)
 // page with the request's reference.
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", err)
-	s.causeError(w, r, pmsbridge.CauseInternal, "")
+	s.causeError(w, r, pmsbridge.CauseInternal, "", "")
 }
 
 func (s *Server) unavailable(w http.ResponseWriter, r *http.Request) {

@@ -2,10 +2,12 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge"
@@ -75,7 +77,13 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 	taskID := jobs.ImportTaskID(pr.SubscriptionID, cu.Shard, cid)
 	if r.URL.Query().Get("check") == "" {
 		// A real click: (re-)run the import. A repeat click joins the
-		// running one; a click after a failure runs it again.
+		// running one; a click after a failure runs it again. The wait is
+		// recorded first, so that the reconciler queues the import again if
+		// a Redis failover loses its task.
+		if err := s.deps.Store.AwaitImport(ctx, store.ImportWait{PractitionerID: pr.ID, SubscriptionID: pr.SubscriptionID,
+			Shard: cu.Shard, ClinikoPatientID: cid}, jobs.ImportWaitTTL); err != nil {
+			s.log.WarnContext(ctx, "record import wait", "err", err)
+		}
 		if taskID, err = s.deps.Jobs.EnqueueImport(ctx, payload); err != nil {
 			s.internalError(w, r, err)
 			return
@@ -83,28 +91,22 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 	}
 	st := s.waitForImport(ctx, pr, cu.Shard, cid, taskID, s.cfg.ImportWait)
 	switch st.State {
-	case "done":
+	case pmsbridge.ImportDone:
 		s.openLinked(w, r, pr, st.patientID, "imported", start)
-	case "failed":
+	case pmsbridge.ImportFailed:
 		if st.Cause == pmsbridge.CauseNoClinikoKey {
 			http.Redirect(w, r, "/settings/cliniko?need=key&next="+url.QueryEscape(here), http.StatusSeeOther)
 			return
 		}
-		if st.Cause.Transient() {
-			// Retries ran out while Cliniko was down or busy.
-			s.message(w, r, http.StatusServiceUnavailable, "Cliniko did not answer", message{Tone: "warn",
-				Heading:    "Cliniko did not answer for several minutes",
-				Paragraphs: []string{"pmsbridge kept trying to read this patient from Cliniko, but Cliniko did not answer. It may be down for maintenance.", "Try again now, or in a few minutes."},
-				Links:      []link{{Text: "Try again", URL: here}, {Text: "Go to your patients", URL: "/patients", Secondary: true}}})
-			return
-		}
-		s.causeError(w, r, st.Cause, st.Message)
-	case "none":
+		// For a cause that is retried by itself (Cliniko down) the retries
+		// ran out: the page offers to try again.
+		s.causeError(w, r, st.Cause, st.Message, here)
+	case pmsbridge.ImportNone:
 		// Only with check=1 and no import on record: start one.
 		http.Redirect(w, r, here, http.StatusSeeOther)
 	default:
 		s.page(w, r, http.StatusAccepted, "importing", "Opening patient", importingData{
-			PatientID: cid, Status: st, Busy: st.Cause.Transient(), Here: here,
+			PatientID: cid, Status: st, Waiting: st.Cause.Info().Clinician.Waiting, WaitingJSON: waitingJSON, Here: here,
 		})
 	}
 }
@@ -112,9 +114,33 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 type importingData struct {
 	PatientID string
 	Status    importState
-	Busy      bool
-	Here      string
+	// Waiting is what the page says while the import is retried with
+	// Status.Cause (Cliniko busy); nil: the import is simply running.
+	Waiting *pmsbridge.Text
+	// WaitingJSON maps every cause with waiting words to them, for the
+	// page's script to switch to when the status route names the cause.
+	WaitingJSON string
+	Here        string
 }
+
+// waitingJSON is importingData.WaitingJSON: {"cause":{"heading","explain"}}.
+var waitingJSON = func() string {
+	type words struct {
+		Heading string `json:"heading"`
+		Explain string `json:"explain"`
+	}
+	m := map[pmsbridge.Cause]words{}
+	for _, c := range pmsbridge.Causes {
+		if w := c.Info().Clinician.Waiting; w != nil {
+			m[c] = words{w.Heading, strings.Join(w.Explain, " ")}
+		}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // strings only
+	}
+	return string(b)
+}()
 
 // openLinked sends the practitioner to a linked patient they may open, or
 // explains whose patient it is.
@@ -187,10 +213,10 @@ func (s *Server) notShared(w http.ResponseWriter, r *http.Request, acc store.Acc
 // importState is the JSON of /imports/status. Every field of the contract
 // is always there ("" when it has no value).
 type importState struct {
-	State      string          `json:"state"` // pending, done, failed (and "none" internally)
-	PatientURL string          `json:"patient_url"`
-	Cause      pmsbridge.Cause `json:"cause"`
-	Message    string          `json:"message"`
+	State      pmsbridge.ImportState `json:"state"`
+	PatientURL string                `json:"patient_url"`
+	Cause      pmsbridge.Cause       `json:"cause"`
+	Message    string                `json:"message"`
 	patientID  string
 }
 
@@ -200,7 +226,7 @@ type importState struct {
 func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shard, cid, taskID string) (importState, error) {
 	id, err := s.deps.Store.FindLink(ctx, pr.SubscriptionID, shard, cid)
 	if err == nil {
-		return importState{State: "done", PatientURL: "/patients/" + id, patientID: id}, nil
+		return importState{State: pmsbridge.ImportDone, PatientURL: "/patients/" + id, patientID: id}, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return importState{}, err
@@ -211,11 +237,11 @@ func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shar
 	}
 	switch state {
 	case jobs.StateNone:
-		return importState{State: "none"}, nil
+		return importState{State: pmsbridge.ImportNone}, nil
 	case jobs.StateFailed, jobs.StateRetrying:
-		st := importState{State: "pending"}
+		st := importState{State: pmsbridge.ImportPending}
 		if state == jobs.StateFailed {
-			st.State = "failed"
+			st.State = pmsbridge.ImportFailed
 		}
 		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil {
 			st.Cause, st.Message = f.Cause, f.Reason
@@ -230,13 +256,13 @@ func (s *Server) importStateOf(ctx context.Context, pr *store.Practitioner, shar
 		// Completed but no link: the link was made for another id form
 		// (cannot happen) or removed since. Treat as pending; a new click
 		// re-imports.
-		return importState{State: "pending"}, nil
+		return importState{State: pmsbridge.ImportPending}, nil
 	default:
 		// Queued or running. If an earlier attempt failed because Cliniko
 		// was busy, say so while the retry runs, so that the waiting page
 		// does not flip back to "opening" on every attempt.
-		st := importState{State: "pending"}
-		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil && f.Cause.Transient() {
+		st := importState{State: pmsbridge.ImportPending}
+		if f, err := s.deps.Store.GetFailure(ctx, taskID); err == nil && f.Cause.Info().Clinician.Waiting != nil {
 			st.Cause, st.Message = f.Cause, f.Reason
 		}
 		return st, nil
@@ -251,24 +277,24 @@ func (s *Server) waitForImport(ctx context.Context, pr *store.Practitioner, shar
 	for {
 		id, err := s.deps.Store.FindLink(ctx, pr.SubscriptionID, shard, cid)
 		if err == nil {
-			return importState{State: "done", PatientURL: "/patients/" + id, patientID: id}
+			return importState{State: pmsbridge.ImportDone, PatientURL: "/patients/" + id, patientID: id}
 		}
 		if time.Since(lastTask) > 150*time.Millisecond || time.Now().After(deadline) {
 			lastTask = time.Now()
 			st, err := s.importStateOf(ctx, pr, shard, cid, taskID)
-			if err == nil && (st.State == "done" || st.State == "failed" || st.State == "none") {
+			if err == nil && (st.State == pmsbridge.ImportDone || st.State == pmsbridge.ImportFailed || st.State == pmsbridge.ImportNone) {
 				return st
 			}
 			if time.Now().After(deadline) {
 				if err != nil {
-					return importState{State: "pending"}
+					return importState{State: pmsbridge.ImportPending}
 				}
 				return st
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return importState{State: "pending"}
+			return importState{State: pmsbridge.ImportPending}
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -285,7 +311,7 @@ func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
 	cu := clinikoUserFrom(r.Context())
 	if cu == nil {
-		writeJSON(w, http.StatusOK, importState{State: "failed", Cause: pmsbridge.CauseNoClinikoKey, Message: "Add your Cliniko API key under Cliniko settings."})
+		writeJSON(w, http.StatusOK, importState{State: pmsbridge.ImportFailed, Cause: pmsbridge.CauseNoClinikoKey, Message: "Add your Cliniko API key under Cliniko settings."})
 		return
 	}
 	st, err := s.importStateOf(r.Context(), pr, cu.Shard, cid, jobs.ImportTaskID(pr.SubscriptionID, cu.Shard, cid))
@@ -293,12 +319,12 @@ func (s *Server) importStatus(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "try again"})
 		return
 	}
-	if st.State == "none" {
-		st.State = "failed"
+	if st.State == pmsbridge.ImportNone {
+		st.State = pmsbridge.ImportFailed
 		st.Cause = pmsbridge.CauseInternal
 		st.Message = "No import of this patient is running. Click \"Open in pmsbridge\" in Cliniko again."
 	}
-	if st.State == "done" {
+	if st.State == pmsbridge.ImportDone {
 		// Name our patient only to someone who may open it; others are sent
 		// back through the receiver, which explains whose patient it is.
 		p, err := s.deps.Store.GetPatient(r.Context(), st.patientID)

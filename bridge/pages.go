@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -25,7 +26,9 @@ var (
 
 var funcs = template.FuncMap{
 	"join": strings.Join,
-	"add1": func(i int) int { return i + 1 },
+	// causeInfo is the cause table's row of a cause (words for pages).
+	"causeInfo": func(c pmsbridge.Cause) pmsbridge.CauseInfo { return c.Info() },
+	"add1":      func(i int) int { return i + 1 },
 	// inlineCSS is the stylesheet itself, for pages served where
 	// /static/ is not (the wrong-region page answers on any host).
 	"inlineCSS": func() template.CSS {

@@ -67,7 +67,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 	var rows []patientRow
 	needs := 0
 	for _, p := range list {
-		bad := p.BirthYearStatus != store.BirthYearOK
+		bad := p.BirthYearStatus != pmsbridge.BirthYearOK
 		if bad {
 			needs++
 		}
@@ -120,6 +120,9 @@ type patientView struct {
 	Notice     string
 	Error      string
 	Attempts   []store.AuditEntry
+	// AttemptCounts counts every try by kind (locked tries are listed
+	// at most once per hour and device, but all counted).
+	AttemptCounts map[string]int
 }
 
 type programmeView struct {
@@ -160,7 +163,7 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 			return v, err
 		}
 		if st.State == "" {
-			st.State = store.PDFPending
+			st.State = pmsbridge.PDFPending
 		}
 		v.Programmes = append(v.Programmes, programmeView{Programme: prog, PDF: st})
 	}
@@ -171,12 +174,8 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 		}
 		return a.Version > b.Version
 	})
-	if entries, err := s.deps.Store.AuditOf(ctx, p.ID, 50); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Op, "access.") {
-				v.Attempts = append(v.Attempts, e)
-			}
-		}
+	if v.Attempts, v.AttemptCounts, err = s.deps.Store.AccessAttemptsOf(ctx, p.ID, 50); err != nil {
+		return v, err
 	}
 	return v, nil
 }
@@ -218,20 +217,20 @@ func (s *Server) patientFormError(w http.ResponseWriter, r *http.Request, p stor
 
 // PatientJSON is the patient document of GET /api/patients/{id}.
 type PatientJSON struct {
-	ID              string          `json:"id"`
-	FirstName       string          `json:"first_name"`
-	LastName        string          `json:"last_name"`
-	Email           string          `json:"email"`
-	Mobile          string          `json:"mobile"`
-	Gender          string          `json:"gender,omitempty"`
-	YearOfBirth     *int            `json:"year_of_birth"`
-	BirthYearStatus string          `json:"birth_year_status"`
-	BirthYearSource string          `json:"birth_year_source"`
-	BirthYearRaw    string          `json:"birth_year_raw,omitempty"`
-	ClinikoYear     *int            `json:"cliniko_year,omitempty"`
-	Owner           NamedID         `json:"owner"`
-	Cliniko         *ClinikoJSON    `json:"cliniko"`
-	Programmes      []ProgrammeJSON `json:"programmes"`
+	ID              string                    `json:"id"`
+	FirstName       string                    `json:"first_name"`
+	LastName        string                    `json:"last_name"`
+	Email           string                    `json:"email"`
+	Mobile          string                    `json:"mobile"`
+	Gender          string                    `json:"gender,omitempty"`
+	YearOfBirth     *int                      `json:"year_of_birth"`
+	BirthYearStatus pmsbridge.BirthYearStatus `json:"birth_year_status"`
+	BirthYearSource pmsbridge.BirthYearSource `json:"birth_year_source"`
+	BirthYearRaw    string                    `json:"birth_year_raw,omitempty"`
+	ClinikoYear     *int                      `json:"cliniko_year,omitempty"`
+	Owner           NamedID                   `json:"owner"`
+	Cliniko         *ClinikoJSON              `json:"cliniko"`
+	Programmes      []ProgrammeJSON           `json:"programmes"`
 }
 
 // NamedID is an id with a display name.
@@ -261,10 +260,10 @@ type ProgrammeJSON struct {
 // PDFJSON is a programme version's PDF sync state. Every field of the
 // contract is always there ("" when it has no value).
 type PDFJSON struct {
-	State        string `json:"state"`
-	Cause        string `json:"cause"`
-	Reason       string `json:"reason"`
-	AttachmentID string `json:"attachment_id"`
+	State        pmsbridge.PDFState `json:"state"`
+	Cause        string             `json:"cause"`
+	Reason       string             `json:"reason"`
+	AttachmentID string             `json:"attachment_id"`
 }
 
 func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
@@ -328,18 +327,22 @@ func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Pati
 	if !ok {
 		return p, false
 	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return p, false
 	}
 	return p, true
 }
 
-// colleagueForm is patientForm plus the colleague named by the form's
-// email field.
+// colleagueForm is patientForm for the patient's owner only (sharing and
+// transfer: a colleague who may open the patient may not give them away),
+// plus the colleague named by the form's email field.
 func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Patient, store.Practitioner, bool) {
 	p, ok := s.patientForm(w, r)
 	if !ok {
+		return p, store.Practitioner{}, false
+	}
+	if p.OwnerID != practitionerFrom(r.Context()).ID {
+		s.ownerOnly(w, r, p)
 		return p, store.Practitioner{}, false
 	}
 	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))

@@ -137,16 +137,21 @@ func (s *Server) createAndUpload(ctx context.Context, prog pmsbridge.Programme, 
 		return saved, err
 	}
 	if created {
-		if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := s.deps.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return saved, err
 		}
-	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != store.PDFPending {
-		return saved, nil // already handled: uploaded, failed (support replays) or not linked
+	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
+		// Already handled: uploaded, failed (support replays) or not linked.
+		return saved, s.deps.Store.Durable(ctx)
 	}
 	// A version saved by an earlier request whose enqueue failed is still
 	// pending: queue it now (joins the task if it is in fact queued).
-	_, err = s.deps.Jobs.EnqueueUpload(ctx, jobs.UploadPayload{ProgrammeID: saved.ID, Version: saved.Version, PatientID: p.ID, PractitionerID: saved.PractitionerID})
-	return saved, err
+	if _, err = s.deps.Jobs.EnqueueUpload(ctx, jobs.UploadPayload{ProgrammeID: saved.ID, Version: saved.Version, PatientID: p.ID, PractitionerID: saved.PractitionerID}); err != nil {
+		return saved, err
+	}
+	// Acknowledged only once the replicas hold it (redis.ack_replicas): a
+	// failover must not lose an assignment the user was told about.
+	return saved, s.deps.Store.Durable(ctx)
 }
 
 // programmeOf loads the {pid}/{v} programme version of patient p.
@@ -175,7 +180,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, _ := s.deps.Store.PDFStateOf(r.Context(), prog.ID, prog.Version)
-	if st.State == store.PDFUploaded {
+	if st.State == pmsbridge.PDFUploaded {
 		s.patientFormError(w, r, p, http.StatusConflict, "This version is already in the patient's Cliniko files.")
 		return
 	}
@@ -187,7 +192,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		if err := s.deps.Store.SetPDFState(r.Context(), prog.ID, prog.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := s.deps.Store.SetPDFState(r.Context(), prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			s.internalError(w, r, err)
 			return
 		}

@@ -46,15 +46,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d.Next = localPath(q.Get("next"))
 	d.NeedKey = q.Get("need") == "key" && !d.HasKey
-	switch q.Get("done") {
-	case "saved":
-		d.Notice = "Your Cliniko API key is saved and works."
-		if n := q.Get("replayed"); n != "" && n != "0" {
-			d.Notice += " " + n + " job(s) that had failed because of the key are running again."
-		}
-	case "removed":
-		d.Notice = "Your Cliniko API key is removed."
-	}
+	d.Notice = settingsNotice(q.Get("done"), q.Get("replayed"))
 	s.page(w, r, http.StatusOK, "settings", "Cliniko settings", d)
 }
 
@@ -62,8 +54,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 // saving it; action=remove deletes the saved key.
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return
 	}
 	next := localPath(r.PostForm.Get("next"))
@@ -95,22 +86,18 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	}
 	shard, err := cliniko.ShardFromKey(key)
 	if err != nil {
-		fail("The end of this key (after the last \"-\") does not name a Cliniko region we know (unknown shard, such as au1, uk2 or ca1). Copy the whole key from Cliniko and try again.")
+		fail(cliniko.BadShardMessage)
 		return
 	}
 	u, err := s.deps.Cliniko.GetUser(jobs.WithActor(r.Context(), pr.ID, ""), cliniko.Auth{Key: key})
 	if err != nil {
-		switch pmsbridge.CauseOf(err) {
-		case pmsbridge.CauseClinikoUnauthorized:
-			fail("Cliniko did not accept this key (bad key). It may have been revoked, mistyped, or belong to a Cliniko account in another region. Create a new key in Cliniko (My info → Manage API keys) and paste it here.")
-		case pmsbridge.CauseClinikoForbidden:
-			fail("Cliniko refused to say whose key this is: the Cliniko user's role does not allow it. Use the key of a user with the Practitioner, Receptionist or Administrator role.")
-		case pmsbridge.CauseClinikoRateLimited, pmsbridge.CauseClinikoUnavailable:
-			fail("Cliniko could not be reached to check the key (Cliniko unreachable). Nothing was saved. Try again in a minute.")
-		default:
-			s.log.WarnContext(r.Context(), "check cliniko key", "request_id", requestID(r.Context()), "cause", pmsbridge.CauseOf(err))
-			fail("The key could not be checked with Cliniko. Nothing was saved. Try again in a minute.")
+		cause := pmsbridge.CauseOf(err)
+		msg := cause.Info().Clinician.KeyCheck
+		if msg == "" {
+			s.log.WarnContext(r.Context(), "check cliniko key", "request_id", requestID(r.Context()), "cause", cause)
+			msg = pmsbridge.CauseInternal.Info().Clinician.KeyCheck
 		}
+		fail(msg)
 		return
 	}
 	cu := store.ClinikoUser{ID: u.ID, Name: strings.TrimSpace(u.FirstName + " " + u.LastName), Email: u.Email, Role: u.Role, Shard: shard}

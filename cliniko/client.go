@@ -99,15 +99,26 @@ type Client struct {
 // maxBody bounds how much of an answer the client reads.
 const maxBody = 16 << 20
 
-// New returns a client. rdb is the Redis holding the shared request budget
-// (required: every process of a deployment must use the same one).
-func New(cfg Config, rdb redis.UniversalClient, opts ...Option) (*Client, error) {
+// Budget is where the Cliniko users' request budgets are kept: the Redis
+// shared by every process of a deployment, and the namer of their keys,
+// which belongs to whoever owns that Redis's key layout
+// (store.Store.ClinikoBudgetKey). Both are required.
+type Budget struct {
+	Redis redis.UniversalClient
+	// Key names the Redis key of one budget, "<shard>:<user id>" (or
+	// "<shard>:k:<key hash>" while the user is not known yet). The limiter
+	// library puts its own "rate:" in front.
+	Key func(budget string) string
+}
+
+// New returns a client whose request budgets are kept in b.
+func New(cfg Config, b Budget, opts ...Option) (*Client, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if rdb == nil {
-		return nil, errors.New("cliniko: a Redis client is required for the shared request budget")
+	if b.Redis == nil || b.Key == nil {
+		return nil, errors.New("cliniko: a Redis client and a key namer are required for the shared request budget")
 	}
 	c := &Client{cfg: cfg, now: time.Now}
 	for _, o := range opts {
@@ -124,7 +135,7 @@ func New(cfg Config, rdb redis.UniversalClient, opts ...Option) (*Client, error)
 		SetDisableWarn(true). // resty warns about Basic auth over http (the sandbox)
 		SetLogger(nopLogger{}).
 		SetResponseBodyLimit(maxBody)
-	c.lim = newLimiter(rdb, cfg.RequestsPerMinute, c.now)
+	c.lim = newLimiter(b, cfg.RequestsPerMinute, c.now)
 	return c, nil
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
-	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -56,7 +55,7 @@ func setup(t *testing.T, cfg cliniko.Config, sbOpts ...clinikotest.Option) *bund
 	if cfg.RetryBackoff == 0 {
 		cfg.RetryBackoff = time.Millisecond
 	}
-	c, err := cliniko.New(cfg, redistest.Client(t),
+	c, err := cliniko.New(cfg, cliniko.BudgetForTests(t),
 		cliniko.WithClock(func() time.Time { return fixedNow }),
 		cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
 			b.mu.Lock()
@@ -533,7 +532,7 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := cliniko.NewMetrics(reg)
 	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: 60000, GetRetries: -1},
-		redistest.Client(t), cliniko.WithMetrics(m))
+		cliniko.BudgetForTests(t), cliniko.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}

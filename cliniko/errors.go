@@ -85,33 +85,20 @@ func (e *Error) RetryTime() time.Time { return e.RetryAt }
 func (e *Error) ErrorCause() pmsbridge.Cause { return e.Cause }
 
 // Temporary reports whether the failure is expected to go away by itself
-// (rate limits, Cliniko unavailable), so the work should be retried later.
+// (rate limits, Cliniko unavailable), so the work should be retried later:
+// the cause table's rule (pmsbridge.Cause.Transient).
 func (e *Error) Temporary() bool { return e.Cause.Transient() }
 
 // ErrorMessage returns a plain-English sentence, safe to show to
 // practitioners and support staff, saying what went wrong; pmsbridge.MessageOf
-// uses it.
+// uses it. It is the cause's reason from the cause table, except for a key
+// whose shard suffix is not a Cliniko shard, which the table's 401 wording
+// would misexplain.
 func (e *Error) ErrorMessage() string {
 	if errors.Is(e.Err, ErrBadShard) {
-		return "The API key does not end in a known Cliniko region code (such as -au1 or -uk2): check that it was copied whole."
+		return BadShardMessage
 	}
-	switch e.Cause {
-	case pmsbridge.CauseClinikoUnauthorized:
-		return "Cliniko did not accept the API key: it may have been revoked, or it belongs to another Cliniko region."
-	case pmsbridge.CauseClinikoForbidden:
-		return "Cliniko refused: the Cliniko user this API key belongs to is not allowed to do this (their Cliniko role does not permit it)."
-	case pmsbridge.CauseClinikoNotFound:
-		return "Cliniko has no such patient or record in the account this API key belongs to, or it has been archived."
-	case pmsbridge.CauseClinikoInvalid:
-		return "Cliniko refused the request as invalid."
-	case pmsbridge.CauseClinikoRateLimited:
-		return "Cliniko's request limit for this Cliniko user was reached; the work continues automatically after a short wait."
-	case pmsbridge.CauseClinikoUnavailable:
-		return "Cliniko could not be reached or did not answer in time; the work is retried automatically."
-	case pmsbridge.CauseInvalidPayload:
-		return "The request to Cliniko could never succeed (for example, an id that is not a Cliniko id)."
-	}
-	return "An unexpected error happened while talking to Cliniko. Support has the details."
+	return e.Cause.Info().Reason
 }
 
 // CauseForStatus maps a Cliniko HTTP status to a cause code. It is the one

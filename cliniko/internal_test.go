@@ -1,6 +1,7 @@
 package cliniko
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -13,11 +14,29 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/internal/redistest"
+	"github.com/physitrack/pmsbridge/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(redistest.Main(m)) }
 
 func ptr[T any](v T) *T { return &v }
+
+// BudgetForTests is a request budget on a fresh Redis database, with its
+// keys named by the store as in production. It is exported for the
+// package's external tests.
+func BudgetForTests(tb testing.TB) Budget {
+	tb.Helper()
+	rdb := redistest.Client(tb)
+	kr, err := store.NewKeyring(bytes.Repeat([]byte{1}, store.KeySize))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := store.New(rdb, store.Options{Keys: kr})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return Budget{Redis: rdb, Key: st.ClinikoBudgetKey}
+}
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
@@ -115,7 +134,7 @@ func TestCreateAttachmentBadUploadURL(t *testing.T) {
 	sb := clinikotest.NewDemo()
 	t.Cleanup(sb.Close)
 	c, err := New(Config{BaseURL: sb.BaseURL(), UserAgent: "pmsbridge tests (dev@pmsbridge.example)", RequestsPerMinute: 6000},
-		redistest.Client(t))
+		BudgetForTests(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +167,7 @@ func TestCreateAttachmentBadUploadURL(t *testing.T) {
 // BenchmarkLimiterAllow measures what the shared limiter adds to each
 // request: one Lua script round trip to a local Redis.
 func BenchmarkLimiterAllow(b *testing.B) {
-	l := newLimiter(redistest.Client(b), 1_000_000_000, time.Now)
+	l := newLimiter(BudgetForTests(b), 1_000_000_000, time.Now)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

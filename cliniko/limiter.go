@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/redis/go-redis/v9"
 )
 
 // limiterMargin is the share of RequestsPerMinute the limiter actually lets
@@ -27,10 +26,6 @@ const limiterMargin = 0.98
 // counter from ever seeing more than the limit: a bigger burst lets up to
 // rate+burst-1 requests into one window.
 const limiterBurst = 1
-
-// limiterPrefix namespaces the limiter's Redis keys; redis_rate adds its own
-// "rate:" in front, so a key is "rate:pmsb:cliniko:<shard>:<user>".
-const limiterPrefix = "pmsb:cliniko:"
 
 type ctxKey int
 
@@ -66,14 +61,16 @@ func maxWait(ctx context.Context) time.Duration {
 // every process (GCRA, github.com/go-redis/redis_rate).
 type limiter struct {
 	rl    *redis_rate.Limiter
+	key   func(budget string) string
 	limit redis_rate.Limit
 	now   func() time.Time
 }
 
-func newLimiter(rdb redis.UniversalClient, perMinute int, now func() time.Time) *limiter {
+func newLimiter(b Budget, perMinute int, now func() time.Time) *limiter {
 	period := time.Duration(math.Round(float64(time.Minute) / limiterMargin))
 	return &limiter{
-		rl:    redis_rate.NewLimiter(rdb),
+		rl:    redis_rate.NewLimiter(b.Redis),
+		key:   b.Key,
 		limit: redis_rate.Limit{Rate: perMinute, Burst: limiterBurst, Period: period},
 		now:   now,
 	}
@@ -101,7 +98,7 @@ func (e errLimited) Error() string { return "request budget used up" }
 func (l *limiter) take(ctx context.Context, key string) (time.Duration, error) {
 	start := time.Now()
 	for {
-		res, err := l.rl.Allow(ctx, limiterPrefix+key, l.limit)
+		res, err := l.rl.Allow(ctx, l.key(key), l.limit)
 		if err != nil {
 			return time.Since(start), fmt.Errorf("rate limiter: %w", err)
 		}

@@ -6,17 +6,20 @@
 package config
 
 import (
-	"encoding/base64"
 	"fmt"
 	"net"
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/store"
 )
 
 // Config is the whole configuration of one pmsbridge deployment (one region).
@@ -44,7 +47,7 @@ type Config struct {
 
 // HTTP configures the web server.
 type HTTP struct {
-	// Addr is the listen address. Default ":8080".
+	// Addr is the listen address. Default ":8080" (Keys holds every default).
 	Addr string `mapstructure:"addr"`
 	// ExtraHosts are further host names this deployment answers for, beside
 	// the host of public_url (e.g. an internal load-balancer name).
@@ -62,19 +65,41 @@ type Redis struct {
 	// redis-sentinel://[:password@]host1:port,host2:port/db?master=name.
 	// Default "redis://localhost:6379/0".
 	URL string `mapstructure:"url"`
+	// AckReplicas is how many replicas must hold an assigned programme (form
+	// or webhook) before pmsbridge acknowledges it (Redis WAIT): replication
+	// is asynchronous, and a failover loses what only the old primary held.
+	// Default 0: automatic, 1 with redis-sentinel:// and none otherwise;
+	// -1: never wait. See AckReplicasFor.
+	AckReplicas int `mapstructure:"ack_replicas"`
+}
+
+// AckReplicasFor is the effective redis.ack_replicas: how many replicas
+// to wait for (0: none).
+func (r Redis) AckReplicasFor() int {
+	switch {
+	case r.AckReplicas > 0:
+		return r.AckReplicas
+	case r.AckReplicas < 0:
+		return 0
+	case strings.HasPrefix(r.URL, "redis-sentinel://"):
+		return 1
+	default:
+		return 0
+	}
 }
 
 // Cliniko configures the Cliniko API client.
 type Cliniko struct {
-	// BaseURL is the API address with a {shard} placeholder.
-	// Default "https://api.{shard}.cliniko.com/v1".
+	// BaseURL is the API address with a {shard} placeholder. Default
+	// cliniko.DefaultBaseURL.
 	BaseURL string `mapstructure:"base_url"`
 	// UserAgent identifies us to Cliniko: "Name (email)". Required.
 	UserAgent string `mapstructure:"user_agent"`
 	// RequestsPerMinute is the request budget per Cliniko user, shared by
-	// every process. Default 200 (Cliniko's documented limit).
+	// every process. Default cliniko.DefaultRequestsPerMinute.
 	RequestsPerMinute int `mapstructure:"requests_per_minute"`
-	// Timeout bounds one HTTP request to Cliniko. Default 15s.
+	// Timeout bounds one HTTP request to Cliniko. Default
+	// cliniko.DefaultTimeout.
 	Timeout time.Duration `mapstructure:"timeout"`
 }
 
@@ -102,13 +127,15 @@ type Admin struct {
 
 // Sync configures the periodic birth-year sync from Cliniko.
 type Sync struct {
-	// Interval between two syncs. Default 15m; at least 1m.
+	// Interval between two syncs. Default jobs.DefaultSyncInterval; at
+	// least 1m.
 	Interval time.Duration `mapstructure:"interval"`
 }
 
 // Worker configures the job workers.
 type Worker struct {
-	// Concurrency is how many jobs one work process runs at once. Default 10.
+	// Concurrency is how many jobs one work process runs at once. Default
+	// jobs.DefaultConcurrency.
 	Concurrency int `mapstructure:"concurrency"`
 }
 
@@ -206,47 +233,48 @@ func (c Config) Hosts() []string {
 // SecureCookies reports whether cookies must carry the Secure flag.
 func (c Config) SecureCookies() bool { return strings.HasPrefix(c.PublicURL, "https://") }
 
-// WithDefaults returns a copy of c with every unset field given its default.
+// WithDefaults returns a copy of c with every unset field given its
+// default: the Default of its entry in Keys (the one place defaults are
+// written), and for public_url the region's address.
 func (c Config) WithDefaults() Config {
-	if c.Regions.URLPattern == "" {
-		c.Regions.URLPattern = "https://{region}.physitrack.com"
+	v := reflect.ValueOf(&c).Elem()
+	for _, k := range Keys {
+		if k.Default == nil {
+			continue
+		}
+		f := fieldOf(v, k.Name)
+		d := reflect.ValueOf(k.Default)
+		if f.IsValid() && f.IsZero() && d.Kind() != reflect.Slice {
+			f.Set(d.Convert(f.Type()))
+		}
 	}
 	if c.PublicURL == "" && c.Region != "" {
 		c.PublicURL = c.RegionURL(c.Region)
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
-	if c.HTTP.Addr == "" {
-		c.HTTP.Addr = ":8080"
-	}
-	if c.Redis.URL == "" {
-		c.Redis.URL = "redis://localhost:6379/0"
-	}
-	if c.Cliniko.BaseURL == "" {
-		c.Cliniko.BaseURL = "https://api.{shard}.cliniko.com/v1"
-	}
-	if c.Cliniko.RequestsPerMinute == 0 {
-		c.Cliniko.RequestsPerMinute = 200
-	}
-	if c.Cliniko.Timeout == 0 {
-		c.Cliniko.Timeout = 15 * time.Second
-	}
-	if c.Sync.Interval == 0 {
-		c.Sync.Interval = 15 * time.Minute
-	}
-	if c.Worker.Concurrency == 0 {
-		c.Worker.Concurrency = 10
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.SMS.TwilioBaseURL == "" {
-		c.SMS.TwilioBaseURL = "https://api.twilio.com"
-	}
 	c.SMS.TwilioBaseURL = strings.TrimRight(c.SMS.TwilioBaseURL, "/")
 	return c
+}
+
+// fieldOf is the field of v (a Config) named by a dotted config key, found
+// by the mapstructure tags; the zero Value when there is none.
+func fieldOf(v reflect.Value, key string) reflect.Value {
+	for _, part := range strings.Split(key, ".") {
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}
+		}
+		t, found := v.Type(), false
+		for i := range t.NumField() {
+			if t.Field(i).Tag.Get("mapstructure") == part {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return reflect.Value{}
+		}
+	}
+	return v
 }
 
 // ValidationError lists every problem found in a configuration.
@@ -256,28 +284,13 @@ func (e *ValidationError) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
-var (
-	userAgentRe = regexp.MustCompile(`^([^()]*[^()\s])\s+\(([^()\s]+)\)$`)
-	regionSet   = func() map[string]bool {
-		m := map[string]bool{}
-		for _, r := range RegionCodes {
-			m[r] = true
-		}
-		return m
-	}()
-)
-
-// ParseUserAgent checks a Cliniko User-Agent of the form "Name (email)".
-func ParseUserAgent(ua string) error {
-	m := userAgentRe.FindStringSubmatch(strings.TrimSpace(ua))
-	if m == nil {
-		return fmt.Errorf("must look like \"Name (email)\", e.g. \"Acme Sync (dev@acme.example)\"")
+var regionSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, r := range RegionCodes {
+		m[r] = true
 	}
-	if a, err := mail.ParseAddress(m[2]); err != nil || a.Address != m[2] || !strings.Contains(m[2][strings.Index(m[2], "@"):], ".") {
-		return fmt.Errorf("the part in brackets must be an email address")
-	}
-	return nil
-}
+	return m
+}()
 
 // Validate reports every problem with c (after WithDefaults) at once, one
 // line each, naming the config key and its environment variable. Secret
@@ -302,12 +315,10 @@ func (c Config) Validate() error {
 		add("http.addr", "%q is not a listen address like :8080 or 127.0.0.1:8080", c.HTTP.Addr)
 	}
 	c.checkRedis(&p)
-	if u, err := url.Parse(strings.ReplaceAll(c.Cliniko.BaseURL, "{shard}", "au1")); !strings.Contains(c.Cliniko.BaseURL, "{shard}") || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("cliniko.base_url", "must be an http(s) address containing {shard}, like https://api.{shard}.cliniko.com/v1")
+	if err := cliniko.CheckBaseURL(c.Cliniko.BaseURL); err != nil {
+		add("cliniko.base_url", "%v", err)
 	}
-	if c.Cliniko.UserAgent == "" {
-		add("cliniko.user_agent", "is required: Cliniko blocks requests without it; set it to \"Your Product (contact@your.domain)\"")
-	} else if err := ParseUserAgent(c.Cliniko.UserAgent); err != nil {
+	if err := cliniko.CheckUserAgent(c.Cliniko.UserAgent); err != nil {
 		add("cliniko.user_agent", "%v", err)
 	}
 	if c.Cliniko.RequestsPerMinute < 1 || c.Cliniko.RequestsPerMinute > 100000 {
@@ -404,6 +415,9 @@ func (c Config) checkRedis(p *problems) {
 	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
 		p.add("redis.url", "%v", err)
 	}
+	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
+		p.add("redis.ack_replicas", "must be between -1 (never wait) and 16 (0: automatic), got %d", c.Redis.AckReplicas)
+	}
 }
 
 // checkSecrets checks the encryption keys; required says whether
@@ -413,12 +427,12 @@ func (c Config) checkSecrets(p *problems, required bool) {
 		if required {
 			p.add("secrets.encryption_key", "is required: 32 random bytes, base64-encoded (make one with: openssl rand -base64 32)")
 		}
-	} else if _, err := DecodeKey(c.Secrets.EncryptionKey); err != nil {
-		p.add("secrets.encryption_key", "%v", err)
+	} else if _, err := store.ParseKey(c.Secrets.EncryptionKey); err != nil {
+		p.add("secrets.encryption_key", "%v%s", err, makeKeyHint)
 	}
 	for i, k := range c.Secrets.PreviousEncryptionKeys {
-		if _, err := DecodeKey(k); err != nil {
-			p.add("secrets.previous_encryption_keys", "entry %d: %v", i+1, err)
+		if _, err := store.ParseKey(k); err != nil {
+			p.add("secrets.previous_encryption_keys", "entry %d: %v%s", i+1, err, makeKeyHint)
 		}
 	}
 }
@@ -472,19 +486,8 @@ func checkSMTPURL(raw string) error {
 	return nil
 }
 
-// DecodeKey decodes a base64 AES-256 key and checks its length.
-func DecodeKey(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
-	if err != nil {
-		if b, err = base64.RawStdEncoding.DecodeString(strings.TrimSpace(s)); err != nil {
-			return nil, fmt.Errorf("is not valid base64 (make one with: openssl rand -base64 32)")
-		}
-	}
-	if len(b) != 32 {
-		return nil, fmt.Errorf("must decode to 32 bytes, got %d (make one with: openssl rand -base64 32)", len(b))
-	}
-	return b, nil
-}
+// makeKeyHint follows a problem with an encryption key.
+const makeKeyHint = " (make one with: openssl rand -base64 32)"
 
 // EnvName returns the environment variable for a config key.
 func EnvName(key string) string {

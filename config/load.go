@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/sms"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"gopkg.in/yaml.v3"
@@ -19,58 +22,97 @@ import (
 // Key describes one configuration key: its name, flag, default and whether
 // it is secret.
 type Key struct {
-	Name    string // file key, e.g. "http.addr"
-	Flag    string // command-line flag, e.g. "http-addr"
-	Usage   string
+	Name  string // file key, e.g. "http.addr"
+	Flag  string // command-line flag, e.g. "http-addr"
+	Usage string
+	// Default is the key's default value, nil when it has none. It is the
+	// one place a default is written (WithDefaults, --help, the README's
+	// table; the sample file is checked against it); defaults of keys
+	// that configure a component come from that component's package.
 	Default any
-	Secret  bool
+	// DefaultText describes a default that is computed rather than fixed.
+	DefaultText string
+	Required    bool
+	Secret      bool
 }
 
-// Keys lists every configuration key, in the order --help and --print-config
-// show them.
+// Keys lists every configuration key, in the order --help, --print-config
+// and the README show them.
 var Keys = []Key{
-	{Name: "region", Flag: "region", Usage: "region code of this deployment: au, nz, ca, ie, uk or us"},
-	{Name: "public_url", Flag: "public-url", Usage: "public address of this deployment (default https://{region}.physitrack.com)"},
+	{Name: "region", Flag: "region", Usage: "region code of this deployment: au, nz, ca, ie, uk or us", Required: true},
+	{Name: "public_url", Flag: "public-url", Usage: "public address of this deployment; its host is the one answered for", DefaultText: "https://{region}.physitrack.com"},
 	{Name: "http.addr", Flag: "http-addr", Usage: "HTTP listen address", Default: ":8080"},
 	{Name: "http.extra_hosts", Flag: "http-extra-hosts", Usage: "further host names to answer for (comma-separated)", Default: []string{}},
 	{Name: "http.trusted_proxies", Flag: "http-trusted-proxies", Usage: "CIDRs of the reverse proxies in front (comma-separated); only their X-Forwarded-For is believed", Default: []string{}},
-	{Name: "redis.url", Flag: "redis-url", Usage: "Redis URL: redis://, rediss:// or redis-sentinel://…?master=name", Default: "redis://localhost:6379/0", Secret: true},
-	{Name: "cliniko.base_url", Flag: "cliniko-base-url", Usage: "Cliniko API address with {shard}", Default: "https://api.{shard}.cliniko.com/v1"},
-	{Name: "cliniko.user_agent", Flag: "cliniko-user-agent", Usage: "User-Agent sent to Cliniko: \"Name (email)\" (required)"},
-	{Name: "cliniko.requests_per_minute", Flag: "cliniko-requests-per-minute", Usage: "Cliniko request budget per Cliniko user", Default: 200},
-	{Name: "cliniko.timeout", Flag: "cliniko-timeout", Usage: "timeout of one Cliniko request", Default: 15 * time.Second},
-	{Name: "secrets.encryption_key", Flag: "secrets-encryption-key", Usage: "base64 of 32 random bytes that encrypt keys and patient contact details (required)", Secret: true},
-	{Name: "secrets.previous_encryption_keys", Flag: "secrets-previous-encryption-keys", Usage: "older encryption keys still accepted after a rotation (comma-separated)", Default: []string{}, Secret: true},
-	{Name: "webhooks.secret", Flag: "webhooks-secret", Usage: "HMAC secret of the programme webhook (empty disables it)", Secret: true},
-	{Name: "admin.token", Flag: "admin-token", Usage: "bearer token for /admin (empty disables it)", Secret: true},
-	{Name: "sync.interval", Flag: "sync-interval", Usage: "interval of the birth-year sync from Cliniko", Default: 15 * time.Minute},
-	{Name: "worker.concurrency", Flag: "worker-concurrency", Usage: "jobs one work process runs at once", Default: 10},
+	{Name: "redis.url", Flag: "redis-url", Usage: "Redis URL: redis://, rediss:// (TLS) or redis-sentinel://[:pw@]s1:26379,s2:26379/0?master=name", Default: "redis://localhost:6379/0", Secret: true},
+	{Name: "redis.ack_replicas", Flag: "redis-ack-replicas", Usage: "replicas that must hold an assigned programme before it is acknowledged (0: 1 with redis-sentinel://, else none; -1: never wait)", Default: 0},
+	{Name: "cliniko.base_url", Flag: "cliniko-base-url", Usage: "Cliniko API address with {shard}", Default: cliniko.DefaultBaseURL},
+	{Name: "cliniko.user_agent", Flag: "cliniko-user-agent", Usage: "User-Agent sent to Cliniko: \"Name (email)\", as Cliniko requires", Required: true},
+	{Name: "cliniko.requests_per_minute", Flag: "cliniko-requests-per-minute", Usage: "Cliniko request budget per Cliniko user, shared by all processes", Default: cliniko.DefaultRequestsPerMinute},
+	{Name: "cliniko.timeout", Flag: "cliniko-timeout", Usage: "timeout of one Cliniko request", Default: cliniko.DefaultTimeout},
+	{Name: "secrets.encryption_key", Flag: "secrets-encryption-key", Usage: "base64 of 32 random bytes (openssl rand -base64 32); encrypts Cliniko keys and patient details", Required: true, Secret: true},
+	{Name: "secrets.previous_encryption_keys", Flag: "secrets-previous-encryption-keys", Usage: "older encryption keys still accepted for reading after a rotation (comma-separated)", Default: []string{}, Secret: true},
+	{Name: "webhooks.secret", Flag: "webhooks-secret", Usage: "HMAC secret of POST /webhooks/programmes (empty: the webhook answers 503)", Secret: true},
+	{Name: "admin.token", Flag: "admin-token", Usage: "bearer token for /admin (empty: admin answers 503)", Secret: true},
+	{Name: "sync.interval", Flag: "sync-interval", Usage: "birth-year sync period (at least 1m)", Default: jobs.DefaultSyncInterval},
+	{Name: "worker.concurrency", Flag: "worker-concurrency", Usage: "jobs one work process runs at once", Default: jobs.DefaultConcurrency},
 	{Name: "log.format", Flag: "log-format", Usage: "log format: json or text", Default: "json"},
 	{Name: "log.level", Flag: "log-level", Usage: "log level: debug, info, warn or error", Default: "info"},
-	{Name: "regions.url_pattern", Flag: "regions-url-pattern", Usage: "public address of a region, with {region}", Default: "https://{region}.physitrack.com"},
-	{Name: "mail.smtp_url", Flag: "mail-smtp-url", Usage: "SMTP server for codes by email: smtp://[user:pass@]host:port (STARTTLS) or smtps:// (empty: no email)", Secret: true},
-	{Name: "mail.from", Flag: "mail-from", Usage: "sender of code emails: \"Name <address>\""},
-	{Name: "sms.twilio_account_sid", Flag: "sms-twilio-account-sid", Usage: "Twilio account sid (AC…) for codes by SMS (empty: no SMS)"},
+	{Name: "regions.url_pattern", Flag: "regions-url-pattern", Usage: "how regional addresses are made, with {region} (the wrong-host page and the default public_url)", Default: "https://{region}.physitrack.com"},
+	{Name: "mail.smtp_url", Flag: "mail-smtp-url", Usage: "SMTP server for codes by email: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps:// (implicit TLS); empty: no email", Secret: true},
+	{Name: "mail.from", Flag: "mail-from", Usage: "sender of code emails: \"Name <address>\" (required with mail.smtp_url)"},
+	{Name: "sms.twilio_account_sid", Flag: "sms-twilio-account-sid", Usage: "Twilio account sid (AC…) for codes by SMS; SMS is on when sid, token and from are all set"},
 	{Name: "sms.twilio_auth_token", Flag: "sms-twilio-auth-token", Usage: "Twilio auth token", Secret: true},
 	{Name: "sms.from", Flag: "sms-from", Usage: "SMS sender: an E.164 number or a messaging service sid (MG…)"},
-	{Name: "sms.twilio_base_url", Flag: "sms-twilio-base-url", Usage: "Twilio API address", Default: "https://api.twilio.com"},
+	{Name: "sms.twilio_base_url", Flag: "sms-twilio-base-url", Usage: "Twilio API address (tests point it at a fake)", Default: sms.DefaultBaseURL},
+}
+
+// FormatDefault writes a key's default as --help, the README and the
+// sample file show it ("" when it has none): durations as 15m or 15s.
+func (k Key) FormatDefault() string {
+	switch d := k.Default.(type) {
+	case nil:
+		return k.DefaultText
+	case time.Duration:
+		s := d.String()
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	case []string:
+		return strings.Join(d, ",")
+	default:
+		return fmt.Sprint(d)
+	}
 }
 
 // AddFlags registers a flag for every key (plus --config) on fs.
 func AddFlags(fs *pflag.FlagSet) {
 	fs.String("config", "", "YAML config file (keys as in config/pmsbridge.sample.yaml)")
 	for _, k := range Keys {
+		usage := k.Usage
+		if k.DefaultText != "" {
+			usage += " (default " + k.DefaultText + ")"
+		}
+		if k.Required {
+			usage += " (required)"
+		}
 		switch d := k.Default.(type) {
 		case int:
-			fs.Int(k.Flag, d, k.Usage)
+			fs.Int(k.Flag, d, usage)
 		case time.Duration:
-			fs.Duration(k.Flag, d, k.Usage)
+			fs.Duration(k.Flag, d, usage)
 		case []string:
-			fs.StringSlice(k.Flag, d, k.Usage)
+			fs.StringSlice(k.Flag, d, usage)
 		case string:
-			fs.String(k.Flag, d, k.Usage)
+			fs.String(k.Flag, d, usage)
+		case nil:
+			fs.String(k.Flag, "", usage)
 		default:
-			fs.String(k.Flag, "", k.Usage)
+			panic(fmt.Sprintf("config: key %s: a default of type %T has no flag type", k.Name, d))
 		}
 	}
 }

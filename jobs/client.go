@@ -4,26 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
 
 // Client enqueues tasks and looks at them. It is safe for concurrent use.
 type Client struct {
-	rdb  redis.UniversalClient
+	st   *store.Store
 	c    *asynq.Client
-	insp *asynq.Inspector
+	insp inspector
 }
 
-// NewClient builds a client on rdb (shared with the rest of the process).
-func NewClient(rdb redis.UniversalClient) *Client {
-	return &Client{rdb: rdb, c: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb)}
+// NewClient builds a client on rdb (shared with the rest of the process),
+// the Redis that st keeps its records in: st holds the refresh debounce and
+// the done counters.
+func NewClient(rdb redis.UniversalClient, st *store.Store) *Client {
+	return &Client{st: st, c: asynq.NewClientFromRedisClient(rdb), insp: inspector{asynq.NewInspectorFromRedisClient(rdb)}}
 }
 
-// Inspector exposes asynq's inspector for support tooling.
-func (c *Client) Inspector() *asynq.Inspector { return c.insp }
+// Inspector exposes asynq's inspector for tests and benchmarks (its calls
+// take no context; the client's own calls go through one that does).
+func (c *Client) Inspector() *asynq.Inspector { return c.insp.a }
 
 // State is a task's state as support and pages see it.
 type State string
@@ -40,7 +43,7 @@ const (
 // TaskState returns the state of the task id in queue, with the error text
 // of its last failure.
 func (c *Client) TaskState(ctx context.Context, queue, id string) (State, *asynq.TaskInfo, error) {
-	info, err := c.insp.GetTaskInfo(queue, id)
+	info, err := c.insp.taskInfo(ctx, queue, id)
 	if errors.Is(err, asynq.ErrTaskNotFound) || errors.Is(err, asynq.ErrQueueNotFound) {
 		return StateNone, nil, nil
 	}
@@ -57,6 +60,16 @@ func (c *Client) TaskState(ctx context.Context, queue, id string) (State, *asynq
 	default:
 		return StatePending, info, nil
 	}
+}
+
+// enqueue queues task under the deterministic id with its type's options
+// (taskSpecs); see enqueueOnce.
+func (c *Client) enqueue(ctx context.Context, task *asynq.Task, id string) (bool, error) {
+	opts := TaskOptions(task.Type())
+	if opts == nil {
+		return false, fmt.Errorf("enqueue %s: unknown task type", task.Type())
+	}
+	return c.enqueueOnce(ctx, task, taskSpecs[task.Type()].queue, id, opts...)
 }
 
 // enqueueOnce enqueues task with a deterministic id. If a task with that id
@@ -83,19 +96,14 @@ func (c *Client) enqueueOnce(ctx context.Context, task *asynq.Task, queue, id st
 		case StateRetrying:
 			// Someone is waiting for it: try now rather than at the backoff
 			// time. Rate limits still hold (the limiter answers, not Cliniko).
-			_ = c.insp.RunTask(queue, id)
+			_ = c.insp.runTask(ctx, queue, id)
 			return false, nil
 		case StateFailed, StateDone:
-			if err := c.insp.DeleteTask(queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+			if err := c.insp.deleteTask(ctx, queue, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 				return false, fmt.Errorf("replace task %s: %w", id, err)
 			}
 		}
 		// StateNone: it went away between the two calls; try again.
 	}
 	return false, fmt.Errorf("enqueue %s: task id %s stayed taken", task.Type(), id)
-}
-
-// debounce reports whether key was free, taking it for ttl.
-func (c *Client) debounce(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return c.rdb.SetNX(ctx, "pmsb:debounce:"+key, 1, ttl).Result()
 }

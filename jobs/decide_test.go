@@ -76,11 +76,29 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
-	// Every cause code has a decision that matches whether it is transient.
+	// Every cause code has the decision the contract gives it, and pages
+	// (Transient) agree with the worker: one rule.
+	want := map[pmsbridge.Cause]Decision{
+		pmsbridge.CauseClinikoUnauthorized: GiveUp, pmsbridge.CauseClinikoForbidden: GiveUp,
+		pmsbridge.CauseClinikoNotFound: GiveUp, pmsbridge.CauseClinikoInvalid: GiveUp,
+		pmsbridge.CauseClinikoRateLimited: Snooze, pmsbridge.CauseClinikoUnavailable: Retry,
+		pmsbridge.CauseNoClinikoKey: GiveUp, pmsbridge.CauseNotLinked: GiveUp,
+		pmsbridge.CauseInvalidPayload: GiveUp, pmsbridge.CauseInternal: Retry,
+		pmsbridge.CauseNoContact: GiveUp, pmsbridge.CauseDeliveryRejected: GiveUp,
+		pmsbridge.CauseDeliveryUnavailable: Retry,
+	}
 	for _, c := range pmsbridge.Causes {
+		w, ok := want[c]
+		if !ok {
+			t.Errorf("cause %s: no decision in this test; add what the contract says", c)
+			continue
+		}
 		d := Decide(pmsbridge.Errorf(c, "x"))
-		if c.Transient() && d == GiveUp || !c.Transient() && c != pmsbridge.CauseInternal && d != GiveUp {
-			t.Errorf("cause %s: %v", c, d)
+		if d != w {
+			t.Errorf("cause %s: Decide = %v, want %v", c, d, w)
+		}
+		if c.Transient() != (d != GiveUp) {
+			t.Errorf("cause %s: Transient() = %v but Decide = %v", c, c.Transient(), d)
 		}
 	}
 }

@@ -23,12 +23,19 @@ type Deps struct {
 	Metrics *Metrics
 	// AccessURL is where patients open programmes (printed on PDFs).
 	AccessURL string
-	// SyncInterval is the period of the birth-year sync.
+	// SyncInterval is the period of the birth-year sync. Default
+	// DefaultSyncInterval.
 	SyncInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Render renders a programme PDF. Default: the pdf package.
 	Render func(doc PDFDocument) ([]byte, error)
+	// Owed are further kinds of owed work for the reconciler (reconcile.go),
+	// after the built-in PDFs and imports.
+	Owed []OwedWork
+	// ReconcileBatch bounds the entries of each kind one reconciler run
+	// looks at. Default 200.
+	ReconcileBatch int
 }
 
 // Handlers runs every task type. It is also the asynq ErrorHandler that
@@ -41,6 +48,9 @@ type Handlers struct {
 func NewHandlers(d Deps) *Handlers {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.SyncInterval <= 0 {
+		d.SyncInterval = DefaultSyncInterval
 	}
 	if d.Render == nil {
 		d.Render = pdf.Render
@@ -59,6 +69,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeUploadPDF, h.wrap(h.uploadPDF))
 	mux.HandleFunc(TypeSyncTick, h.wrap(h.syncTick))
 	mux.HandleFunc(TypeSyncPractitioner, h.wrap(h.syncPractitioner))
+	mux.HandleFunc(TypeReconcile, h.wrap(h.reconcileTick))
 	return mux
 }
 
@@ -82,8 +93,10 @@ func (h *Handlers) wrap(fn func(context.Context, *asynq.Task) error) func(contex
 			h.Metrics.observe(t.Type(), outcome, pmsbridge.CauseOf(err), time.Since(start))
 		}
 		if err == nil {
-			if q, ok := asynq.GetQueueName(ctx); ok && h.Client != nil {
-				h.Client.countDone(context.WithoutCancel(ctx), q, t.Type())
+			if q, ok := asynq.GetQueueName(ctx); ok {
+				if cerr := h.Store.CountDone(context.WithoutCancel(ctx), q, t.Type()); cerr != nil {
+					h.Log.Warn("count done task", "type", t.Type(), "err", cerr)
+				}
 			}
 			if id, ok := asynq.GetTaskID(ctx); ok {
 				if cerr := h.Store.ClearFailure(context.WithoutCancel(ctx), ledgerID(t, id)); cerr != nil {
@@ -100,7 +113,7 @@ func (h *Handlers) wrap(fn func(context.Context, *asynq.Task) error) func(contex
 // succeed.
 func decode(t *asynq.Task, v any) error {
 	if err := json.Unmarshal(t.Payload(), v); err != nil {
-		return &pmsbridge.Error{Cause: pmsbridge.CauseInvalidPayload, Message: "the task's payload cannot be read", Err: err}
+		return &pmsbridge.Error{Cause: pmsbridge.CauseInvalidPayload, Message: "The task's payload cannot be read.", Err: err}
 	}
 	return nil
 }

@@ -36,8 +36,7 @@ func ImportTaskID(subscriptionID, shard, clinikoPatientID string) string {
 // running and replacing one that failed. It reports the task id.
 func (c *Client) EnqueueImport(ctx context.Context, p ImportPayload) (string, error) {
 	id := ImportTaskID(p.SubscriptionID, p.Shard, p.ClinikoPatientID)
-	_, err := c.enqueueOnce(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), QueueImport, id,
-		asynq.MaxRetry(8), asynq.Timeout(60*time.Second), asynq.Retention(10*time.Minute))
+	_, err := c.enqueue(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), id)
 	return id, err
 }
 
@@ -51,12 +50,13 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 		return err
 	}
 	if pr.SubscriptionID != p.SubscriptionID {
-		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "the practitioner is not in the subscription of this import")
+		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "The practitioner is not in the subscription of this import.")
 	}
 	if cu.Shard != p.Shard {
-		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "the saved Cliniko key belongs to another Cliniko region (%s) than this import (%s): open the patient again from Cliniko", cu.Shard, p.Shard)
+		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The saved Cliniko key belongs to another Cliniko region (%s) than this import (%s).", cu.Shard, p.Shard)
 	}
 	if id, err := h.Store.FindLink(ctx, p.SubscriptionID, p.Shard, p.ClinikoPatientID); err == nil {
+		h.clearImportWait(ctx, p)
 		writeResult(t, id) // already imported (e.g. a retry after a lost acknowledgement)
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -77,8 +77,17 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 		_ = h.Store.MarkLinkSynced(ctx, got.ID, h.Now())
 		_ = h.Store.Audit(ctx, store.AuditEntry{PractitionerID: pr.ID, PatientID: got.ID, Op: "patient.imported"})
 	}
+	h.clearImportWait(ctx, p)
 	writeResult(t, got.ID)
 	return nil
+}
+
+// clearImportWait ends the click's wait once the link exists (a failure
+// here leaves it to the reconciler, which finds the link).
+func (h *Handlers) clearImportWait(ctx context.Context, p ImportPayload) {
+	if err := h.Store.ClearImportWait(ctx, p.SubscriptionID, p.Shard, p.ClinikoPatientID); err != nil {
+		h.Log.Warn("clear import wait", "err", err)
+	}
 }
 
 func writeResult(t *asynq.Task, patientID string) {
@@ -91,17 +100,17 @@ func writeResult(t *asynq.Task, patientID string) {
 func (h *Handlers) practitionerKey(ctx context.Context, id string) (store.Practitioner, string, store.ClinikoUser, error) {
 	pr, err := h.Store.GetPractitioner(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return pr, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "the practitioner of this job no longer exists")
+		return pr, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "The practitioner of this job no longer exists.")
 	}
 	if err != nil {
 		return pr, "", store.ClinikoUser{}, err
 	}
 	if !pr.Active {
-		return pr, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey, "the practitioner's account is deactivated, so their Cliniko key is not used")
+		return pr, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey, "The practitioner's account is deactivated, so their Cliniko key is not used.")
 	}
 	key, cu, err := h.Store.ClinikoKey(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return pr, "", cu, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey, "the practitioner has no Cliniko API key saved: add it under Cliniko settings")
+		return pr, "", cu, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey, "The practitioner has no Cliniko API key saved.")
 	}
 	if err != nil {
 		return pr, "", cu, err
@@ -109,12 +118,14 @@ func (h *Handlers) practitionerKey(ctx context.Context, id string) (store.Practi
 	return pr, key, cu, nil
 }
 
-// applyClinikoPatient copies a Cliniko patient's details into p.
+// applyClinikoPatient copies a Cliniko patient's details into p, made fit
+// to keep and show (patient_fields.go): Cliniko bounds none of them, and a
+// field we could not store must not fail the import.
 func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
-	p.FirstName = cp.FirstName
-	p.LastName = cp.LastName
-	p.Email = cp.Email
-	p.Mobile = cp.Mobile()
+	p.FirstName = cleanText(cp.FirstName, maxNameRunes)
+	p.LastName = cleanText(cp.LastName, maxNameRunes)
+	p.Email = cleanEmail(cp.Email)
+	p.Mobile = usableMobile(cp.PhoneNumbers)
 	switch {
 	case cp.GenderIdentity != "":
 		p.Gender = cp.GenderIdentity
@@ -123,5 +134,8 @@ func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
 	default:
 		p.Gender = cp.Gender
 	}
-	p.ApplyClinikoBirthYear(pmsbridge.ParseBirthYear(cp.DateOfBirth, now))
+	p.Gender = cleanText(p.Gender, maxGenderRunes)
+	by := pmsbridge.ParseBirthYear(cp.DateOfBirth, now)
+	by.Raw = cleanText(by.Raw, maxRawBirthDateRunes)
+	p.ApplyClinikoBirthYear(by)
 }

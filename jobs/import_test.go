@@ -14,7 +14,9 @@ import (
 type imported struct {
 	FirstName, LastName, Email, Mobile, Gender string
 	YearOfBirth                                int
-	Status, Source, Raw                        string
+	Status                                     pmsbridge.BirthYearStatus
+	Source                                     pmsbridge.BirthYearSource
+	Raw                                        string
 	Owner, ClinikoID, Shard                    string
 }
 
@@ -40,17 +42,17 @@ func TestImport(t *testing.T) {
 		want      imported
 	}{
 		{"date of birth", "1002", imported{FirstName: "José", LastName: "Núñez", Email: "jose.nunez@patient.example", Mobile: "61400222333", Gender: "Male",
-			YearOfBirth: 1978, Status: store.BirthYearOK, Source: store.BirthYearFromCliniko}},
+			YearOfBirth: 1978, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko}},
 		{"gender identity first, no email, home phone", "836447129235882002", imported{FirstName: "Γιώργος", LastName: "Παπαδόπουλος", Mobile: "61295554444", Gender: "Male",
-			YearOfBirth: 1969, Status: store.BirthYearOK, Source: store.BirthYearFromCliniko}},
+			YearOfBirth: 1969, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko}},
 		{"gender identity", "836447129235882003", imported{FirstName: "Наталья", LastName: "Иванова", Email: "natalia@patient.example", Gender: "Woman",
-			YearOfBirth: 1982, Status: store.BirthYearOK, Source: store.BirthYearFromCliniko}},
+			YearOfBirth: 1982, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko}},
 		{"null date of birth", "836447129235882005", imported{FirstName: "花子", LastName: "佐藤", Email: "hanako@patient.example", Mobile: "",
-			Status: store.BirthYearMissing, Source: store.BirthYearFromCliniko}},
+			Status: pmsbridge.BirthYearMissing, Source: pmsbridge.BirthYearFromCliniko}},
 		{"empty date of birth", "836447129235882006", imported{FirstName: "민준", LastName: "김", Email: "minjun.kim@patient.example",
-			Status: store.BirthYearMissing, Source: store.BirthYearFromCliniko}},
+			Status: pmsbridge.BirthYearMissing, Source: pmsbridge.BirthYearFromCliniko}},
 		{"0000-00-00", "836447129235882008", imported{FirstName: "Siobhán", LastName: "Ní Bhriain", Email: "siobhan@patient.example",
-			Status: store.BirthYearInvalid, Source: store.BirthYearFromCliniko, Raw: "0000-00-00"}},
+			Status: pmsbridge.BirthYearInvalid, Source: pmsbridge.BirthYearFromCliniko, Raw: "0000-00-00"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -81,7 +83,7 @@ func TestImport(t *testing.T) {
 	}
 	// setup imported Zoë through the handler directly.
 	want := imported{FirstName: "Zoë", LastName: "O'Brien", Email: "zoe.obrien@patient.example", Mobile: "61400111222", Gender: "Female",
-		YearOfBirth: 1985, Status: store.BirthYearOK, Source: store.BirthYearFromCliniko, Owner: b.pr.ID, ClinikoID: clinikotest.DemoPatientID, Shard: "au1"}
+		YearOfBirth: 1985, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko, Owner: b.pr.ID, ClinikoID: clinikotest.DemoPatientID, Shard: "au1"}
 	if diff := cmp.Diff(want, importedOf(b.patient)); diff != "" {
 		t.Errorf("Zoë (-want +got):\n%s", diff)
 	}

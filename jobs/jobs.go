@@ -31,6 +31,45 @@ const (
 // served only when the ones above are empty).
 var Queues = map[string]int{QueueImport: 6, QueuePDF: 3, QueueSync: 1}
 
+// taskSpec is how tasks of one type are queued.
+type taskSpec struct {
+	queue     string
+	maxRetry  int           // attempts after the first; rate-limit waits do not count
+	timeout   time.Duration // one attempt's limit
+	retention time.Duration // how long a completed task is kept (0: not kept)
+}
+
+// taskSpecs are each task type's queue and options: the one place they are
+// stated. Enqueueing, the scheduler and replaying from the failure ledger
+// all take them from here, so a replayed task runs as a fresh one would.
+var taskSpecs = map[string]taskSpec{
+	// Kept 10 minutes once done, so the receiver's waiting page can see it.
+	TypeImportPatient:    {queue: QueueImport, maxRetry: 8, timeout: 60 * time.Second, retention: 10 * time.Minute},
+	TypeRefreshPatient:   {queue: QueueImport, maxRetry: 5, timeout: 60 * time.Second},
+	TypeUploadPDF:        {queue: QueuePDF, maxRetry: 10, timeout: 2 * time.Minute},
+	TypeSyncTick:         {queue: QueueSync, maxRetry: 3, timeout: time.Minute},
+	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
+	// The reconciler does not retry: the next period runs again, and a
+	// failed tick would only fill the ledger. The pdf queue: served before
+	// the sync queue, after clicks.
+	TypeReconcile: {queue: QueuePDF, maxRetry: 0, timeout: time.Minute},
+}
+
+// TaskOptions are the asynq options (queue included) of a task type, from
+// taskSpecs; nil for an unknown type. The benchmark's baseline queues its
+// no-op tasks with the import's.
+func TaskOptions(taskType string) []asynq.Option {
+	s, ok := taskSpecs[taskType]
+	if !ok {
+		return nil
+	}
+	opts := []asynq.Option{asynq.Queue(s.queue), asynq.MaxRetry(s.maxRetry), asynq.Timeout(s.timeout)}
+	if s.retention > 0 {
+		opts = append(opts, asynq.Retention(s.retention))
+	}
+	return opts
+}
+
 // limiterMaxWait is how long a job waits for a Cliniko request slot before
 // it gives the worker back and re-queues itself for when the slot opens.
 const limiterMaxWait = 5 * time.Second
@@ -51,8 +90,10 @@ const (
 	GiveUp
 )
 
-// Decide maps a handler error to what happens next. It is the one place
-// where causes map to retry or skip.
+// Decide maps a handler error to what happens next. It follows the cause
+// table's retry class (pmsbridge.Cause.Retry), the same rule that pages use
+// through pmsbridge.Cause.Transient; the only addition is busyError, work
+// that another worker is doing right now.
 func Decide(err error) Decision {
 	if err == nil {
 		return Retry
@@ -61,10 +102,10 @@ func Decide(err error) Decision {
 	if errors.As(err, &b) {
 		return Snooze
 	}
-	switch pmsbridge.CauseOf(err) {
-	case pmsbridge.CauseClinikoRateLimited:
+	switch pmsbridge.CauseOf(err).Retry() {
+	case pmsbridge.RetryWait:
 		return Snooze
-	case pmsbridge.CauseClinikoUnavailable, pmsbridge.CauseDeliveryUnavailable, pmsbridge.CauseInternal:
+	case pmsbridge.RetryBackoff:
 		return Retry
 	default:
 		// 401, 403, 404, 422, no key, not linked, invalid payload: trying
@@ -84,7 +125,7 @@ func (e *busyError) Error() string               { return e.what + " is being do
 func (e *busyError) RetryTime() time.Time        { return e.retryAt }
 func (e *busyError) ErrorCause() pmsbridge.Cause { return pmsbridge.CauseInternal }
 func (e *busyError) ErrorMessage() string {
-	return "Another worker was doing the same " + e.what + " at that moment; pmsbridge tries again by itself."
+	return "Another worker was doing the same " + e.what + " at that moment."
 }
 
 // permanent wraps err so asynq archives the task without retrying.

@@ -146,7 +146,8 @@ func TestReplayRace(t *testing.T) {
 	slow := redis.NewClient(b.rdb.Options())
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))
-	n, err := NewClient(slow).ReplayMatching(b.ctx, b.newStore(t, slow), ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	slowStore := b.newStore(t, slow)
+	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, slowStore, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != len(clinikoIDs) {
 		t.Fatalf("ReplayMatching = %d, %v", n, err)
 	}
@@ -312,5 +313,44 @@ func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
 	b.waitDone(t, QueueSync, enqueue(11))
 	if n, err := b.st.CountFailures(b.ctx); err != nil || n != 0 {
 		t.Errorf("ledger size after a successful sync = %d, %v; want 0", n, err)
+	}
+}
+
+// TestReplayKeepsTaskOptions: a task re-created from the ledger (asynq has
+// dropped its copy) gets the options of its type, exactly as one enqueued
+// afresh does: one table serves both.
+func TestReplayKeepsTaskOptions(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, tc := range []struct {
+		typ     string
+		payload any
+	}{
+		{TypeImportPatient, ImportPayload{PractitionerID: b.pr.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: "1002"}},
+		{TypeRefreshPatient, RefreshPayload{PractitionerID: b.pr.ID, PatientID: b.patient.ID}},
+		{TypeUploadPDF, UploadPayload{ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, PractitionerID: b.pr.ID}},
+		{TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			id := "replayed:" + tc.typ
+			spec := taskSpecs[tc.typ]
+			// The ledger names another queue: where asynq's copy was.
+			f := store.Failure{TaskID: id, Queue: "elsewhere", Type: tc.typ, Permanent: true,
+				Cause: pmsbridge.CauseClinikoUnauthorized, Reason: "x", Attempts: 1, Payload: mustPayload(tc.payload)}
+			if err := b.st.RecordFailure(b.ctx, f); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.jc.Replay(b.ctx, b.st, f); err != nil {
+				t.Fatal(err)
+			}
+			info, err := b.jc.Inspector().GetTaskInfo(spec.queue, id)
+			if err != nil {
+				t.Fatalf("replayed task not in queue %s: %v", spec.queue, err)
+			}
+			got := taskSpec{queue: info.Queue, maxRetry: info.MaxRetry, timeout: info.Timeout, retention: info.Retention}
+			if got != spec {
+				t.Errorf("replayed task's options %+v, want %+v", got, spec)
+			}
+		})
 	}
 }

@@ -75,7 +75,7 @@ func setup(t *testing.T, o ...func(*options)) *bundle {
 	t.Cleanup(b.sb.Close)
 	cfg := opts.cliniko
 	cfg.BaseURL, cfg.UserAgent = b.sb.BaseURL(), testUA
-	b.cl, err = cliniko.New(cfg, b.rdb, cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
+	b.cl, err = cliniko.New(cfg, cliniko.Budget{Redis: b.rdb, Key: b.st.ClinikoBudgetKey}, cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
 		b.mu.Lock()
 		f := b.onCall
 		b.mu.Unlock()
@@ -86,7 +86,7 @@ func setup(t *testing.T, o ...func(*options)) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.jc = NewClient(b.rdb)
+	b.jc = NewClient(b.rdb, b.st)
 	deps := Deps{Store: b.st, Cliniko: b.cl, Client: b.jc, AccessURL: testAccessURL, SyncInterval: time.Second}
 	if opts.deps != nil {
 		opts.deps(&deps)
@@ -189,7 +189,7 @@ func (b *bundle) startWorker(t *testing.T, handler asynq.Handler, every ...time.
 		ShutdownTimeout: 2 * time.Second,
 	}, handler, b.h, slog.New(slog.DiscardHandler))
 	for _, d := range every {
-		w.Every(d, NewSyncTickTask(), SyncTickOptions()...)
+		w.Every(d, NewSyncTickTask())
 	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

@@ -30,14 +30,13 @@ const RefreshDebounce = 5 * time.Minute
 // reports whether one was queued.
 func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force bool) (bool, error) {
 	if !force {
-		free, err := c.debounce(ctx, "refresh:"+p.PatientID, RefreshDebounce)
+		free, err := c.st.DebounceRefresh(ctx, p.PatientID, RefreshDebounce)
 		if err != nil || !free {
 			return false, err
 		}
 	}
 	id := "refresh:" + p.PatientID
-	return c.enqueueOnce(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), QueueImport, id,
-		asynq.MaxRetry(5), asynq.Timeout(60*time.Second))
+	return c.enqueue(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), id)
 }
 
 func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
@@ -47,19 +46,19 @@ func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
 	}
 	patient, err := h.Store.GetPatient(ctx, p.PatientID)
 	if errors.Is(err, store.ErrNotFound) {
-		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "the patient no longer exists")
+		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "The patient no longer exists.")
 	} else if err != nil {
 		return err
 	}
 	if patient.Link == nil {
-		return pmsbridge.Errorf(pmsbridge.CauseNotLinked, "the patient is not linked to Cliniko")
+		return pmsbridge.Errorf(pmsbridge.CauseNotLinked, "The patient is not linked to Cliniko.")
 	}
 	pr, key, cu, err := h.practitionerKey(ctx, p.PractitionerID)
 	if err != nil {
 		return err
 	}
 	if cu.Shard != patient.Link.Shard || pr.SubscriptionID != patient.SubscriptionID {
-		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "the practitioner's Cliniko key is for another Cliniko account than this patient's")
+		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The practitioner's Cliniko key is for another Cliniko account than this patient's.")
 	}
 	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
 	cp, err := h.Cliniko.GetPatient(cctx, cliniko.Auth{Key: key, UserID: cu.ID}, patient.Link.ClinikoPatientID)

@@ -5,25 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 )
-
-// taskSpecs are each task type's queue and options, used when a task is
-// created again from the failure ledger.
-var taskSpecs = map[string]struct {
-	queue string
-	opts  []asynq.Option
-}{
-	TypeImportPatient:    {QueueImport, []asynq.Option{asynq.MaxRetry(8), asynq.Timeout(60 * time.Second), asynq.Retention(10 * time.Minute)}},
-	TypeRefreshPatient:   {QueueImport, []asynq.Option{asynq.MaxRetry(5), asynq.Timeout(60 * time.Second)}},
-	TypeUploadPDF:        {QueuePDF, []asynq.Option{asynq.MaxRetry(10), asynq.Timeout(2 * time.Minute)}},
-	TypeSyncPractitioner: {QueueSync, []asynq.Option{asynq.MaxRetry(5), asynq.Timeout(10 * time.Minute)}},
-	TypeSyncTick:         {QueueSync, SyncTickOptions()},
-}
 
 // ReplayFilter selects ledger entries to replay. IDs, when given, select
 // exactly those; otherwise every permanent failure matching all the other
@@ -90,6 +76,8 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
 		return ErrNotReplayable
 	}
+	// asynq's copy is in the queue the task ran in; the replay goes where
+	// a fresh task of its type would, with the same options.
 	queue := f.Queue
 	if queue == "" {
 		queue = spec.queue
@@ -104,7 +92,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	}
 	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
 	if upload {
-		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFPending}); err != nil {
+		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return err
 		}
 	}
@@ -112,16 +100,16 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 		ctx := context.WithoutCancel(ctx)
 		_ = st.RecordFailure(ctx, f)
 		if upload && f.Permanent {
-			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: store.PDFFailed, Cause: f.Cause, Reason: f.Reason})
+			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
 		}
 		return err
 	}
-	if err := c.insp.DeleteTask(queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+	if err := c.insp.deleteTask(ctx, queue, f.TaskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 		// Still queued or running (e.g. retrying): let it run now instead.
-		if rerr := c.insp.RunTask(queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
+		if rerr := c.insp.runTask(ctx, queue, f.TaskID); rerr != nil && !errors.Is(rerr, asynq.ErrTaskNotFound) {
 			return undo(fmt.Errorf("task is %v", err))
 		}
-	} else if _, err := c.enqueueOnce(ctx, asynq.NewTask(f.Type, f.Payload), queue, f.TaskID, spec.opts...); err != nil {
+	} else if _, err := c.enqueue(ctx, asynq.NewTask(f.Type, f.Payload), f.TaskID); err != nil {
 		return undo(err)
 	}
 	return nil
@@ -135,7 +123,7 @@ func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) err
 		return err
 	}
 	if state, _, err := c.TaskState(ctx, f.Queue, taskID); err == nil && state == StateFailed {
-		if err := c.insp.DeleteTask(f.Queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
+		if err := c.insp.deleteTask(ctx, f.Queue, taskID); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -68,24 +67,23 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		}
 		return byKey[k]
 	}
-	queues, err := c.insp.Queues()
+	queues, err := c.insp.queues(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("queues: %w", err)
 	}
-	type lister func(string, ...asynq.ListOption) ([]*asynq.TaskInfo, error)
 	for _, q := range queues {
 		for _, st := range []struct {
 			list lister
 			inc  func(*Stat)
 		}{
-			{c.insp.ListPendingTasks, func(s *Stat) { s.Pending++ }},
-			{c.insp.ListActiveTasks, func(s *Stat) { s.Active++ }},
-			{c.insp.ListScheduledTasks, func(s *Stat) { s.Scheduled++ }},
-			{c.insp.ListRetryTasks, func(s *Stat) { s.Retrying++ }},
-			{c.insp.ListArchivedTasks, func(s *Stat) { s.Failed++ }},
+			{c.insp.a.ListPendingTasks, func(s *Stat) { s.Pending++ }},
+			{c.insp.a.ListActiveTasks, func(s *Stat) { s.Active++ }},
+			{c.insp.a.ListScheduledTasks, func(s *Stat) { s.Scheduled++ }},
+			{c.insp.a.ListRetryTasks, func(s *Stat) { s.Retrying++ }},
+			{c.insp.a.ListArchivedTasks, func(s *Stat) { s.Failed++ }},
 		} {
 			for page := 1; page*1000 <= statScanLimit; page++ {
-				tasks, err := st.list(q, asynq.PageSize(1000), asynq.Page(page))
+				tasks, err := c.insp.list(ctx, st.list, q, asynq.PageSize(1000), asynq.Page(page))
 				if err != nil && !errors.Is(err, asynq.ErrQueueNotFound) {
 					return nil, err
 				}
@@ -98,15 +96,12 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 			}
 		}
 	}
-	done, err := c.rdb.HGetAll(ctx, doneKey(time.Now())).Result()
+	done, err := c.st.DoneToday(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range done {
-		q, t, _ := strings.Cut(k, "|")
-		var n int
-		fmt.Sscan(v, &n)
-		get(q, t).DoneToday = n
+	for _, d := range done {
+		get(d.Queue, d.Type).DoneToday = d.N
 	}
 	out := make([]Stat, 0, len(byKey))
 	for _, s := range byKey {
@@ -119,15 +114,4 @@ func (c *Client) Stats(ctx context.Context) ([]Stat, error) {
 		return out[i].Type < out[j].Type
 	})
 	return out, nil
-}
-
-func doneKey(t time.Time) string { return "pmsb:stats:done:" + t.UTC().Format("2006-01-02") }
-
-// countDone adds one finished task of a type to today's count.
-func (c *Client) countDone(ctx context.Context, queue, typ string) {
-	k := doneKey(time.Now())
-	pipe := c.rdb.Pipeline()
-	pipe.HIncrBy(ctx, k, queue+"|"+typ, 1)
-	pipe.Expire(ctx, k, 8*24*time.Hour)
-	_, _ = pipe.Exec(ctx)
 }

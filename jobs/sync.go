@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,24 +35,16 @@ const firstSyncLookback = 7 * 24 * time.Hour
 // NewSyncTickTask is the scheduler's periodic task.
 func NewSyncTickTask() *asynq.Task { return asynq.NewTask(TypeSyncTick, nil) }
 
-// SyncTickOptions are the tick's enqueue options.
-func SyncTickOptions() []asynq.Option {
-	return []asynq.Option{asynq.Queue(QueueSync), asynq.MaxRetry(3), asynq.Timeout(time.Minute)}
-}
-
 // RunSyncNow enqueues a tick now (support tooling and tests).
 func (c *Client) RunSyncNow(ctx context.Context) error {
-	_, err := c.c.EnqueueContext(ctx, NewSyncTickTask(), SyncTickOptions()...)
+	_, err := c.c.EnqueueContext(ctx, NewSyncTickTask(), TaskOptions(TypeSyncTick)...)
 	return err
 }
 
 func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	interval := h.SyncInterval
-	if interval <= 0 {
-		interval = 15 * time.Minute
-	}
 	period := h.Now().UTC().Truncate(interval)
-	first, err := h.Client.rdb.SetNX(ctx, "pmsb:sync:period:"+strconv.FormatInt(period.Unix(), 10), 1, 2*interval).Result()
+	first, err := h.Store.ClaimSyncPeriod(ctx, period, 2*interval)
 	if err != nil {
 		return err
 	}
@@ -66,8 +57,7 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	}
 	for _, id := range ids {
 		p := SyncPayload{PractitionerID: id, Period: period.Unix()}
-		if _, err := h.Client.enqueueOnce(ctx, asynq.NewTask(TypeSyncPractitioner, mustPayload(p)), QueueSync,
-			fmt.Sprintf("sync:%s:%d", id, period.Unix()), asynq.MaxRetry(5), asynq.Timeout(10*time.Minute)); err != nil {
+		if _, err := h.Client.enqueue(ctx, asynq.NewTask(TypeSyncPractitioner, mustPayload(p)), fmt.Sprintf("sync:%s:%d", id, period.Unix())); err != nil {
 			return err
 		}
 	}

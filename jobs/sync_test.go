@@ -35,7 +35,8 @@ func (b *bundle) addChanged(n int, t0 time.Time) []clinikotest.Patient {
 type syncedOf struct {
 	FirstName, Email  string
 	Year, ClinikoYear int
-	Status, Source    string
+	Status            pmsbridge.BirthYearStatus
+	Source            pmsbridge.BirthYearSource
 }
 
 func synced(p store.Patient) syncedOf {
@@ -105,9 +106,9 @@ func TestSync(t *testing.T) {
 		t.Errorf("list requests in run 2 = %d, want 2 (page 1 not read again)", n)
 	}
 	want := map[int]syncedOf{
-		5:   {"Sync005-new", "new-sync005@patient.example", 1981, 0, store.BirthYearOK, store.BirthYearFromCliniko},
-		150: {"Sync150-new", "new-sync150@patient.example", 1950, 1971, store.BirthYearMismatch, store.BirthYearManual},
-		240: {"Sync240-new", "new-sync240@patient.example", 1991, 0, store.BirthYearOK, store.BirthYearFromCliniko},
+		5:   {"Sync005-new", "new-sync005@patient.example", 1981, 0, pmsbridge.BirthYearOK, pmsbridge.BirthYearFromCliniko},
+		150: {"Sync150-new", "new-sync150@patient.example", 1950, 1971, pmsbridge.BirthYearMismatch, pmsbridge.BirthYearManual},
+		240: {"Sync240-new", "new-sync240@patient.example", 1991, 0, pmsbridge.BirthYearOK, pmsbridge.BirthYearFromCliniko},
 	}
 	for i, w := range want {
 		got := b.getPatient(t, linked[i].ID)

@@ -52,8 +52,7 @@ func PDFFilename(programmeID string, version int) string {
 // is queued and replacing one that failed (the "send again" button).
 func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, error) {
 	id := UploadTaskID(p.ProgrammeID, p.Version)
-	_, err := c.enqueueOnce(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), QueuePDF, id,
-		asynq.MaxRetry(10), asynq.Timeout(2*time.Minute))
+	_, err := c.enqueue(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), id)
 	return id, err
 }
 
@@ -64,7 +63,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	prog, err := h.Store.GetProgramme(ctx, p.ProgrammeID, p.Version)
 	if errors.Is(err, store.ErrNotFound) {
-		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "programme %s version %d does not exist", p.ProgrammeID, p.Version)
+		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "Programme %s version %d does not exist.", p.ProgrammeID, p.Version)
 	} else if err != nil {
 		return err
 	}
@@ -72,7 +71,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if state.State == store.PDFUploaded {
+	if state.State == pmsbridge.PDFUploaded {
 		return nil // done before (a redelivered task)
 	}
 	patient, err := h.Store.GetPatient(ctx, prog.PatientID)
@@ -80,7 +79,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("programme's patient: %w", err)
 	}
 	if patient.Link == nil {
-		return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: store.PDFNotLinked,
+		return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFNotLinked,
 			Cause: pmsbridge.CauseNotLinked, Reason: "The patient is not linked to Cliniko, so there is nowhere to send the PDF."})
 	}
 	pr, key, cu, err := h.uploadKey(ctx, prog.PractitionerID, patient)
@@ -89,18 +88,19 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
-	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
-	lock, err := h.Client.rdb.SetNX(ctx, lockKey, 1, uploadLockTTL).Result()
+	lock, ok, err := h.Store.LockUpload(ctx, prog.ID, prog.Version, uploadLockTTL)
 	if err != nil {
 		return err
 	}
-	if !lock {
+	if !ok {
 		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
 	}
-	stopRenew := h.renewLock(ctx, lockKey)
+	stopRenew := h.renewLock(ctx, lock)
 	defer func() {
 		stopRenew()
-		h.Client.rdb.Del(context.WithoutCancel(ctx), lockKey)
+		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+			h.Log.Warn("release upload lock", "programme_id", prog.ID, "version", prog.Version, "err", err)
+		}
 	}()
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
@@ -117,12 +117,18 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	}
 	body, err := h.Render(ProgrammeDocument(ctx, h.Store, prog, patient, h.AccessURL))
 	if err != nil {
-		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "the PDF could not be made", Err: err}
+		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
 	}
 	desc := fmt.Sprintf("Home exercise programme: %s (version %d) %s", prog.Title, prog.Version, marker)
 	if n := len([]rune(desc)); n > 255 {
 		title := []rune(prog.Title)
 		desc = fmt.Sprintf("Home exercise programme: %s… (version %d) %s", string(title[:max(0, len(title)-(n-255)-1)]), prog.Version, marker)
+	}
+	// Still ours? A Redis failover can lose the lock (and the task's
+	// dequeue) while this runs, and hand the task to another worker on the
+	// new primary; the attachment is the one step that cannot be undone.
+	if held, err := lock.Held(ctx); err != nil || !held {
+		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
 	}
 	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog.ID, prog.Version), desc, body)
 	if err != nil {
@@ -142,9 +148,9 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 // start.
 const uploadLockTTL = 40 * time.Second
 
-// renewLock keeps key alive while the handler runs; the returned function
+// renewLock keeps lock alive while the handler runs; the returned function
 // stops the renewal.
-func (h *Handlers) renewLock(ctx context.Context, key string) func() {
+func (h *Handlers) renewLock(ctx context.Context, lock *store.Lock) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -156,7 +162,9 @@ func (h *Handlers) renewLock(ctx context.Context, key string) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				h.Client.rdb.PExpire(ctx, key, uploadLockTTL)
+				if err := lock.Renew(ctx); err != nil && ctx.Err() == nil {
+					h.Log.Warn("renew upload lock", "err", err)
+				}
 			}
 		}
 	}()
@@ -164,12 +172,12 @@ func (h *Handlers) renewLock(ctx context.Context, key string) func() {
 }
 
 func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attachmentID string) error {
-	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: store.PDFUploaded, AttachmentID: attachmentID})
+	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: attachmentID})
 }
 
 // markPDFFailed records a permanent failure on the programme version.
 func (h *Handlers) markPDFFailed(ctx context.Context, programmeID string, version int, cause pmsbridge.Cause, reason string) {
-	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: store.PDFFailed, Cause: cause, Reason: reason}); err != nil {
+	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: pmsbridge.PDFFailed, Cause: cause, Reason: reason}); err != nil {
 		h.Log.Error("record pdf failure", "programme_id", programmeID, "version", version, "err", err)
 	}
 }
@@ -194,7 +202,7 @@ func (h *Handlers) uploadKey(ctx context.Context, assignerID string, patient sto
 		}
 	}
 	return store.Practitioner{}, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey,
-		"neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account: add one under Cliniko settings")
+		"Neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account.")
 }
 
 // ProgrammeDocument gathers what a programme version's PDF shows: the

@@ -62,7 +62,7 @@ func (b *bundle) checkOneAttachment(t *testing.T, p pmsbridge.Programme, cliniko
 		t.Fatalf("programme %s v%d: %d attachments in Cliniko, want 1", p.ID, p.Version, len(got))
 	}
 	st := b.pdfState(t, p)
-	if st.State != store.PDFUploaded || st.AttachmentID != got[0].ID {
+	if st.State != pmsbridge.PDFUploaded || st.AttachmentID != got[0].ID {
 		t.Errorf("PDF state %+v, want uploaded with attachment %s", st, got[0].ID)
 	}
 	return got[0]
@@ -181,19 +181,21 @@ func TestUploadWorkerDiesBeforeCreate(t *testing.T) {
 	if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 0 {
 		t.Fatalf("%d attachments after the cancelled run, want 0", n)
 	}
-	if st := b.pdfState(t, prog); st.State == store.PDFUploaded {
+	if st := b.pdfState(t, prog); st.State == pmsbridge.PDFUploaded {
 		t.Fatalf("state %+v after the cancelled run", st)
 	}
 
 	// A worker that died outright leaves its lock: a redelivery waits.
-	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
-	if err := b.rdb.Set(b.ctx, lockKey, 1, time.Minute).Err(); err != nil {
-		t.Fatal(err)
+	lock, ok, err := b.st.LockUpload(b.ctx, prog.ID, prog.Version, time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("take the dead worker's lock: %v, %v", ok, err)
 	}
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); Decide(err) != Snooze {
 		t.Errorf("run while locked: %v, want a snooze", err)
 	}
-	b.rdb.Del(b.ctx, lockKey)
+	if err := lock.Release(b.ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)
@@ -221,18 +223,18 @@ func TestUploadNotPossible(t *testing.T) {
 		{"scheduler key", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
 			return b.programme(t, "", b.patient, sched, "Ankle"), clinikotest.DemoPatientID
-		}, StateFailed, store.PDFState{State: store.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden}, pmsbridge.CauseClinikoForbidden, "role"},
+		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden}, pmsbridge.CauseClinikoForbidden, "role"},
 		{"no key for assigner nor owner", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			if err := b.st.DeleteClinikoKey(b.ctx, b.pr.ID); err != nil {
 				t.Fatal(err)
 			}
 			other := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 			return b.programme(t, "", b.patient, other, "Ankle"), clinikotest.DemoPatientID
-		}, StateFailed, store.PDFState{State: store.PDFFailed, Cause: pmsbridge.CauseNoClinikoKey}, pmsbridge.CauseNoClinikoKey, "Cliniko settings"},
+		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseNoClinikoKey}, pmsbridge.CauseNoClinikoKey, "has a Cliniko API key"},
 		{"not linked", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			b.unlink(t, b.patient.ID)
 			return b.programme(t, "", b.patient, b.pr, "Ankle"), clinikotest.DemoPatientID
-		}, StateDone, store.PDFState{State: store.PDFNotLinked, Cause: pmsbridge.CauseNotLinked}, "", "not linked"},
+		}, StateDone, store.PDFState{State: pmsbridge.PDFNotLinked, Cause: pmsbridge.CauseNotLinked}, "", "not linked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -352,7 +354,7 @@ func TestUploadBurst(t *testing.T) {
 	wg.Wait()
 	waitFor(t, 40*time.Second, "60 uploads", func() bool {
 		for _, p := range progs {
-			if st, _ := b.st.PDFStateOf(b.ctx, p.ID, p.Version); st.State != store.PDFUploaded {
+			if st, _ := b.st.PDFStateOf(b.ctx, p.ID, p.Version); st.State != pmsbridge.PDFUploaded {
 				return false
 			}
 		}
@@ -387,7 +389,7 @@ func TestUploadRetriesExhausted(t *testing.T) {
 	if f := b.failure(t, id); !f.Permanent || f.Cause != pmsbridge.CauseClinikoUnavailable {
 		t.Errorf("ledger entry %+v, want a permanent cliniko_unavailable failure", f)
 	}
-	if st := b.pdfState(t, prog); st.State != store.PDFFailed || st.Cause != pmsbridge.CauseClinikoUnavailable {
+	if st := b.pdfState(t, prog); st.State != pmsbridge.PDFFailed || st.Cause != pmsbridge.CauseClinikoUnavailable {
 		t.Errorf("PDF state %+v, want failed with cliniko_unavailable", st)
 	}
 }
@@ -407,7 +409,38 @@ func TestUploadLateFailureKeepsUploaded(t *testing.T) {
 	a := b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
 	late := &busyError{what: "upload of this programme version"}
 	b.h.HandleError(b.ctx, newTask(TypeUploadPDF, uploadPayload(prog)), permanent(late))
-	if st := b.pdfState(t, prog); st.State != store.PDFUploaded || st.AttachmentID != a.ID {
+	if st := b.pdfState(t, prog); st.State != pmsbridge.PDFUploaded || st.AttachmentID != a.ID {
 		t.Errorf("PDF state after a late failure %+v, want uploaded with attachment %s", st, a.ID)
 	}
+}
+
+// TestUploadLockLostBeforeCreate: the upload's lock changes hands while
+// the upload runs (a Redis failover lost it, and a worker on the new
+// primary took the task): the first run creates no attachment and waits
+// (snooze); the lock's new holder keeps its lock.
+func TestUploadLockLostBeforeCreate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	prog := b.programme(t, "", b.patient, b.pr, "Ankle")
+	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
+	b.setOnCall(func(c cliniko.Call) {
+		if c.Op == "list_attachments" {
+			b.rdb.Set(context.Background(), lockKey, "another-worker", time.Minute)
+		}
+	})
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); Decide(err) != Snooze {
+		t.Fatalf("run whose lock was taken: %v, want a snooze", err)
+	}
+	b.setOnCall(nil)
+	if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 0 || b.sb.RequestCount("create_attachment") != 0 {
+		t.Fatalf("%d attachments, %d create calls; want none", n, b.sb.RequestCount("create_attachment"))
+	}
+	if got := b.rdb.Get(b.ctx, lockKey).Val(); got != "another-worker" {
+		t.Errorf("lock %q after the run, want the other worker's", got)
+	}
+	b.rdb.Del(b.ctx, lockKey)
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
+		t.Fatal(err)
+	}
+	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
 }

@@ -10,10 +10,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// Defaults of WorkerConfig and Deps (the worker.concurrency and
+// sync.interval configuration keys take theirs from here).
+const (
+	// DefaultConcurrency is how many tasks one work process runs at once.
+	DefaultConcurrency = 10
+	// DefaultSyncInterval is the period of the birth-year sync.
+	DefaultSyncInterval = 15 * time.Minute
+)
+
 // WorkerConfig configures a work process. The zero value of each field means
 // its default.
 type WorkerConfig struct {
-	// Concurrency is how many tasks run at once across all queues. Default 10.
+	// Concurrency is how many tasks run at once across all queues. Default
+	// DefaultConcurrency.
 	Concurrency int
 	// ImportConcurrency is how many import tasks run at once on the fast
 	// import server. Default 4.
@@ -28,14 +38,12 @@ type WorkerConfig struct {
 	// ShutdownTimeout is how long running tasks may finish on shutdown
 	// before they are handed back to the queue. Default 8s.
 	ShutdownTimeout time.Duration
-	// SyncInterval is how often the birth-year sync runs. Default 15m.
-	SyncInterval time.Duration
 }
 
 // WithDefaults returns a copy with every unset field at its default.
 func (c WorkerConfig) WithDefaults() WorkerConfig {
 	if c.Concurrency == 0 {
-		c.Concurrency = 10
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.ImportConcurrency == 0 {
 		c.ImportConcurrency = 4
@@ -48,9 +56,6 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 8 * time.Second
-	}
-	if c.SyncInterval == 0 {
-		c.SyncInterval = 15 * time.Minute
 	}
 	return c
 }
@@ -108,11 +113,12 @@ func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig, handler asynq.Handle
 	}
 }
 
-// Every registers a periodic task, run every interval by the scheduler.
-// Tasks should carry a deterministic TaskID per period so that several work
-// processes enqueue one task per period between them.
-func (w *Worker) Every(interval time.Duration, task *asynq.Task, opts ...asynq.Option) {
-	w.periods = append(w.periods, periodic{spec: "@every " + interval.String(), task: task, opts: opts})
+// Every registers a periodic task, run every interval by the scheduler
+// with its type's options (taskSpecs). Every work process's scheduler
+// enqueues it, so its handler must run once per period between them (the
+// sync tick claims its period).
+func (w *Worker) Every(interval time.Duration, task *asynq.Task) {
+	w.periods = append(w.periods, periodic{spec: "@every " + interval.String(), task: task, opts: TaskOptions(task.Type())})
 }
 
 // Start starts the servers and the scheduler.

@@ -7,17 +7,17 @@ import "github.com/physitrack/pmsbridge"
 // state becomes mismatch and ClinikoYear keeps Cliniko's year so a person
 // can choose it.
 func (p *Patient) ApplyClinikoBirthYear(by pmsbridge.BirthYear) {
-	if p.BirthYearSource == BirthYearManual && p.YearOfBirth != 0 {
-		if by.Status == BirthYearOK && by.Year != p.YearOfBirth {
-			p.BirthYearStatus = BirthYearMismatch
+	if p.BirthYearSource == pmsbridge.BirthYearManual && p.YearOfBirth != 0 {
+		if by.Status == pmsbridge.BirthYearOK && by.Year != p.YearOfBirth {
+			p.BirthYearStatus = pmsbridge.BirthYearMismatch
 			p.ClinikoYear = by.Year
 		} else {
-			p.BirthYearStatus = BirthYearOK
+			p.BirthYearStatus = pmsbridge.BirthYearOK
 			p.ClinikoYear = 0
 		}
 		return
 	}
-	p.BirthYearSource = BirthYearFromCliniko
+	p.BirthYearSource = pmsbridge.BirthYearFromCliniko
 	p.YearOfBirth = by.Year
 	p.BirthYearStatus = by.Status
 	p.BirthYearRaw = by.Raw
@@ -27,8 +27,8 @@ func (p *Patient) ApplyClinikoBirthYear(by pmsbridge.BirthYear) {
 // SetManualYear records a year of birth set by hand in the app.
 func (p *Patient) SetManualYear(year int) {
 	p.YearOfBirth = year
-	p.BirthYearSource = BirthYearManual
-	p.BirthYearStatus = BirthYearOK
+	p.BirthYearSource = pmsbridge.BirthYearManual
+	p.BirthYearStatus = pmsbridge.BirthYearOK
 	p.BirthYearRaw = ""
 	p.ClinikoYear = 0
 }
@@ -36,12 +36,12 @@ func (p *Patient) SetManualYear(year int) {
 // UseClinikoYear resolves a mismatch in Cliniko's favour: the year comes
 // from Cliniko again and later syncs keep it up to date.
 func (p *Patient) UseClinikoYear() bool {
-	if p.BirthYearStatus != BirthYearMismatch || p.ClinikoYear == 0 {
+	if p.BirthYearStatus != pmsbridge.BirthYearMismatch || p.ClinikoYear == 0 {
 		return false
 	}
 	p.YearOfBirth = p.ClinikoYear
-	p.BirthYearSource = BirthYearFromCliniko
-	p.BirthYearStatus = BirthYearOK
+	p.BirthYearSource = pmsbridge.BirthYearFromCliniko
+	p.BirthYearStatus = pmsbridge.BirthYearOK
 	p.ClinikoYear = 0
 	return true
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -27,6 +28,9 @@ const KeySize = 32
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	// macKeys are derived from the keys, current first: index keys made
+	// from secrets (access codes) are keyed hashes under them.
+	macKeys [][]byte
 }
 
 // NewKeyring returns a keyring that encrypts with current and decrypts with
@@ -52,6 +56,9 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 			continue // the same key listed twice
 		}
 		k.aeads[id] = aead
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("pmsbridge index mac key v1"))
+		k.macKeys = append(k.macKeys, m.Sum(nil))
 	}
 	return k, nil
 }
@@ -62,20 +69,32 @@ func KeyID(key []byte) string {
 	return hex.EncodeToString(h[:4])
 }
 
-// ParseKey decodes a base64 key (standard or URL alphabet, padded or not),
-// as found in secrets.encryption_key, and checks its length.
+// ParseKey is the one decoder of encryption keys as configured
+// (secrets.encryption_key and previous_encryption_keys): base64, standard
+// or URL alphabet, padded or not, surrounding space ignored, KeySize bytes.
+// Its errors never quote the key, read after the name of the setting
+// ("must decode to 32 bytes, got 5"), and satisfy errors.Is(err,
+// ErrInvalid).
 func ParseKey(b64 string) ([]byte, error) {
 	s := strings.TrimRight(strings.TrimSpace(b64), "=")
 	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
 		if b, err := enc.DecodeString(s); err == nil {
 			if len(b) != KeySize {
-				return nil, fmt.Errorf("parse key: %d bytes, want %d: %w", len(b), KeySize, ErrInvalid)
+				return nil, keyError(fmt.Sprintf("must decode to %d bytes, got %d", KeySize, len(b)))
 			}
 			return b, nil
 		}
 	}
-	return nil, fmt.Errorf("parse key: not base64: %w", ErrInvalid)
+	return nil, keyError("is not valid base64")
 }
+
+// keyError is a problem with a configured key's text.
+type keyError string
+
+func (e keyError) Error() string { return string(e) }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e keyError) Is(target error) bool { return target == ErrInvalid }
 
 // A nil *Keyring is a store opened without keys: it encrypts and decrypts
 // nothing (ErrNoKey) and has nothing to rotate.
@@ -139,4 +158,27 @@ func (k *Keyring) NeedsRotation(ciphertext string) bool {
 		return false
 	}
 	return !strings.HasPrefix(ciphertext, "v1:"+k.current+":")
+}
+
+// MAC is a keyed hash of value for purpose (HMAC-SHA256 under a key
+// derived from the current encryption key; 32 hex digits). Index keys
+// made from secrets use it, so that Redis never holds the secret: the
+// access code index is keyed by MAC("code", code). A rotation changes it:
+// look-ups try MACs (every key of the ring) and Store.Reencrypt moves the
+// index to the current key.
+func (k *Keyring) MAC(purpose, value string) string { return macWith(k.macKeys[0], purpose, value) }
+
+// MACs is MAC under every key of the keyring, the current one first.
+func (k *Keyring) MACs(purpose, value string) []string {
+	out := make([]string, len(k.macKeys))
+	for i, key := range k.macKeys {
+		out[i] = macWith(key, purpose, value)
+	}
+	return out
+}
+
+func macWith(key []byte, purpose, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose + "\x00" + value))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }

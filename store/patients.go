@@ -9,22 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/redis/go-redis/v9"
 )
 
-// Birth-year states (Patient.BirthYearStatus).
-const (
-	BirthYearOK       = "ok"       // YearOfBirth is set and trusted
-	BirthYearMissing  = "missing"  // Cliniko has no date of birth
-	BirthYearInvalid  = "invalid"  // Cliniko's value is unusable; BirthYearRaw keeps it
-	BirthYearMismatch = "mismatch" // a manual year differs from Cliniko's (ClinikoYear)
-)
-
-// Birth-year sources (Patient.BirthYearSource).
-const (
-	BirthYearFromCliniko = "cliniko"
-	BirthYearManual      = "manual"
-)
+// MaxPatientFieldBytes is the most a patient's text field (a name, the
+// email, the mobile, the gender, the raw birth date) may hold, in bytes.
+const MaxPatientFieldBytes = 500
 
 // Patient is a patient of a subscription. Names, contact details, gender
 // and birth data are encrypted at rest.
@@ -41,11 +32,11 @@ type Patient struct {
 	Mobile      string   `json:"mobile"`
 	Gender      string   `json:"gender"`
 	YearOfBirth int      `json:"year_of_birth"` // 0 when unknown
-	// BirthYearStatus is one of BirthYearOK, BirthYearMissing,
-	// BirthYearInvalid, BirthYearMismatch.
-	BirthYearStatus string `json:"birth_year_status"`
-	// BirthYearSource is BirthYearFromCliniko or BirthYearManual.
-	BirthYearSource string `json:"birth_year_source"`
+	// BirthYearStatus says how far YearOfBirth can be trusted; with
+	// mismatch, ClinikoYear holds Cliniko's differing year.
+	BirthYearStatus pmsbridge.BirthYearStatus `json:"birth_year_status"`
+	// BirthYearSource says where YearOfBirth comes from.
+	BirthYearSource pmsbridge.BirthYearSource `json:"birth_year_source"`
 	// BirthYearRaw is Cliniko's raw date of birth, kept when it is invalid.
 	BirthYearRaw string `json:"birth_year_raw"`
 	// ClinikoYear is Cliniko's year when it differs from a manual one.
@@ -69,16 +60,16 @@ type Link struct {
 
 // patientRecord is what Redis holds for a patient.
 type patientRecord struct {
-	ID              string    `json:"id"`
-	SubscriptionID  string    `json:"subscription_id"`
-	OwnerID         string    `json:"owner_id"`
-	SharedWith      []string  `json:"shared_with,omitempty"`
-	BirthYearStatus string    `json:"birth_year_status"`
-	BirthYearSource string    `json:"birth_year_source"`
-	CreatedAt       time.Time `json:"created_at"`
-	UpdatedAt       time.Time `json:"updated_at"`
-	Link            *Link     `json:"link,omitempty"`
-	Details         string    `json:"details"` // Keyring ciphertext of patientDetails
+	ID              string                    `json:"id"`
+	SubscriptionID  string                    `json:"subscription_id"`
+	OwnerID         string                    `json:"owner_id"`
+	SharedWith      []string                  `json:"shared_with,omitempty"`
+	BirthYearStatus pmsbridge.BirthYearStatus `json:"birth_year_status"`
+	BirthYearSource pmsbridge.BirthYearSource `json:"birth_year_source"`
+	CreatedAt       time.Time                 `json:"created_at"`
+	UpdatedAt       time.Time                 `json:"updated_at"`
+	Link            *Link                     `json:"link,omitempty"`
+	Details         string                    `json:"details"` // Keyring ciphertext of patientDetails
 }
 
 // patientDetails is the encrypted part of a patient.
@@ -141,17 +132,17 @@ func patientProblems(p Patient) []string {
 		"first name": p.FirstName, "last name": p.LastName, "email": p.Email,
 		"mobile": p.Mobile, "gender": p.Gender, "raw birth date": p.BirthYearRaw,
 	} {
-		if len(v) > 500 {
+		if len(v) > MaxPatientFieldBytes {
 			problems = append(problems, name+" is too long")
 		}
 	}
 	switch p.BirthYearStatus {
-	case "", BirthYearOK, BirthYearMissing, BirthYearInvalid, BirthYearMismatch:
+	case "", pmsbridge.BirthYearOK, pmsbridge.BirthYearMissing, pmsbridge.BirthYearInvalid, pmsbridge.BirthYearMismatch:
 	default:
 		problems = append(problems, "unknown birth year status")
 	}
 	switch p.BirthYearSource {
-	case "", BirthYearFromCliniko, BirthYearManual:
+	case "", pmsbridge.BirthYearFromCliniko, pmsbridge.BirthYearManual:
 	default:
 		problems = append(problems, "unknown birth year source")
 	}

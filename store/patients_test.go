@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -21,7 +22,7 @@ func TestImportPatient(t *testing.T) {
 	owner := b.practitioner(t, sub.ID, "a@example.com")
 	colleague := b.practitioner(t, sub.ID, "b@example.com")
 	in := store.Patient{FirstName: "Zoë", LastName: "O'Brien", Email: "z@example.org", Mobile: "0400",
-		Gender: "female", YearOfBirth: 1985, BirthYearStatus: store.BirthYearOK, BirthYearSource: store.BirthYearFromCliniko}
+		Gender: "female", YearOfBirth: 1985, BirthYearStatus: pmsbridge.BirthYearOK, BirthYearSource: pmsbridge.BirthYearFromCliniko}
 	got, created, err := b.store.ImportPatient(b.ctx, sub.ID, "au1", "836447129235883061", owner.ID, in)
 	if err != nil || !created {
 		t.Fatalf("ImportPatient = created %v, %v; want created", created, err)
@@ -182,7 +183,7 @@ func TestUpdatePatient(t *testing.T) {
 	b.clock.Advance(time.Hour)
 	got, err := b.store.UpdatePatient(b.ctx, p.ID, func(x *store.Patient) error {
 		x.LastName = "New"
-		x.YearOfBirth, x.BirthYearSource = 1990, store.BirthYearManual
+		x.YearOfBirth, x.BirthYearSource = 1990, pmsbridge.BirthYearManual
 		x.OwnerID, x.SubscriptionID, x.Link, x.SharedWith = "prac_evil", "sub_evil", nil, []string{"prac_evil"}
 		return nil
 	})
@@ -190,7 +191,7 @@ func TestUpdatePatient(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := p
-	want.LastName, want.YearOfBirth, want.BirthYearSource = "New", 1990, store.BirthYearManual
+	want.LastName, want.YearOfBirth, want.BirthYearSource = "New", 1990, pmsbridge.BirthYearManual
 	want.UpdatedAt = b.clock.Now()
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("UpdatePatient (-want +got):\n%s", diff)
@@ -372,7 +373,7 @@ func TestImportPatientRedisFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := store.Patient{FirstName: "Zoë", LastName: "O'Brien", BirthYearStatus: store.BirthYearMissing, BirthYearSource: store.BirthYearFromCliniko}
+			in := store.Patient{FirstName: "Zoë", LastName: "O'Brien", BirthYearStatus: pmsbridge.BirthYearMissing, BirthYearSource: pmsbridge.BirthYearFromCliniko}
 			got, _, err := st.ImportPatient(b.ctx, sub.ID, "au1", "1001", owner.ID, in)
 			if err != nil {
 				// The import job retries.

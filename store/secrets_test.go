@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -41,7 +42,7 @@ func TestNothingSensitiveInRedis(t *testing.T) {
 	}
 	p, _, err := b.store.ImportPatient(b.ctx, sub.ID, "au1", "836447129235883061", pr.ID, store.Patient{
 		FirstName: first, LastName: last, Email: email, Mobile: mobile,
-		BirthYearStatus: store.BirthYearInvalid, BirthYearRaw: rawDOB,
+		BirthYearStatus: pmsbridge.BirthYearInvalid, BirthYearRaw: rawDOB,
 	})
 	if err != nil {
 		t.Fatal(err)

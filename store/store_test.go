@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
@@ -114,7 +115,7 @@ func (b *bundle) patient(t *testing.T, owner store.Practitioner, clinikoID, last
 	t.Helper()
 	p, _, err := b.store.ImportPatient(b.ctx, owner.SubscriptionID, "au1", clinikoID, owner.ID, store.Patient{
 		FirstName: "Pat", LastName: last, YearOfBirth: 1985,
-		BirthYearStatus: store.BirthYearOK, BirthYearSource: store.BirthYearFromCliniko,
+		BirthYearStatus: pmsbridge.BirthYearOK, BirthYearSource: pmsbridge.BirthYearFromCliniko,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,16 @@
   var started = Date.now();
   var delay = 400;
   var busyShown = /\bwarn\b/.test(el.className); // the server already says so
-  function busy() {
+  // What to say while the import is retried with a given cause, from the
+  // server's cause table: {"cliniko_unavailable": {"heading", "explain"}}.
+  var waiting = {};
+  try { waiting = JSON.parse(el.getAttribute("data-waiting") || "{}"); } catch (e) { waiting = {}; }
+  function busy(words) {
     if (busyShown) return;
     busyShown = true;
     el.className = el.className.replace(/\binfo\b/, "warn");
-    if (heading) heading.textContent = "Cliniko is busy — still trying";
-    if (explain) explain.textContent = "Cliniko is not answering right now, or asked us to slow down. pmsbridge keeps trying by itself; you do not need to do anything.";
+    if (heading) heading.textContent = words.heading;
+    if (explain) explain.textContent = words.explain;
   }
   function slow() {
     if (busyShown) return;
@@ -35,8 +39,8 @@
         if (!s) return;
         if (s.state === "done" && s.patient_url) { window.location.replace(s.patient_url); return; }
         if (s.state === "failed") { window.location.replace(here + "&check=1"); return; }
-        if (s.cause === "cliniko_unavailable" || s.cause === "cliniko_rate_limited") {
-          busy();
+        if (s.cause && waiting.hasOwnProperty(s.cause)) {
+          busy(waiting[s.cause]);
         } else if (Date.now() - started > 10000) {
           slow();
         }

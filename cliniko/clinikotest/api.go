@@ -232,7 +232,7 @@ func (s *Sandbox) patientJSON(shard string, p *Patient) map[string]any {
 		dob = *p.DateOfBirth
 	}
 	self := s.link(shard, "/patients/"+p.ID, nil)
-	return map[string]any{
+	m := map[string]any{
 		"id": p.ID, "title": nullable(p.Title), "first_name": p.FirstName, "last_name": p.LastName,
 		"preferred_first_name": nil, "label": strings.TrimSpace(p.FirstName + " " + p.LastName),
 		"email": nullable(p.Email), "date_of_birth": dob, "sex": nullable(p.Sex),
@@ -243,6 +243,10 @@ func (s *Sandbox) patientJSON(shard string, p *Patient) map[string]any {
 		"appointments": map[string]any{"links": map[string]string{"self": self + "/appointments"}},
 		"links":        map[string]string{"self": self},
 	}
+	for k, v := range p.Raw {
+		m[k] = v
+	}
+	return m
 }
 
 // visiblePatientLocked returns a patient of the account that is neither

@@ -16,7 +16,9 @@ package clinikotest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -123,6 +125,10 @@ type Patient struct {
 	DeletedAt      *time.Time `json:"deleted_at"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`
+	// Raw holds fields written into the patient's JSON exactly as given,
+	// over the usual ones: for tests of payloads the fields above cannot
+	// express (invalid UTF-8 in a string, a number where a string goes).
+	Raw map[string]json.RawMessage `json:"-"`
 }
 
 // Attachment is a file on a patient, with its content.
@@ -564,6 +570,7 @@ func (s *Sandbox) Attachments(patientID string) []Attachment {
 func clonePatient(p *Patient) Patient {
 	c := *p
 	c.PhoneNumbers = slices.Clone(p.PhoneNumbers)
+	c.Raw = maps.Clone(p.Raw)
 	if p.DateOfBirth != nil {
 		d := *p.DateOfBirth
 		c.DateOfBirth = &d

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -58,6 +59,8 @@ type Options struct {
 	Worker jobs.WorkerConfig
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Store adjusts the store's options (tests: smaller bounds).
+	Store func(*store.Options)
 }
 
 // Main is a running pmsbridge process.
@@ -127,7 +130,15 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now, DefaultTimeZone: m.cfg.TimeZone()})
+	ack := 0
+	if opts.Mode != ModeDev {
+		ack = m.cfg.Redis.AckReplicasFor()
+	}
+	so := store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack, DefaultTimeZone: m.cfg.TimeZone()}
+	if opts.Store != nil {
+		opts.Store(&so)
+	}
+	m.Store, err = store.New(m.rdb, so)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -137,11 +148,11 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		UserAgent:         m.cfg.Cliniko.UserAgent,
 		RequestsPerMinute: m.cfg.Cliniko.RequestsPerMinute,
 		Timeout:           m.cfg.Cliniko.Timeout,
-	}, m.rdb, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
+	}, cliniko.Budget{Redis: m.rdb, Key: m.Store.ClinikoBudgetKey}, cliniko.WithMetrics(cm), cliniko.WithObserver(jobs.AuditObserver(m.Store, m.log)))
 	if err != nil {
 		return nil, fmt.Errorf("cliniko: %w", err)
 	}
-	m.Jobs = jobs.NewClient(m.rdb)
+	m.Jobs = jobs.NewClient(m.rdb, m.Store)
 	jm := jobs.NewMetrics(m.reg, m.Store)
 
 	if opts.Mode.serves() {
@@ -163,14 +174,14 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
-		wc.SyncInterval = m.cfg.Sync.Interval
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
 		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
-		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask(), jobs.SyncTickOptions()...)
+		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
+		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}
 
 	if opts.Mode.serves() {
@@ -183,10 +194,18 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		for _, code := range config.RegionCodes {
 			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})
 		}
+		var proxies []netip.Prefix
+		for _, p := range m.cfg.HTTP.TrustedProxies {
+			pfx, err := config.ParseTrustedProxy(p)
+			if err != nil {
+				return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+			}
+			proxies = append(proxies, pfx)
+		}
 		srv := bridge.New(bridge.Config{
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
-			Version: opts.Version, Now: opts.Now,
+			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
 		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
 		m.server = &http.Server{
 			Handler:           srv,
@@ -294,15 +313,15 @@ func (m *Main) Close() error {
 }
 
 func keyring(s config.Secrets) (*store.Keyring, error) {
-	cur, err := config.DecodeKey(s.EncryptionKey)
+	cur, err := store.ParseKey(s.EncryptionKey)
 	if err != nil {
 		return nil, fmt.Errorf("secrets.encryption_key %w", err)
 	}
 	var prev [][]byte
 	for _, p := range s.PreviousEncryptionKeys {
-		k, err := config.DecodeKey(p)
+		k, err := store.ParseKey(p)
 		if err != nil {
-			return nil, fmt.Errorf("secrets.previous_encryption_keys: %w", err)
+			return nil, fmt.Errorf("secrets.previous_encryption_keys %w", err)
 		}
 		prev = append(prev, k)
 	}

@@ -75,7 +75,7 @@ func TestBirthYears(t *testing.T) {
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				doc := patientDoc(t, b, imported[tc.cid])
-				if doc.BirthYearStatus != tc.status || yearOf(doc) != tc.year || doc.BirthYearRaw != tc.raw || doc.BirthYearSource != "cliniko" {
+				if string(doc.BirthYearStatus) != tc.status || yearOf(doc) != tc.year || doc.BirthYearRaw != tc.raw || doc.BirthYearSource != "cliniko" {
 					t.Errorf("got status %q year %d raw %q source %q, want %q %d %q cliniko",
 						doc.BirthYearStatus, yearOf(doc), doc.BirthYearRaw, doc.BirthYearSource, tc.status, tc.year, tc.raw)
 				}

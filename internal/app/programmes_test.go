@@ -52,10 +52,10 @@ func programmeIn(doc bridge.PatientJSON, id string, version int) (bridge.Program
 
 // waitPDFState polls the patient JSON until the programme version's PDF is
 // in state want, and returns it.
-func waitPDFState(t *testing.T, e *apptest.Env, b *apptest.Browser, patientID, progID string, version int, want string) bridge.ProgrammeJSON {
+func waitPDFState(t *testing.T, e *apptest.Env, b *apptest.Browser, patientID, progID string, version int, want pmsbridge.PDFState) bridge.ProgrammeJSON {
 	t.Helper()
 	var got bridge.ProgrammeJSON
-	e.Eventually(progID+" pdf "+want, func() bool {
+	e.Eventually(progID+" pdf "+string(want), func() bool {
 		p, ok := programmeIn(patientDoc(t, b, patientID), progID, version)
 		got = p
 		return ok && p.PDF.State == want
@@ -218,7 +218,7 @@ func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 	}
 	var atts []clinikotest.Attachment
 	e.Eventually("the PDF in Cliniko", func() bool { atts = attachmentsOf(e, clinikotest.DemoPatientID); return len(atts) >= 1 })
-	got := waitPDFState(t, e, b, pid, v1.ID, 1, store.PDFUploaded)
+	got := waitPDFState(t, e, b, pid, v1.ID, 1, pmsbridge.PDFUploaded)
 	atts = stillExactly(t, e, clinikotest.DemoPatientID, 1)
 	a1 := atts[0]
 	if got.PDF.AttachmentID != a1.ID {
@@ -254,7 +254,7 @@ func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 		if v2.ID != v1.ID || v2.Version != 2 || v2.Code != v1.Code {
 			t.Fatalf("new version: %s v%d code %q, want %s v2 code %q", v2.ID, v2.Version, v2.Code, v1.ID, v1.Code)
 		}
-		waitPDFState(t, e, b, pid, v1.ID, 2, store.PDFUploaded)
+		waitPDFState(t, e, b, pid, v1.ID, 2, pmsbridge.PDFUploaded)
 		atts := stillExactly(t, e, clinikotest.DemoPatientID, 2)
 		if atts[1].ID == a1.ID || bytes.Equal(atts[1].Content, a1.Content) {
 			t.Errorf("the second version did not make a new PDF")
@@ -356,7 +356,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 				t.Fatal("import with a Scheduler key failed")
 			}
 			prog := assignProgramme(t, b, pid, kneeForm("Back care"))
-			failed := waitPDFState(t, e, b, pid, prog.ID, 1, store.PDFFailed)
+			failed := waitPDFState(t, e, b, pid, prog.ID, 1, pmsbridge.PDFFailed)
 			if failed.PDF.Cause != string(pmsbridge.CauseClinikoForbidden) || failed.PDF.Reason == "" {
 				t.Errorf("pdf = %+v, want cause cliniko_forbidden with a reason", failed.PDF)
 			}
@@ -374,7 +374,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			}
 
 			tc.fix(t, e, b, pid, prog)
-			done := waitPDFState(t, e, b, pid, prog.ID, 1, store.PDFUploaded)
+			done := waitPDFState(t, e, b, pid, prog.ID, 1, pmsbridge.PDFUploaded)
 			atts := stillExactly(t, e, clinikotest.DemoPatientID, 1)
 			if done.PDF.AttachmentID != atts[0].ID || done.PDF.Cause != "" {
 				t.Errorf("pdf = %+v, want attachment %s and no cause", done.PDF, atts[0].ID)

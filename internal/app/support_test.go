@@ -18,7 +18,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
@@ -343,7 +342,7 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("admin page: %d", page.StatusCode)
 		}
 		for cause, n := range map[pmsbridge.Cause]int{pmsbridge.CauseClinikoUnauthorized: 1, pmsbridge.CauseClinikoForbidden: 1, pmsbridge.CauseClinikoNotFound: 2, pmsbridge.CauseClinikoInvalid: 3} {
-			help := bridge.CauseHelps[cause]
+			help := cause.Info().Support
 			for _, want := range []string{
 				html.EscapeString(help.Title) + ` <span class="badge">` + string(cause) + `</span> <span class="badge error">` + strconv.Itoa(n) + `</span>`,
 				html.EscapeString(help.Means), html.EscapeString(help.Fix),
@@ -394,7 +393,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		if f, err := e.Store.GetFailure(ctx, uploadForbidden); err != nil || !f.Permanent || f.Attempts != 1 {
 			t.Errorf("after the refused replay: ledger entry %+v %v, want it untouched", f, err)
 		}
-		if st, _ := e.Store.PDFStateOf(ctx, samProg.ID, 1); st.State != store.PDFFailed {
+		if st, _ := e.Store.PDFStateOf(ctx, samProg.ID, 1); st.State != pmsbridge.PDFFailed {
 			t.Errorf("after the refused replay: pdf state %s, want failed", st.State)
 		}
 
@@ -405,7 +404,7 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
 		waitLedgerGone(t, e, uploadForbidden)
-		waitPDFState(t, e, bs, zoe, samProg.ID, 1, store.PDFUploaded)
+		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
 		stillExactly(t, e, clinikotest.DemoPatientID, 1)
 
 		// A job nobody will fix is deleted.
@@ -425,7 +424,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		e.Sandbox.EditPatient(lukasz, func(p *clinikotest.Patient) { p.ArchivedAt = nil })
 		admin := e.NewBrowser()
 		admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}})
-		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || !strings.Contains(r.Location(), "Replayed+1+job") {
+		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
 			t.Fatalf("group replay: %d to %q", r.StatusCode, r.Location())
 		}
 		waitLedgerGone(t, e, importArchived)
@@ -459,7 +458,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || strings.TrimSpace(r.Body) != `{"replayed":1}` {
 			t.Fatalf("API replay by id: %d %s", r.StatusCode, r.Body)
 		}
-		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || !strings.Contains(r.Location(), "Replayed+1+job") {
+		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
 			t.Fatalf("row replay: %d to %q", r.StatusCode, r.Location())
 		}
 		for _, id := range invalid {

@@ -54,7 +54,7 @@ func OpenTools(ctx context.Context, cfg config.Config) (*Tools, error) {
 		rdb.Close()
 		return nil, err
 	}
-	return &Tools{Store: st, Jobs: jobs.NewClient(rdb), Keys: keys, rdb: rdb}, nil
+	return &Tools{Store: st, Jobs: jobs.NewClient(rdb, st), Keys: keys, rdb: rdb}, nil
 }
 
 // Close closes the Redis connection.

@@ -110,7 +110,7 @@ func TestWebhookProgrammes(t *testing.T) {
 			t.Errorf("task payload holds more than ids: %s", ts[0].Payload)
 		}
 		p, ok := programmeIn(patientDoc(t, b, pid), "prg_123", 1)
-		if !ok || p.PDF.State != store.PDFPending || !codeRe.MatchString(p.Code) {
+		if !ok || p.PDF.State != pmsbridge.PDFPending || !codeRe.MatchString(p.Code) {
 			t.Fatalf("patient JSON: %+v (found %v), want prg_123 v1 pending with a code", p, ok)
 		}
 		code = p.Code
@@ -250,7 +250,7 @@ func TestWebhookProgrammes(t *testing.T) {
 		id string
 		n  int
 	}{{"prg_123", 1}, {"prg_123", 2}, {"prg_r5", 1}} {
-		waitPDFState(t, e, b, pid, v.id, v.n, store.PDFUploaded)
+		waitPDFState(t, e, b, pid, v.id, v.n, pmsbridge.PDFUploaded)
 	}
 	atts := stillExactly(t, e, clinikotest.DemoPatientID, 3)
 	for _, a := range atts {

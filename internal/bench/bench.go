@@ -33,7 +33,7 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory) it holds; empty runs them all.
+	// burst, memory, limiter, login) it holds; empty runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
@@ -110,6 +110,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"pdf", r.pdf},
 		{"burst", r.burst},
 		{"memory", func(ctx context.Context) error { return r.memory(ctx, dir) }},
+		{"limiter", r.limiter},
+		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
 	}
 	for _, s := range steps {
 		if !o.wants(s.name) {

@@ -72,6 +72,12 @@ type PDFResult struct {
 	Cases map[string]*PDFCase
 }
 
+// LimiterResult is the limiter benchmark: per run, the share of the
+// budget two users flat out used (their mean, and the lower of the two).
+type LimiterResult struct {
+	Used, MinUsed []float64
+}
+
 // BurstResult is the upload burst scenario.
 type BurstResult struct {
 	Uploads int
@@ -92,6 +98,8 @@ type Report struct {
 	PDF      *PDFResult
 	Burst    *BurstResult
 	Memory   *MemoryResult
+	Limiter  *LimiterResult
+	Login    *LoginResult
 }
 
 func newReport(o Options) *Report {
@@ -222,6 +230,10 @@ func (r *Report) Markdown(command string) string {
 			w("| PDF render %s exercises (%s) | %.1f ms, %.0f KB | — | %s | %s |\n", strings.Split(name, "/")[1], strings.Split(name, "/")[0], med, c.Bytes/1000, target, ok)
 		}
 	}
+	if l := r.Limiter; l != nil {
+		w("| Cliniko limiter, two users flat out on one Redis: share of each user's budget used | %.2f (lower user %.2f) | budget = 1 + elapsed / (60 s / (0.98 × rate)) | ≤ 1.00, users alike | %s |\n",
+			loadgen.Median(l.Used), loadgen.Median(l.MinUsed), yes(loadgen.Median(l.Used) <= 1.0 && loadgen.Median(l.MinUsed) >= 0.9*loadgen.Median(l.Used)))
+	}
 	if bu := r.Burst; bu != nil {
 		for _, set := range [][]BurstRun{bu.Fast, bu.Real} {
 			if len(set) == 0 {
@@ -242,6 +254,9 @@ func (r *Report) Markdown(command string) string {
 	if m := r.Memory; m != nil {
 		w("| peak RSS of `pmsbridge run`, receiver load | %s | %s just after start | recorded | |\n", kib(m.ReceiverPeakKiB), kib(m.IdleKiB))
 		w("| peak RSS of `pmsbridge run`, upload burst | %s | | recorded | |\n", kib(m.BurstPeakKiB))
+	}
+	if l := r.Login; l != nil {
+		l.summaryRow(w)
 	}
 	w("\n")
 
@@ -370,6 +385,25 @@ func (r *Report) Markdown(command string) string {
 			m.ReceiverLoad.Throughput(), loadgen.Ms(m.ReceiverLoad.Percentile(99)), m.ReceiverLoad.Errors, kib(m.ReceiverPeakKiB))
 		w("| burst | scenario 5's burst at %d/min: %s | %s |\n\n", m.Burst.RPM, m.Burst, kib(m.BurstPeakKiB))
 		w("Reproduce: `go run ./cmd/pmsbridge-bench -only memory -out /tmp/b.md`\n\n")
+	}
+	if l := r.Limiter; l != nil {
+		w("## 7. Cliniko limiter: two users flat out on one Redis\n\n")
+		w("Command (from the module root):\n\n    %s\n\n", LimiterCommand)
+		w("`BenchmarkLimiterTwoUsers` (`cliniko/limiter_test.go`) runs two Cliniko users for one second each, four\n")
+		w("workers per user spread over two clients that share one Redis (two processes), at 6000 requests per\n")
+		w("minute per user against the sandbox without its own limit. `budget-used` is a user's requests over the\n")
+		w("budget the limiter allows in that time (1 + elapsed / spacing, GCRA with burst 1 and the 2%% margin):\n")
+		w("above 1.00 would be over Cliniko's limit; `min-budget-used` is the lower user's (far below the mean would\n")
+		w("mean one user slowed the other down). What is below 1.00 is time the workers spent between slots (Redis\n")
+		w("round trips, the jitter that keeps waiting workers from asking Redis at the same instant). The behaviour\n")
+		w("— one budget per user, shared by processes, refusing at once under `WithoutWaiting` — is tested without\n")
+		w("timing by `TestLimiterSharedBudgets`.\n\n")
+		w("| | median | runs |\n| --- | --- | --- |\n")
+		w("| budget used (mean of the two users) | %.2f | %s |\n", loadgen.Median(l.Used), fmtList(l.Used, "%.2f"))
+		w("| budget used (lower user) | %.2f | %s |\n\n", loadgen.Median(l.MinUsed), fmtList(l.MinUsed, "%.2f"))
+	}
+	if l := r.Login; l != nil {
+		l.section(w)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
@@ -178,8 +179,8 @@ func (r *runner) noopThroughput(ctx context.Context, n int) (time.Duration, erro
 	client := asynq.NewClientFromRedisClient(rdb)
 	payload := []byte(`{"practitioner_id":"prc_aaaaaaaaaaaaaaaaaaaaaaaa","subscription_id":"sub_aaaaaaaaaaaaaaaaaaaaaaaa","shard":"au1","cliniko_patient_id":"836447129235883061"}`)
 	for i := 0; i < n; i++ {
-		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), asynq.Queue(jobs.QueueImport),
-			asynq.TaskID("noop:"+strconv.Itoa(i)), asynq.MaxRetry(8), asynq.Timeout(60*time.Second), asynq.Retention(10*time.Minute)); err != nil {
+		opts := append(jobs.TaskOptions(jobs.TypeImportPatient), asynq.TaskID("noop:"+strconv.Itoa(i)))
+		if _, err := client.EnqueueContext(ctx, asynq.NewTask("bench:noop", payload), opts...); err != nil {
 			return 0, err
 		}
 	}
@@ -261,6 +262,41 @@ func (r *runner) pdf(ctx context.Context) error {
 		r.logf("  %s: median %.1f ms, %.0f KB", name, loadgen.Median(c.Ms), c.Bytes/1000)
 	}
 	r.rep.PDF = res
+	return nil
+}
+
+// Limiter scenario: the cliniko package's own benchmark of two Cliniko
+// users flat out through two clients on one Redis.
+var limiterBenchLine = regexp.MustCompile(`^BenchmarkLimiterTwoUsers-\d+\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) budget-used\s+([\d.]+) min-budget-used`)
+
+// LimiterCommand reproduces the limiter figures.
+const LimiterCommand = "go test ./cliniko -run '^$' -bench LimiterTwoUsers -benchtime 3x -count 5"
+
+// limiter measures scenario 7 with BenchmarkLimiterTwoUsers
+// (cliniko/limiter_test.go).
+func (r *runner) limiter(ctx context.Context) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "github.com/physitrack/pmsbridge/cliniko", "-run", "^$", "-bench", "LimiterTwoUsers", "-benchtime", "3x", "-count", strconv.Itoa(r.o.Runs))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("limiter benchmark: %w\n%s", err, out)
+	}
+	res := &LimiterResult{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		m := limiterBenchLine.FindStringSubmatch(strings.TrimSpace(sc.Text()))
+		if m == nil {
+			continue
+		}
+		used, _ := strconv.ParseFloat(m[1], 64)
+		low, _ := strconv.ParseFloat(m[2], 64)
+		res.Used = append(res.Used, used)
+		res.MinUsed = append(res.MinUsed, low)
+	}
+	if len(res.Used) == 0 {
+		return fmt.Errorf("no BenchmarkLimiterTwoUsers results in:\n%s", out)
+	}
+	r.logf("  budget used: median %.2f (lower user %.2f)", loadgen.Median(res.Used), loadgen.Median(res.MinUsed))
+	r.rep.Limiter = res
 	return nil
 }
 
@@ -387,7 +423,7 @@ func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *cliniko
 		done := 0
 		for i := 0; i < burstUploads; i++ {
 			st, err := t.store.PDFStateOf(ctx, fmt.Sprintf("prg_burst_%d", i), 1)
-			if err == nil && st.State == store.PDFUploaded {
+			if err == nil && st.State == pmsbridge.PDFUploaded {
 				done++
 			}
 		}

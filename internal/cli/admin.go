@@ -12,9 +12,9 @@ import (
 )
 
 func (e *env) adminCmd() *cobra.Command {
-	root := &cobra.Command{Use: "admin", Short: "Administration: subscriptions, practitioners, sharing",
-		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners and set
-a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
+	root := &cobra.Command{Use: "admin", Short: "Administration: subscriptions, practitioners, sharing, transfers",
+		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners, set
+a subscription's sharing groups and transfer patients. Mirrors the admin API (/admin/api/…).
 
   pmsbridge admin subscription create --name "City Physio" [--time-zone Australia/Perth]
   pmsbridge admin subscription list
@@ -22,6 +22,7 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
   pmsbridge admin practitioner list --subscription sub_…
   pmsbridge admin practitioner deactivate prac_…
   pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a] [--yes]
+  pmsbridge admin patient transfer pat_… --to prac_…
 
 ` + confirmRule,
 		RunE: groupRunE}
@@ -162,7 +163,27 @@ changes nothing; answering anything but "y" exits 1 ("Nothing changed.").`, cobr
 	sharingSet.Flags().StringSliceVar(&content, "content", nil, "practitioner ids in the content-sharing group")
 	sharing.AddCommand(sharingSet)
 
-	root.AddCommand(sub, prac, sharing)
+	patient := &cobra.Command{Use: "patient", Short: "Patients: support's transfer", RunE: groupRunE}
+	var to string
+	patientTransfer := e.toolsCmd("transfer PATIENT", "Make another practitioner of the clinic the patient's owner (written to the patient's audit log)", "", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			if to == "" {
+				return usageError{errors.New("--to is required: the id of the practitioner who becomes the owner")}
+			}
+			prev, err := t.Store.TransferBySupport(cmd.Context(), args[0], to)
+			if err != nil {
+				return storeErr(err)
+			}
+			if asJSON {
+				return e.printJSON(map[string]string{"id": args[0], "owner_id": to, "previous_owner_id": prev})
+			}
+			fmt.Fprintf(e.stdout, "Transferred %s from %s to %s\n", args[0], prev, to)
+			return nil
+		})
+	patientTransfer.Flags().StringVar(&to, "to", "", "id of the practitioner who becomes the owner (required)")
+	patient.AddCommand(patientTransfer)
+
+	root.AddCommand(sub, prac, sharing, patient)
 	return root
 }
 

@@ -167,7 +167,7 @@ func (e *env) serverCmd(mode app.Mode) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   string(mode),
 		Short: modeHelp[mode][0],
-		Long:  modeHelp[mode][1] + "\n\nRequired: region, cliniko.user_agent, secrets.encryption_key (flags, PMSBRIDGE_* or --config).",
+		Long:  modeHelp[mode][1] + "\n\nRequired: " + requiredKeys() + " (flags, PMSBRIDGE_* or --config).",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := e.loadConfig(cmd)
@@ -184,6 +184,17 @@ func (e *env) serverCmd(mode app.Mode) *cobra.Command {
 	config.AddFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets hidden) and exit")
 	return cmd
+}
+
+// requiredKeys lists the configuration keys without which nothing starts.
+func requiredKeys() string {
+	var names []string
+	for _, k := range config.Keys {
+		if k.Required {
+			names = append(names, k.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // loadConfig loads and validates the configuration for a command.

@@ -175,8 +175,10 @@ Causes: ` + causeList(),
 					Audit []store.AuditEntry `json:"audit"`
 				}{j, audit})
 			}
+			help := x.Cause.Info().Support
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			for _, kv := range [][2]string{{"id", j.ID}, {"type", j.Type}, {"queue", j.Queue}, {"state", j.State}, {"cause", j.Cause}, {"reason", j.Reason},
+			for _, kv := range [][2]string{{"id", j.ID}, {"type", j.Type}, {"queue", j.Queue}, {"state", j.State}, {"cause", j.Cause + " (" + help.Title + ")"}, {"reason", j.Reason},
+				{"what it means", help.Means}, {"how to fix", help.Fix},
 				{"practitioner", j.PractitionerID}, {"patient", j.PatientID}, {"programme", j.ProgrammeID}, {"attempts", fmt.Sprint(j.Attempts)},
 				{"first failed", j.FirstFailedAt.Local().Format(time.RFC3339)}, {"last failed", j.LastFailedAt.Local().Format(time.RFC3339)}} {
 				if kv[1] != "" {

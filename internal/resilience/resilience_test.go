@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
@@ -133,7 +134,7 @@ func (b *bundle) waitUploaded(vs []version, timeout time.Duration) {
 		var pending []string
 		for _, v := range vs {
 			st, err := b.st.PDFStateOf(context.Background(), v.id, v.v)
-			if err != nil || st.State != store.PDFUploaded {
+			if err != nil || st.State != pmsbridge.PDFUploaded {
 				pending = append(pending, fmt.Sprintf("%s v%d (%s %s)", v.id, v.v, st.State, st.Cause))
 			}
 		}
@@ -282,7 +283,7 @@ func TestClinikoFlaky(t *testing.T) {
 	b.assertExactlyOnce(vs)
 	for _, v := range vs {
 		st, _ := b.st.PDFStateOf(context.Background(), v.id, v.v)
-		if st.State != store.PDFUploaded {
+		if st.State != pmsbridge.PDFUploaded {
 			t.Errorf("%s: state %s", v.id, st.State)
 		}
 	}
@@ -308,7 +309,7 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 	}
 	done := 0
 	for _, v := range vs {
-		if st, err := b.st.PDFStateOf(context.Background(), v.id, v.v); err == nil && st.State == store.PDFUploaded {
+		if st, err := b.st.PDFStateOf(context.Background(), v.id, v.v); err == nil && st.State == pmsbridge.PDFUploaded {
 			done++
 		}
 	}

@@ -290,7 +290,7 @@ func OpenStore(redisURL, encryptionKey string) (*store.Store, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := config.DecodeKey(encryptionKey)
+	key, err := store.ParseKey(encryptionKey)
 	if err != nil {
 		return nil, nil, err
 	}
