@@ -182,17 +182,18 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 
 func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		TimeZone string `json:"time_zone"` // IANA; "": the region's
 	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name)
+	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name, store.WithTimeZone(in.TimeZone))
 	if err != nil {
 		s.errorJSON(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name})
+	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name, "time_zone": sub.TimeZone})
 }
 
 // PractitionerJSON is a practitioner in the admin API.

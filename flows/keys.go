@@ -14,7 +14,8 @@ import (
 const maxKey = 200
 
 // SaveKey checks a practitioner's Cliniko API key with Cliniko (GET /user)
-// and saves it with the Cliniko user it belongs to; then the practitioner's
+// and saves it with the Cliniko user and account (GET /businesses) it
+// belongs to, which the clinic adopts when it has none; then the practitioner's
 // jobs that failed for key reasons run again (ReplayCauses). It reports how
 // many were replayed. A key that cannot be used is *Error Invalid, in the
 // cause table's words for what Cliniko said (Clinician.KeyCheck); nothing
@@ -41,9 +42,11 @@ func (f *Flows) SaveKey(ctx context.Context, pr store.Practitioner, key string) 
 		return 0, &Error{Code: Invalid, Message: words, Err: err}
 	}
 	cu := store.ClinikoUser{ID: u.ID, Name: u.Name(), Email: u.Email, Role: u.Role, Shard: shard}
+	cu.Account = f.keyAccount(jobs.WithActor(ctx, pr.ID, ""), cliniko.Auth{Key: key, UserID: u.ID}, shard)
 	if err := f.Store.SetClinikoKey(ctx, pr.ID, key, cu); err != nil {
 		return 0, err
 	}
+	f.adoptKeyAccount(ctx, pr.SubscriptionID, cu.Account)
 	n, err := f.Jobs.ReplayMatching(ctx, jobs.ReplayFilter{PractitionerID: pr.ID, Causes: ReplayCauses(u.Role)})
 	if err != nil {
 		// The key is saved; support can replay what is left.
