@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // TestCanUpload: the roles that may upload patient files are the ones the
@@ -16,13 +16,13 @@ func TestCanUpload(t *testing.T) {
 		role string
 		want bool
 	}{
-		{clinikotest.RoleAdministrator, true},
-		{clinikotest.RolePractitioner, true},
-		{clinikotest.RoleReceptionist, true},
-		{clinikotest.RolePowerReceptionist, true},
+		{sandbox.RoleAdministrator, true},
+		{sandbox.RolePractitioner, true},
+		{sandbox.RoleReceptionist, true},
+		{sandbox.RolePowerReceptionist, true},
 		{"Power Receptionist", true},
 		{"ADMINISTRATOR", true},
-		{clinikotest.RoleScheduler, false},
+		{sandbox.RoleScheduler, false},
 		{"", false},
 		{"owner", false},
 	} {

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -15,7 +15,7 @@ import (
 // patient imports the demo patient for the bundle's practitioner.
 func (b *bundle) patient(t *testing.T) store.Patient {
 	t.Helper()
-	p, err := b.st.GetPatient(b.ctx, b.importNow(t, b.click(t, b.pr, clinikotest.DemoPatientID)))
+	p, err := b.st.GetPatient(b.ctx, b.importNow(t, b.click(t, b.pr, sandbox.DemoPatientID)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -17,9 +17,9 @@ func TestReplayCauses(t *testing.T) {
 	t.Parallel()
 	keyCauses := []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}
 	for role, want := range map[string][]pmsbridge.Cause{
-		clinikotest.RoleAdministrator: append(keyCauses, pmsbridge.CauseClinikoForbidden),
-		clinikotest.RoleReceptionist:  append(keyCauses, pmsbridge.CauseClinikoForbidden),
-		clinikotest.RoleScheduler:     keyCauses,
+		sandbox.RoleAdministrator: append(keyCauses, pmsbridge.CauseClinikoForbidden),
+		sandbox.RoleReceptionist:  append(keyCauses, pmsbridge.CauseClinikoForbidden),
+		sandbox.RoleScheduler:     keyCauses,
 	} {
 		if d := cmp.Diff(want, ReplayCauses(role)); d != "" {
 			t.Errorf("%s (-want +got):\n%s", role, d)
@@ -46,17 +46,17 @@ func TestSaveKey(t *testing.T) {
 			t.Fatalf("%s: a key was saved", tc.desc)
 		}
 	}
-	taskID := jobs.ImportTaskID(b.sub.ID, "au1", clinikotest.DemoPatientID)
+	taskID := jobs.ImportTaskID(b.sub.ID, "au1", sandbox.DemoPatientID)
 	if err := b.st.RecordFailure(b.ctx, store.Failure{TaskID: taskID, Queue: jobs.QueueImport, Type: jobs.TypeImportPatient, Permanent: true,
-		Cause: pmsbridge.CauseNoClinikoKey, PractitionerID: pr.ID, ClinikoPatientID: clinikotest.DemoPatientID,
-		Payload: mustJSON(t, jobs.ImportPayload{PractitionerID: pr.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: clinikotest.DemoPatientID})}); err != nil {
+		Cause: pmsbridge.CauseNoClinikoKey, PractitionerID: pr.ID, ClinikoPatientID: sandbox.DemoPatientID,
+		Payload: mustJSON(t, jobs.ImportPayload{PractitionerID: pr.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: sandbox.DemoPatientID})}); err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.f.SaveKey(b.ctx, pr, clinikotest.DemoPractitionerKey)
+	n, err := b.f.SaveKey(b.ctx, pr, sandbox.DemoPractitionerKey)
 	if err != nil || n != 1 {
 		t.Fatalf("SaveKey = %d, %v; want 1 replayed", n, err)
 	}
-	if cu, ok, err := b.st.ClinikoUserOf(b.ctx, pr.ID); err != nil || !ok || cu.Role != clinikotest.RolePractitioner || cu.Shard != "au1" {
+	if cu, ok, err := b.st.ClinikoUserOf(b.ctx, pr.ID); err != nil || !ok || cu.Role != sandbox.RolePractitioner || cu.Shard != "au1" {
 		t.Errorf("saved Cliniko user %+v, %v, %v", cu, ok, err)
 	}
 	if err := b.f.RemoveKey(b.ctx, pr); err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -28,7 +28,7 @@ type bundle struct {
 	ctx   context.Context
 	rdb   *redis.Client
 	st    *store.Store
-	sb    *clinikotest.Sandbox
+	sb    *sandbox.Sandbox
 	jobs  *jobs.Client
 	h     *jobs.Handlers
 	clock *fakeClock
@@ -48,7 +48,7 @@ func setup(t *testing.T) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.sb = clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	b.sb = sandbox.NewDemo(sandbox.WithRateLimit(0))
 	t.Cleanup(b.sb.Close)
 	cl, err := cliniko.New(cliniko.Config{BaseURL: b.sb.BaseURL(), UserAgent: "pmsbridge flows tests (dev@pmsbridge.example)",
 		RequestsPerMinute: 60000, RetryBackoff: time.Millisecond}, cliniko.Budget{Redis: b.rdb, Key: b.st.ClinikoBudgetKey})
@@ -62,7 +62,7 @@ func setup(t *testing.T) *bundle {
 	if b.sub, err = b.st.CreateSubscription(b.ctx, "Demo Physio Clinic"); err != nil {
 		t.Fatal(err)
 	}
-	b.pr = b.practitioner(t, "demo@clinic.example", "Dr Demo", clinikotest.DemoAdminKey)
+	b.pr = b.practitioner(t, "demo@clinic.example", "Dr Demo", sandbox.DemoAdminKey)
 	return b
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -36,7 +36,7 @@ type openResult struct {
 func TestOpenWaitsForTheImport(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.click(t, b.pr, clinikotest.DemoPatientID)
+	c := b.click(t, b.pr, sandbox.DemoPatientID)
 	res, done := b.openAsync(c)
 	if !b.clock.BlockUntilWaiting(t, done) {
 		t.Fatalf("Open returned without waiting: %+v", <-res)
@@ -61,7 +61,7 @@ func TestOpenWaitsForTheImport(t *testing.T) {
 func TestOpenAnswersPendingAtTheDeadline(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	res, done := b.openAsync(b.click(t, b.pr, clinikotest.DemoPatientID))
+	res, done := b.openAsync(b.click(t, b.pr, sandbox.DemoPatientID))
 	var waited int
 	for b.clock.BlockUntilWaiting(t, done) {
 		b.clock.Advance(pollEvery)
@@ -82,7 +82,7 @@ func TestOpenAnswersPendingAtTheDeadline(t *testing.T) {
 func TestOpenLinked(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	c := b.click(t, b.pr, clinikotest.DemoPatientID)
+	c := b.click(t, b.pr, sandbox.DemoPatientID)
 	id := b.importNow(t, c)
 	o, err := b.f.Open(b.ctx, c)
 	if d := cmp.Diff(Opened{State: pmsbridge.ImportDone, PatientID: id}, o); err != nil || d != "" {
@@ -92,8 +92,8 @@ func TestOpenLinked(t *testing.T) {
 		st, _, err := b.jobs.TaskState(b.ctx, jobs.QueueImport, "refresh:"+id)
 		return err == nil && st == jobs.StatePending
 	})
-	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
-	_, err = b.f.Open(b.ctx, b.click(t, colleague, clinikotest.DemoPatientID))
+	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
+	_, err = b.f.Open(b.ctx, b.click(t, colleague, sandbox.DemoPatientID))
 	var ns *NotSharedError
 	if !errors.As(err, &ns) || ns.Owner != "Dr Demo" {
 		t.Errorf("a colleague's click: %v, want NotSharedError naming Dr Demo", err)
@@ -140,8 +140,8 @@ func TestImportStatus(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	cu := b.clinikoUser(t, b.pr)
-	id := b.importNow(t, b.click(t, b.pr, clinikotest.DemoPatientID))
-	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
+	id := b.importNow(t, b.click(t, b.pr, sandbox.DemoPatientID))
+	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
 	noKey := pmsbridge.CauseNoClinikoKey
 	for _, tc := range []struct {
 		desc string
@@ -150,10 +150,10 @@ func TestImportStatus(t *testing.T) {
 		cid  string
 		want ImportStatus
 	}{
-		{"done", b.pr, cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id, Visible: true}},
-		{"done, a colleague's", colleague, cu, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id}},
+		{"done", b.pr, cu, sandbox.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id, Visible: true}},
+		{"done, a colleague's", colleague, cu, sandbox.DemoPatientID, ImportStatus{State: pmsbridge.ImportDone, PatientID: id}},
 		{"no import on record", b.pr, cu, "987654", ImportStatus{State: pmsbridge.ImportFailed, Cause: pmsbridge.CauseInternal, Message: pmsbridge.CauseInternal.Info().Reason}},
-		{"no key", b.pr, nil, clinikotest.DemoPatientID, ImportStatus{State: pmsbridge.ImportFailed, Cause: noKey, Message: noKey.Info().Reason}},
+		{"no key", b.pr, nil, sandbox.DemoPatientID, ImportStatus{State: pmsbridge.ImportFailed, Cause: noKey, Message: noKey.Info().Reason}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			got, err := b.f.ImportStatus(b.ctx, tc.pr, tc.cu, tc.cid)

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // TestSharing: only the owner shares, unshares and transfers (the others
@@ -15,7 +15,7 @@ func TestSharing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	p := b.patient(t)
-	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
+	colleague := b.practitioner(t, "colleague@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
 	b.practitioner(t, "third@clinic.example", "Dr Third", "")
 	if _, err := b.f.Share(b.ctx, b.pr, p, "colleague@clinic.example", ShareOn); err != nil {
 		t.Fatal(err)

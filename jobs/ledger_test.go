@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -25,7 +25,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, nil)
 	_ = w
-	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 
 	prog := b.programme(t, "", b.patient, sched, "Ankle")
@@ -82,14 +82,14 @@ func TestLedgerAndReplay(t *testing.T) {
 	}
 
 	// The scheduler gets a practitioner's key: replay their key failures.
-	b.setKey(t, sched.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, sched.ID, sandbox.DemoPractitionerKey)
 	n, err := b.jc.ReplayMatching(b.ctx, ReplayFilter{PractitionerID: sched.ID,
 		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
 	}
 	b.waitDone(t, QueuePDF, uploadID)
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	waitFor(t, 5*time.Second, "the upload's ledger entry to clear", func() bool {
 		_, err := b.st.GetFailure(b.ctx, uploadID)
 		return err != nil
@@ -100,7 +100,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	if err := b.jc.Inspector().DeleteTask(QueueImport, importID); err != nil {
 		t.Fatal(err)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoAdminKey)
+	b.setKey(t, nokey.ID, sandbox.DemoAdminKey)
 	if err := b.jc.Replay(b.ctx, b.failure(t, importID)); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestReplayRace(t *testing.T) {
 	for _, cid := range clinikoIDs {
 		b.importDirect(t, b.pr, cid)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, nokey.ID, sandbox.DemoPractitionerKey)
 	slow := redis.NewClient(b.rdb.Options())
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))

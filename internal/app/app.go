@@ -21,7 +21,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -75,7 +75,7 @@ type Main struct {
 	// must own its connection: the scheduler).
 	dial    func() redis.UniversalClient
 	mini    *miniredis.Miniredis
-	sandbox *clinikotest.Sandbox
+	sandbox *sandbox.Sandbox
 	Store   *store.Store
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
@@ -245,7 +245,7 @@ func (m *Main) Config() config.Config { return m.cfg }
 func (m *Main) Redis() redis.UniversalClient { return m.rdb }
 
 // Sandbox is the dev-mode Cliniko sandbox (nil in other modes).
-func (m *Main) Sandbox() *clinikotest.Sandbox { return m.sandbox }
+func (m *Main) Sandbox() *sandbox.Sandbox { return m.sandbox }
 
 // Demo is the dev-mode demo data (nil in other modes).
 func (m *Main) Demo() *Demo { return m.demo }

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/internal/app"
@@ -34,9 +34,9 @@ import (
 
 // Options tune an Env. The zero value is a normal app.
 type Options struct {
-	Mode      app.Mode             // default app.ModeRun
-	RedisURL  string               // default a fresh database of the shared test server
-	Sandbox   *clinikotest.Sandbox // default a new demo sandbox
+	Mode      app.Mode         // default app.ModeRun
+	RedisURL  string           // default a fresh database of the shared test server
+	Sandbox   *sandbox.Sandbox // default a new demo sandbox
 	Configure func(*config.Config)
 	Now       func() time.Time
 	Store     func(*store.Options) // adjusts the store's options
@@ -47,7 +47,7 @@ type Env struct {
 	T       testing.TB
 	App     *app.Main
 	URL     string // http://127.0.0.1:port
-	Sandbox *clinikotest.Sandbox
+	Sandbox *sandbox.Sandbox
 	Store   *store.Store
 	Jobs    *jobs.Client
 	Config  config.Config
@@ -84,7 +84,7 @@ func (b *SyncBuffer) String() string {
 }
 
 // Config returns a valid configuration for a test app on redisURL and sb.
-func Config(redisURL string, sb *clinikotest.Sandbox) config.Config {
+func Config(redisURL string, sb *sandbox.Sandbox) config.Config {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return config.Config{
@@ -109,7 +109,7 @@ func Start(t testing.TB, o Options) *Env {
 		o.RedisURL = redistest.URL(t)
 	}
 	if o.Sandbox == nil {
-		o.Sandbox = clinikotest.NewDemo()
+		o.Sandbox = sandbox.NewDemo()
 		t.Cleanup(o.Sandbox.Close)
 	}
 	cfg := Config(o.RedisURL, o.Sandbox)
