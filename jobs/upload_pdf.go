@@ -148,8 +148,8 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 // start.
 const uploadLockTTL = 40 * time.Second
 
-// renewLock keeps lock alive while the handler runs; the returned function
-// stops the renewal.
+// renewLock keeps lock alive while the handler runs (an upload's or a
+// message's); the returned function stops the renewal.
 func (h *Handlers) renewLock(ctx context.Context, lock *store.Lock) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -163,7 +163,7 @@ func (h *Handlers) renewLock(ctx context.Context, lock *store.Lock) func() {
 				return
 			case <-t.C:
 				if err := lock.Renew(ctx); err != nil && ctx.Err() == nil {
-					h.Log.Warn("renew upload lock", "err", err)
+					h.Log.Warn("renew lock", "err", err)
 				}
 			}
 		}
