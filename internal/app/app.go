@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -65,6 +66,10 @@ type Options struct {
 	Now func() time.Time
 	// Store adjusts the store's options (tests: smaller bounds).
 	Store func(*store.Options)
+	// MailRootCAs are the certificate authorities trusted for mail.
+	// smtp_url's server (tests and benchmarks against a local server with
+	// a self-signed certificate). Nil: the system's.
+	MailRootCAs *x509.CertPool
 }
 
 // Main is a running pmsbridge process.
@@ -342,7 +347,7 @@ func (m *Main) Close() error {
 // fails with a reason that says so, and Codes does not offer it) and Codes.
 func (m *Main) messaging() error {
 	if m.cfg.Mail.Configured() {
-		mc := mail.Config{SMTPURL: m.cfg.Mail.SMTPURL, From: m.cfg.Mail.From}
+		mc := mail.Config{SMTPURL: m.cfg.Mail.SMTPURL, From: m.cfg.Mail.From, RootCAs: m.opts.MailRootCAs}
 		if m.devMail != nil {
 			mc.RootCAs = m.devMail.RootCAs()
 		}
