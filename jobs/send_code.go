@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -58,11 +57,6 @@ func (c *Client) enqueueSendCode(ctx context.Context, m store.Message) (string, 
 	return id, err
 }
 
-// messageLockTTL is the life of a send lock between two renewals, for the
-// same reasons as an upload's (uploadLockTTL): a dead worker's lock is gone
-// before asynq hands its task to another.
-const messageLockTTL = uploadLockTTL
-
 // codeContent is what a code message says, read from the records.
 type codeContent struct {
 	prog         pmsbridge.Programme
@@ -91,20 +85,13 @@ func (h *Handlers) sendCode(ctx context.Context, t *asynq.Task) error {
 	}
 	// One attempt of a message at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
-	lock, ok, err := h.Store.LockMessage(ctx, m.ID, messageLockTTL)
+	lock, err := h.hold(ctx, "message", func() (*store.Lock, bool, error) {
+		return h.Store.LockMessage(ctx, m.ID, workLockTTL)
+	})
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return &busyError{what: "message", retryAt: h.Now().Add(10 * time.Second)}
-	}
-	stopRenew := h.renewLock(ctx, lock)
-	defer func() {
-		stopRenew()
-		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
-			h.Log.Warn("release message lock", "message_id", m.ID, "err", err)
-		}
-	}()
+	defer lock.release(ctx)
 	switch m.Channel {
 	case pmsbridge.ChannelEmail:
 		return h.sendCodeEmail(ctx, m, c, lock)
@@ -156,17 +143,7 @@ func notSetUp(ch pmsbridge.Channel) error {
 		"%s is not set up on this pmsbridge, so the code could not be sent that way. Give the code to the patient yourself or use the other channel; support can set up %s, then replay.", what, keys)
 }
 
-// stillHeld refuses to send once the lock is lost: a Redis failover can
-// lose it (and the task's dequeue) while this runs, and hand the task to a
-// worker on the new primary.
-func (h *Handlers) stillHeld(ctx context.Context, lock *store.Lock) error {
-	if held, err := lock.Held(ctx); err != nil || !held {
-		return &busyError{what: "message", retryAt: h.Now().Add(10 * time.Second)}
-	}
-	return nil
-}
-
-func (h *Handlers) sendCodeEmail(ctx context.Context, m store.Message, c codeContent, lock *store.Lock) error {
+func (h *Handlers) sendCodeEmail(ctx context.Context, m store.Message, c codeContent, lock *workLock) error {
 	if h.Mail == nil {
 		return notSetUp(pmsbridge.ChannelEmail)
 	}
@@ -189,7 +166,7 @@ func (h *Handlers) sendCodeEmail(ctx context.Context, m store.Message, c codeCon
 	if err != nil || rec.State == pmsbridge.MessageSent {
 		return err
 	}
-	if err := h.stillHeld(ctx, lock); err != nil {
+	if err := lock.check(ctx); err != nil {
 		return err
 	}
 	receipt, err := h.Mail.Send(ctx, msg)
@@ -201,7 +178,7 @@ func (h *Handlers) sendCodeEmail(ctx context.Context, m store.Message, c codeCon
 	return err
 }
 
-func (h *Handlers) sendCodeSMS(ctx context.Context, m store.Message, c codeContent, lock *store.Lock) error {
+func (h *Handlers) sendCodeSMS(ctx context.Context, m store.Message, c codeContent, lock *workLock) error {
 	if h.SMS == nil {
 		return notSetUp(pmsbridge.ChannelSMS)
 	}
@@ -235,7 +212,7 @@ func (h *Handlers) sendCodeSMS(ctx context.Context, m store.Message, c codeConte
 			}
 		}
 	}
-	if err := h.stillHeld(ctx, lock); err != nil {
+	if err := lock.check(ctx); err != nil {
 		return err
 	}
 	sent, err := h.SMS.SendOnce(ctx, sms.Message{To: to, Body: text.Body},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/mail"
@@ -594,20 +593,7 @@ func TestReconcileRequeuesLostMessage(t *testing.T) {
 	t.Parallel()
 	b := setupCodes(t, func(o *codesOptions) { o.more = append(o.more, pastGrace) })
 	_, a := b.assign(t, "Lost in a failover")
-	taskID := SendCodeTaskID(a.Message.ID)
-	if err := b.jc.Inspector().DeleteTask(QueueMessage, taskID); err != nil {
-		t.Fatal(err)
-	}
-	if got := b.reconcile(t)[store.OwedMessage]; got[SettledRequeued] != 1 {
-		t.Fatalf("first run: %v, want 1 re-queued", got)
-	}
-	info := b.taskInfo(t, QueueMessage, taskID)
-	if info.State != asynq.TaskStatePending || info.Type != TypeSendCode || info.MaxRetry != 10 {
-		t.Errorf("re-queued task: state %v, type %s, max retry %d", info.State, info.Type, info.MaxRetry)
-	}
-	if got := b.reconcile(t)[store.OwedMessage]; got[SettledRequeued] != 0 || got[SettledLive] != 1 {
-		t.Errorf("second run: %v, want the task left alone", got)
-	}
+	b.loseAndRequeue(t, store.OwedMessage, TypeSendCode, SendCodeTaskID(a.Message.ID))
 	b.startWorker(t, nil)
 	b.waitMessage(t, a.Message.ID, pmsbridge.MessageSent)
 	if box := b.smtp.Mailbox(zoeEmail); len(box) != 1 || box[0].Deliveries != 1 {
