@@ -62,6 +62,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeRefreshPatient, h.wrap(h.refreshPatient))
 	mux.HandleFunc(TypeUploadPDF, h.wrap(h.uploadPDF))
 	mux.HandleFunc(TypeSyncTick, h.wrap(h.syncTick))
+	mux.HandleFunc(TypeSyncAccount, h.wrap(h.syncAccount))
 	mux.HandleFunc(TypeSyncPractitioner, h.wrap(h.syncPractitioner))
 	return mux
 }

@@ -48,7 +48,8 @@ var taskSpecs = map[string]taskSpec{
 	TypeRefreshPatient:   {queue: QueueImport, maxRetry: 5, timeout: 60 * time.Second},
 	TypeUploadPDF:        {queue: QueuePDF, maxRetry: 10, timeout: 2 * time.Minute},
 	TypeSyncTick:         {queue: QueueSync, maxRetry: 3, timeout: time.Minute},
-	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
+	TypeSyncAccount:      {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
+	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: time.Minute}, // old tasks: turned into TypeSyncAccount
 }
 
 // TaskOptions are the asynq options (queue included) of a task type, from

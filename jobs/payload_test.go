@@ -35,7 +35,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 	if err := b.jc.RunSyncNow(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The tick enqueues one sync per practitioner with a key.
+	// The tick enqueues one sync per Cliniko account.
 	if err := b.run(t, TypeSyncTick, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncPractitioner} {
+	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncAccount} {
 		if !seen[typ] {
 			t.Errorf("no %s task was enqueued", typ)
 		}
