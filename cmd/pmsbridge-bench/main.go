@@ -3,7 +3,7 @@
 // `make bench`). It needs Go and redis-server; it starts everything else
 // itself, on 127.0.0.1 only.
 //
-//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter] [-real200] [-out docs/benchmarks.md]
+//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,synccost,workers] [-real200] [-sync-before REV] [-out docs/benchmarks.md]
 package main
 
 import (
@@ -23,8 +23,9 @@ import (
 func main() {
 	runs := flag.Int("runs", 5, "runs of each scenario (medians are reported)")
 	duration := flag.Duration("duration", 4*time.Second, "length of one throughput run")
-	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, synccost, workers (default all)")
 	real200 := flag.Bool("real200", false, "also run one upload burst at the real 200 requests/minute (about a minute)")
+	syncBefore := flag.String("sync-before", bench.DefaultSyncBeforeRev, "git revision whose per-practitioner sync synccost measures as before (\"-\": only this tree)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the report")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and in-process app) to this file")
 	flag.Parse()
@@ -43,7 +44,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := bench.Options{Runs: *runs, Duration: *duration, Real200: *real200}
+	o := bench.Options{Runs: *runs, Duration: *duration, Real200: *real200, SyncBeforeRev: *syncBefore}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

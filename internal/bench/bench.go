@@ -33,10 +33,15 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter) it holds; empty runs them all.
+	// burst, memory, limiter, synccost, workers) it holds; empty runs them
+	// all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
+	// SyncBeforeRev is the git revision whose sync the synccost scenario
+	// measures as "before" (built from this repository). Default
+	// DefaultSyncBeforeRev; "-" measures only this tree.
+	SyncBeforeRev string
 	// Progress receives progress lines. Default os.Stderr.
 	Progress io.Writer
 }
@@ -50,6 +55,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = os.Stderr
+	}
+	switch o.SyncBeforeRev {
+	case "":
+		o.SyncBeforeRev = DefaultSyncBeforeRev
+	case "-":
+		o.SyncBeforeRev = ""
 	}
 	return o
 }
@@ -70,9 +81,11 @@ func (o Options) wants(name string) bool {
 // fresh logical databases on it.
 type runner struct {
 	o      Options
+	dir    string // the run's scratch directory
 	redis  *redistest.Server
 	nextDB atomic.Int64
 	rep    *Report
+	bins   binaries
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -98,7 +111,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer srv.Stop()
-	r := &runner{o: o, redis: srv, rep: newReport(o)}
+	r := &runner{o: o, dir: dir, redis: srv, rep: newReport(o)}
 	r.rep.Machine = machineInfo(ctx)
 	steps := []struct {
 		name string
@@ -111,6 +124,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"burst", r.burst},
 		{"memory", func(ctx context.Context) error { return r.memory(ctx, dir) }},
 		{"limiter", r.limiter},
+		{"synccost", r.syncCost},
+		{"workers", r.workers},
 	}
 	for _, s := range steps {
 		if !o.wants(s.name) {

@@ -99,6 +99,8 @@ type Report struct {
 	Burst    *BurstResult
 	Memory   *MemoryResult
 	Limiter  *LimiterResult
+	SyncCost *SyncCostResult
+	Workers  *WorkersResult
 }
 
 func newReport(o Options) *Report {
@@ -254,6 +256,12 @@ func (r *Report) Markdown(command string) string {
 		w("| peak RSS of `pmsbridge run`, receiver load | %s | %s just after start | recorded | |\n", kib(m.ReceiverPeakKiB), kib(m.IdleKiB))
 		w("| peak RSS of `pmsbridge run`, upload burst | %s | | recorded | |\n", kib(m.BurstPeakKiB))
 	}
+	if s := r.SyncCost; s != nil {
+		s.summary(w)
+	}
+	if wk := r.Workers; wk != nil {
+		wk.summary(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -397,6 +405,12 @@ func (r *Report) Markdown(command string) string {
 		w("| | median | runs |\n| --- | --- | --- |\n")
 		w("| budget used (mean of the two users) | %.2f | %s |\n", loadgen.Median(l.Used), fmtList(l.Used, "%.2f"))
 		w("| budget used (lower user) | %.2f | %s |\n\n", loadgen.Median(l.MinUsed), fmtList(l.MinUsed, "%.2f"))
+	}
+	if s := r.SyncCost; s != nil {
+		s.markdown(w, 8)
+	}
+	if wk := r.Workers; wk != nil {
+		wk.markdown(w, 9)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()
