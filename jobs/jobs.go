@@ -67,8 +67,9 @@ func TaskOptions(taskType string) []asynq.Option {
 	return opts
 }
 
-// limiterMaxWait is how long a job waits for a Cliniko request slot before
-// it gives the worker back and re-queues itself for when the slot opens.
+// limiterMaxWait is how long a job's first Cliniko call waits for a request
+// slot before the job gives the worker back and re-queues itself for when
+// the slot opens; its later calls wait for theirs (cliniko.ForJob).
 const limiterMaxWait = 5 * time.Second
 
 // RetryAfter is implemented by errors that know when the work may be tried

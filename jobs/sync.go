@@ -251,7 +251,7 @@ func (h *Handlers) pullChanges(ctx context.Context, p AccountSyncPayload, practi
 		since = h.Now().Add(-firstSyncLookback)
 	}
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
-	cctx := cliniko.WithMaxWait(WithActor(ctx, practitionerID, ""), limiterMaxWait)
+	cctx := cliniko.ForJob(WithActor(ctx, practitionerID, ""), limiterMaxWait)
 	for page, err := range h.Cliniko.PatientsUpdatedSince(cctx, auth, since) {
 		if err != nil {
 			return fmt.Errorf("sync patients changed since %s: %w", since.Format(time.RFC3339), err)

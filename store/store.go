@@ -58,7 +58,7 @@
 //	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
 //	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is
-//	                                      redis_rate's own, in front of the key this store names
+//	                                      the limiter's (redis_rate's), in front of the key this store names
 //	                                      (ClinikoBudgetKey); <user> is "k:<16 hex of the key's
 //	                                      sha256>" while the user is not known yet
 //
