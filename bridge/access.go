@@ -46,8 +46,7 @@ func (s *Server) accessPage(w http.ResponseWriter, r *http.Request) {
 
 // access is POST /access: code + year_of_birth → the programme.
 func (s *Server) access(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.page(w, r, http.StatusBadRequest, "access", "Open your programme", accessForm{Error: "The form could not be read. Please try again."})
+	if !s.parseForm(w, r) {
 		return
 	}
 	code := strings.ToLower(strings.TrimSpace(r.PostForm.Get("code")))
@@ -61,7 +60,12 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	prog, err := s.deps.Store.OpenProgramme(ctx, code, year, clientIP(r))
+	prog, att, err := s.deps.Store.OpenProgramme(ctx, code, year, clientFrom(r))
+	s.countAttempt("access", err)
+	// The practitioner's page shows the patient's tries.
+	if rerr := s.deps.Store.RecordAttempt(ctx, att); rerr != nil {
+		s.log.WarnContext(ctx, "record access attempt", "request_id", requestID(ctx), "err", rerr)
+	}
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le) || errors.Is(err, store.ErrLocked):
@@ -75,29 +79,20 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 			}
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		}
-		if le != nil {
-			s.auditAccess(r, code, "access.locked")
-		}
 		form.Error = "Too many attempts. For your security, this programme is locked for now. Please try again " + when + "."
 		s.page(w, r, http.StatusTooManyRequests, "access", "Open your programme", form)
 		return
 	case errors.Is(err, store.ErrBadCredentials):
-		if p, ok := s.codePatient(r, code); ok && p.YearOfBirth == 0 {
-			s.auditAccess(r, code, "access.no_year")
-			form.Tone, form.Heading = "warn", "We cannot check your year of birth yet"
-			form.Error = "Your clinic has not recorded your year of birth, so the programme cannot be opened yet. Please contact your practitioner and ask them to add your year of birth; they can see that you tried."
-			s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
-			return
-		}
-		s.auditAccess(r, code, "access.failed")
-		form.Error = "The code and year of birth do not match a programme. Check both and try again."
+		// The same answer for a wrong code, a wrong year and a patient
+		// without a year on record: anything else would tell a stranger
+		// that a code exists. The practitioner's page shows the try.
+		form.Error = "The code and year of birth do not match a programme. Check both and try again. If they are right, your clinic may not have your year of birth yet: ask your practitioner."
 		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
 		return
 	case err != nil:
 		s.internalError(w, r, err)
 		return
 	}
-	s.auditAccess(r, code, "access.opened")
 	token, err := s.accessToken(prog)
 	if err != nil {
 		s.internalError(w, r, err)
@@ -111,28 +106,6 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		v.Exercises = append(v.Exercises, accessExercise{Exercise: e, Dosage: pdf.Dosage(e)})
 	}
 	s.page(w, r, http.StatusOK, "programme", prog.Title, v)
-}
-
-// codePatient finds the patient of a programme code (ok false when none).
-func (s *Server) codePatient(r *http.Request, code string) (store.Patient, bool) {
-	prog, err := s.deps.Store.LatestByCode(r.Context(), code)
-	if err != nil {
-		return store.Patient{}, false
-	}
-	p, err := s.deps.Store.GetPatient(r.Context(), prog.PatientID)
-	return p, err == nil
-}
-
-// auditAccess records an attempt on the patient's audit log, so the
-// practitioner's page shows that the patient tried.
-func (s *Server) auditAccess(r *http.Request, code, op string) {
-	p, ok := s.codePatient(r, code)
-	if !ok {
-		return
-	}
-	if err := s.deps.Store.Audit(r.Context(), store.AuditEntry{PatientID: p.ID, Op: op}); err != nil {
-		s.log.WarnContext(r.Context(), "audit access", "err", err)
-	}
 }
 
 type accessClaim struct {

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -28,6 +27,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/api/practitioners", api(s.apiCreatePractitioner))
 	mux.HandleFunc("POST /admin/api/practitioners/{id}/deactivate", api(s.apiDeactivate))
 	mux.HandleFunc("PUT /admin/api/subscriptions/{id}/sharing", api(s.apiSharing))
+	mux.HandleFunc("POST /admin/api/patients/{id}/transfer", api(s.apiTransfer))
 	mux.HandleFunc("GET /admin/api/jobs", api(s.apiJobs))
 	mux.HandleFunc("GET /admin/api/jobs/{id}", api(s.apiJob))
 	mux.HandleFunc("DELETE /admin/api/jobs/{id}", api(s.apiDeleteJob))
@@ -52,28 +52,12 @@ func (s *Server) tokenOK(got string) bool {
 // adminSessionTTL is how long a support login in a browser lasts.
 const adminSessionTTL = 8 * time.Hour
 
-// adminCookieValue is "<unix expiry>.<HMAC of it keyed by the token>": the
-// server checks the expiry (a copied cookie stops working), and changing
-// the token logs every browser out.
-func (s *Server) adminCookieValue(expires time.Time) string {
-	exp := strconv.FormatInt(expires.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(s.cfg.AdminToken))
-	m.Write([]byte("pmsbridge-admin-session\x00" + exp))
-	return exp + "." + hex.EncodeToString(m.Sum(nil))
-}
-
-// adminCookieOK checks an admin cookie's signature and expiry.
-func (s *Server) adminCookieOK(v string) bool {
-	exp, _, ok := strings.Cut(v, ".")
-	sec, err := strconv.ParseInt(exp, 10, 64)
-	if !ok || err != nil {
-		return false
-	}
-	expires := time.Unix(sec, 0)
-	if !s.cfg.Now().Before(expires) {
-		return false
-	}
-	return subtle.ConstantTimeCompare([]byte(v), []byte(s.adminCookieValue(expires))) == 1
+// adminGeneration names the admin token that support logins are made
+// with (a hash: the token itself never reaches Redis): replacing the token
+// ends every support login.
+func (s *Server) adminGeneration() string {
+	h := sha256.Sum256([]byte("pmsbridge admin session\x00" + s.cfg.AdminToken))
+	return hex.EncodeToString(h[:8])
 }
 
 func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
@@ -102,9 +86,17 @@ func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		if c, err := r.Cookie(adminCookie); err == nil && s.adminCookieOK(c.Value) {
-			h(w, r)
-			return
+		if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
+			ok, err := s.deps.Store.AdminSessionValid(r.Context(), c.Value, s.adminGeneration())
+			if err != nil {
+				s.log.WarnContext(r.Context(), "admin session lookup", "request_id", requestID(r.Context()), "err", err)
+				s.unavailable(w, r)
+				return
+			}
+			if ok {
+				h(w, r)
+				return
+			}
 		}
 		if r.Method != http.MethodGet {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -118,19 +110,58 @@ func (s *Server) adminLoginPage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "admin_login", "Support login", "")
 }
 
+// adminLogin checks the admin token typed into the support login page.
+// Tries are counted per client and locked out like practitioner logins
+// (store.CheckAdminLogin); a good one starts a server-side session whose
+// random token is the cookie.
 func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
-	if !s.tokenOK(strings.TrimSpace(r.PostForm.Get("token"))) {
-		time.Sleep(300 * time.Millisecond) // slow down guessing
-		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")
+	if !s.parseForm(w, r) {
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: s.adminCookieValue(s.cfg.Now().Add(adminSessionTTL)), Path: "/admin", HttpOnly: true,
+	if s.cfg.AdminToken == "" {
+		s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
+		return
+	}
+	typed := strings.TrimSpace(r.PostForm.Get("token"))
+	err := s.deps.Store.CheckAdminLogin(r.Context(), clientFrom(r), func() bool { return s.tokenOK(typed) })
+	s.countAttempt("admin", err)
+	var le *store.LockedError
+	switch {
+	case errors.As(err, &le):
+		left := le.Until.Sub(s.cfg.Now())
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
+		s.page(w, r, http.StatusTooManyRequests, "admin_login", "Support login", "Too many wrong tokens from this address. Logging in is paused for about "+plural(int(left.Minutes())+1, "minute")+".")
+		return
+	case errors.Is(err, store.ErrBadCredentials):
+		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")
+		return
+	case err != nil:
+		s.internalError(w, r, err)
+		return
+	}
+	if old, err := r.Cookie(adminCookie); err == nil && old.Value != "" {
+		_ = s.deps.Store.DeleteAdminSession(r.Context(), old.Value)
+	}
+	token, err := s.deps.Store.CreateAdminSession(r.Context(), s.adminGeneration(), clientFrom(r), adminSessionTTL)
+	if err != nil {
+		s.internalError(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: token, Path: "/admin", HttpOnly: true,
 		Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode, MaxAge: int(adminSessionTTL.Seconds())})
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 }
 
+// adminLogout ends the support login on the server, so a copied cookie
+// stops working too.
 func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
+		if err := s.deps.Store.DeleteAdminSession(r.Context(), c.Value); err != nil {
+			s.log.WarnContext(r.Context(), "delete admin session", "request_id", requestID(r.Context()), "err", err)
+			s.unavailable(w, r)
+			return
+		}
+	}
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: "", Path: "/admin", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
 }
@@ -168,17 +199,18 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		TimeZone string `json:"time_zone"` // IANA; "": the region's
 	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name)
+	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name, store.WithTimeZone(in.TimeZone))
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name})
+	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name, "time_zone": sub.TimeZone})
 }
 
 // PractitionerJSON is a practitioner in the admin API.
@@ -401,7 +433,7 @@ func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
 		Total  int
 		Stats  []jobs.Stat
 		Notice string
-	}{groups, len(list), stats, r.URL.Query().Get("notice")})
+	}{groups, len(list), stats, adminNotice(r.URL.Query().Get("notice"), r.URL.Query().Get("n"))})
 }
 
 func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
@@ -422,13 +454,15 @@ func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+	if !s.parseForm(w, r) {
+		return
+	}
 	f := jobs.ReplayFilter{IDs: r.PostForm["id"]}
 	if c := r.PostForm.Get("cause"); c != "" {
 		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
 	}
 	if len(f.IDs) == 0 && len(f.Causes) == 0 {
-		http.Redirect(w, r, "/admin/?notice=Nothing+selected", http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
 		return
 	}
 	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
@@ -436,16 +470,18 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/admin/?notice=Replayed+"+itoa(n)+"+job(s)", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/?notice=replayed&n="+itoa(n), http.StatusSeeOther)
 }
 
 func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
-	_ = r.ParseForm()
+	if !s.parseForm(w, r) {
+		return
+	}
 	for _, id := range r.PostForm["id"] {
 		if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalError(w, r, err)
 			return
 		}
 	}
-	http.Redirect(w, r, "/admin/?notice=Deleted", http.StatusSeeOther)
+	http.Redirect(w, r, "/admin/?notice=deleted", http.StatusSeeOther)
 }

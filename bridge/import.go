@@ -77,7 +77,13 @@ func (s *Server) clinikoImport(w http.ResponseWriter, r *http.Request) {
 	taskID := jobs.ImportTaskID(pr.SubscriptionID, cu.Shard, cid)
 	if r.URL.Query().Get("check") == "" {
 		// A real click: (re-)run the import. A repeat click joins the
-		// running one; a click after a failure runs it again.
+		// running one; a click after a failure runs it again. The wait is
+		// recorded first, so that the reconciler queues the import again if
+		// a Redis failover loses its task.
+		if err := s.deps.Store.AwaitImport(ctx, store.ImportWait{PractitionerID: pr.ID, SubscriptionID: pr.SubscriptionID,
+			Shard: cu.Shard, ClinikoPatientID: cid}, jobs.ImportWaitTTL); err != nil {
+			s.log.WarnContext(ctx, "record import wait", "err", err)
+		}
 		if taskID, err = s.deps.Jobs.EnqueueImport(ctx, payload); err != nil {
 			s.internalError(w, r, err)
 			return

@@ -19,6 +19,7 @@ const (
 	ctxPractitioner
 	ctxSession
 	ctxClinikoUser
+	ctxClient
 )
 
 // requestID returns the id of the request in ctx ("" outside a request).
@@ -91,7 +92,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			}
 			s.log.Log(ctx, level, "http request", "request_id", id, "method", r.Method,
 				"path", r.URL.Path, "status", sw.status, "bytes", sw.size,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientIP(r))
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientFrom(r2))
 		}()
 		next.ServeHTTP(sw, r2)
 	})
@@ -110,16 +111,6 @@ func statusClass(code int) string {
 	default:
 		return "5xx"
 	}
-}
-
-// clientIP is the peer address. We do not trust X-Forwarded-For: a proxy in
-// front should be configured to pass the connection address.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // securityHeaders sets the standard protective headers on every response.

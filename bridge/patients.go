@@ -120,6 +120,9 @@ type patientView struct {
 	Notice     string
 	Error      string
 	Attempts   []store.AuditEntry
+	// AttemptCounts counts every try by kind (locked tries are listed
+	// at most once per hour and device, but all counted).
+	AttemptCounts map[string]int
 }
 
 type programmeView struct {
@@ -171,12 +174,8 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 		}
 		return a.Version > b.Version
 	})
-	if entries, err := s.deps.Store.AuditOf(ctx, p.ID, 50); err == nil {
-		for _, e := range entries {
-			if strings.HasPrefix(e.Op, "access.") {
-				v.Attempts = append(v.Attempts, e)
-			}
-		}
+	if v.Attempts, v.AttemptCounts, err = s.deps.Store.AccessAttemptsOf(ctx, p.ID, 50); err != nil {
+		return v, err
 	}
 	return v, nil
 }
@@ -328,18 +327,22 @@ func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Pati
 	if !ok {
 		return p, false
 	}
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return p, false
 	}
 	return p, true
 }
 
-// colleagueForm is patientForm plus the colleague named by the form's
-// email field.
+// colleagueForm is patientForm for the patient's owner only (sharing and
+// transfer: a colleague who may open the patient may not give them away),
+// plus the colleague named by the form's email field.
 func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Patient, store.Practitioner, bool) {
 	p, ok := s.patientForm(w, r)
 	if !ok {
+		return p, store.Practitioner{}, false
+	}
+	if p.OwnerID != practitionerFrom(r.Context()).ID {
+		s.ownerOnly(w, r, p)
 		return p, store.Practitioner{}, false
 	}
 	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))

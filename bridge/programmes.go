@@ -141,12 +141,17 @@ func (s *Server) createAndUpload(ctx context.Context, prog pmsbridge.Programme, 
 			return saved, err
 		}
 	} else if st, err := s.deps.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
-		return saved, nil // already handled: uploaded, failed (support replays) or not linked
+		// Already handled: uploaded, failed (support replays) or not linked.
+		return saved, s.deps.Store.Durable(ctx)
 	}
 	// A version saved by an earlier request whose enqueue failed is still
 	// pending: queue it now (joins the task if it is in fact queued).
-	_, err = s.deps.Jobs.EnqueueUpload(ctx, jobs.UploadPayload{ProgrammeID: saved.ID, Version: saved.Version, PatientID: p.ID, PractitionerID: saved.PractitionerID})
-	return saved, err
+	if _, err = s.deps.Jobs.EnqueueUpload(ctx, jobs.UploadPayload{ProgrammeID: saved.ID, Version: saved.Version, PatientID: p.ID, PractitionerID: saved.PractitionerID}); err != nil {
+		return saved, err
+	}
+	// Acknowledged only once the replicas hold it (redis.ack_replicas): a
+	// failover must not lose an assignment the user was told about.
+	return saved, s.deps.Store.Durable(ctx)
 }
 
 // programmeOf loads the {pid}/{v} programme version of patient p.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,10 @@ type Config struct {
 	WebhookSecret string
 	AdminToken    string
 	Version       string
+	// TrustedProxies are the reverse proxies in front (http.trusted_proxies):
+	// only from these peers is X-Forwarded-For believed. Empty: the client
+	// is the connection's peer.
+	TrustedProxies []netip.Prefix
 	// ImportWait is how long the receiver waits for a new patient's import
 	// before showing the waiting page. Default 2s.
 	ImportWait time.Duration
@@ -63,6 +68,9 @@ type metrics struct {
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
 	clickLatency *prometheus.HistogramVec
+	// attempts counts secret checks: what a lock-out let through (ok,
+	// wrong) and what it stopped unchecked (locked, busy).
+	attempts *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -79,7 +87,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10},
 		}, []string{"path"}),
 	}
-	reg.MustRegister(m.httpRequests, m.httpDuration, m.clickLatency)
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pmsbridge_auth_attempts_total",
+		Help: "Logins and programme openings by kind (login, access, admin) and outcome: ok and wrong were checked; locked (a lock-out) and busy (too many password checks at once) were refused without checking.",
+	}, []string{"kind", "outcome"})
+	reg.MustRegister(m.httpRequests, m.httpDuration, m.clickLatency, m.attempts)
 	return m
 }
 
@@ -104,7 +116,7 @@ func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *sl
 	csrf.AddInsecureBypassPattern("POST /webhooks/programmes")
 	csrf.AddInsecureBypassPattern("/admin/api/")
 	csrf.SetDenyHandler(http.HandlerFunc(s.forbiddenCrossOrigin))
-	s.handler = s.logRequests(s.securityHeaders(s.checkHost(csrf.Handler(mux))))
+	s.handler = s.withClient(s.logRequests(s.securityHeaders(s.checkHost(s.limitBodies(csrf.Handler(mux))))))
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,8 +142,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The login form could not be read.")
+	if !s.parseForm(w, r) {
 		return
 	}
 	email := strings.TrimSpace(r.PostForm.Get("email"))
@@ -152,17 +152,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "Enter your email address and your password."})
 		return
 	}
-	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientIP(r))
+	pr, err := s.deps.Store.Authenticate(r.Context(), email, password, clientFrom(r))
+	s.countAttempt("login", err)
 	var le *store.LockedError
 	switch {
 	case errors.As(err, &le):
-		mins := int(time.Until(le.Until).Minutes()) + 1
+		// By the app's clock, which decided the lock.
+		left := le.Until.Sub(s.cfg.Now())
+		mins := int(left.Minutes()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
 			Error: "Too many failed attempts. For your security, logging in is paused for about " + plural(mins, "minute") + ". Try again then, or ask your clinic's administrator to reset your password."})
 		return
 	case errors.Is(err, store.ErrLocked):
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
 			Error: "Too many failed attempts. For your security, logging in is paused for a while. Try again later."})
+		return
+	case errors.Is(err, store.ErrBusy):
+		s.tooBusy(w, r)
 		return
 	case errors.Is(err, store.ErrBadCredentials):
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "That email address and password do not match an active account. Check them and try again."})
@@ -176,7 +183,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if old, err := r.Cookie(SessionCookie); err == nil && old.Value != "" {
 		_ = s.deps.Store.DeleteSession(r.Context(), old.Value)
 	}
-	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientIP(r), r.UserAgent())
+	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientFrom(r), r.UserAgent())
 	if err != nil {
 		s.internalError(w, r, err)
 		return

@@ -46,15 +46,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	d.Next = localPath(q.Get("next"))
 	d.NeedKey = q.Get("need") == "key" && !d.HasKey
-	switch q.Get("done") {
-	case "saved":
-		d.Notice = "Your Cliniko API key is saved and works."
-		if n := q.Get("replayed"); n != "" && n != "0" {
-			d.Notice += " " + n + " job(s) that had failed because of the key are running again."
-		}
-	case "removed":
-		d.Notice = "Your Cliniko API key is removed."
-	}
+	d.Notice = settingsNotice(q.Get("done"), q.Get("replayed"))
 	s.page(w, r, http.StatusOK, "settings", "Cliniko settings", d)
 }
 
@@ -62,8 +54,7 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 // saving it; action=remove deletes the saved key.
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
-	if err := r.ParseForm(); err != nil {
-		s.badRequest(w, r, "The form could not be read.")
+	if !s.parseForm(w, r) {
 		return
 	}
 	next := localPath(r.PostForm.Get("next"))
@@ -110,10 +101,12 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cu := store.ClinikoUser{ID: u.ID, Name: strings.TrimSpace(u.FirstName + " " + u.LastName), Email: u.Email, Role: u.Role, Shard: shard}
+	cu.Account = s.keyAccount(jobs.WithActor(r.Context(), pr.ID, ""), cliniko.Auth{Key: key, UserID: u.ID}, shard)
 	if err := s.deps.Store.SetClinikoKey(r.Context(), pr.ID, key, cu); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	s.adoptKeyAccount(r.Context(), pr.SubscriptionID, cu.Account)
 	// Jobs that failed for key reasons can now succeed: run them again.
 	causes := []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}
 	if CanUpload(u.Role) {

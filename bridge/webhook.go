@@ -24,8 +24,9 @@ const (
 	webhookTolerance = 5 * time.Minute
 	webhookEventTTL  = 30 * 24 * time.Hour
 	// webhookClaimTTL is how long an event id is held before its programme
-	// is safely stored; if the process dies in between, a redelivery after
-	// this is accepted again.
+	// is safely stored; a redelivery meanwhile is a duplicate only once the
+	// programme is stored (eventStored), so a delivery cut off half-way
+	// (a crash, a Redis failover) does not swallow the event.
 	webhookClaimTTL = 2 * time.Minute
 	// webhookWorkTimeout bounds the work after the event is claimed, which
 	// does not stop when the caller hangs up.
@@ -149,8 +150,17 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !first {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
-		return
+		switch stored, err := s.eventStored(ctx, ev); {
+		case err != nil:
+			webhookError(w, http.StatusServiceUnavailable, "try again")
+			return
+		case stored:
+			writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate"})
+			return
+		}
+		// Claimed by a delivery whose work has not stored the programme:
+		// still under way, or cut off (Redis failed over under it, so its
+		// release failed too). Do the work; it is idempotent.
 	}
 	release := func() {
 		if err := s.deps.Store.ReleaseEvent(ctx, "programmes:"+ev.ID); err != nil {
@@ -184,6 +194,22 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "confirm webhook event", "request_id", requestID(ctx), "err", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "accepted"})
+}
+
+// eventStored reports whether the programme version of an event is
+// stored and, when redis.ack_replicas asks for it, on the replicas: only
+// then is a repeated event a duplicate.
+func (s *Server) eventStored(ctx context.Context, ev WebhookEvent) (bool, error) {
+	wp := ev.Data.Programme
+	if wp == nil || !validProgrammeID(wp.ID) || wp.Version < 1 {
+		return true, nil // rejected when it came first; nothing to store
+	}
+	if _, err := s.deps.Store.GetProgramme(ctx, wp.ID, wp.Version); errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, s.deps.Store.Durable(ctx)
 }
 
 // webhookProgramme validates the event's programme; a non-zero status means

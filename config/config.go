@@ -65,6 +65,27 @@ type Redis struct {
 	// redis-sentinel://[:password@]host1:port,host2:port/db?master=name.
 	// Default "redis://localhost:6379/0".
 	URL string `mapstructure:"url"`
+	// AckReplicas is how many replicas must hold an assigned programme (form
+	// or webhook) before pmsbridge acknowledges it (Redis WAIT): replication
+	// is asynchronous, and a failover loses what only the old primary held.
+	// Default 0: automatic, 1 with redis-sentinel:// and none otherwise;
+	// -1: never wait. See AckReplicasFor.
+	AckReplicas int `mapstructure:"ack_replicas"`
+}
+
+// AckReplicasFor is the effective redis.ack_replicas: how many replicas
+// to wait for (0: none).
+func (r Redis) AckReplicasFor() int {
+	switch {
+	case r.AckReplicas > 0:
+		return r.AckReplicas
+	case r.AckReplicas < 0:
+		return 0
+	case strings.HasPrefix(r.URL, "redis-sentinel://"):
+		return 1
+	default:
+		return 0
+	}
 }
 
 // Cliniko configures the Cliniko API client.
@@ -173,6 +194,17 @@ var RegionNames = map[string]string{
 	"au": "Australia", "nz": "New Zealand", "ca": "Canada",
 	"ie": "Ireland", "uk": "United Kingdom", "us": "United States",
 }
+
+// RegionTimeZones gives each region's default clinic time zone (IANA): a
+// subscription created without a time zone shows its times in it.
+var RegionTimeZones = map[string]string{
+	"au": "Australia/Sydney", "nz": "Pacific/Auckland", "ca": "America/Toronto",
+	"ie": "Europe/Dublin", "uk": "Europe/London", "us": "America/New_York",
+}
+
+// TimeZone is this deployment's default clinic time zone (IANA), from
+// RegionTimeZones; "" when the region is unknown (Validate refuses that).
+func (c Config) TimeZone() string { return RegionTimeZones[c.Region] }
 
 // RegionURL returns the public address of a region.
 func (c Config) RegionURL(region string) string {
@@ -382,6 +414,9 @@ func (p problems) err() error {
 func (c Config) checkRedis(p *problems) {
 	if _, err := ParseRedisURL(c.Redis.URL); err != nil {
 		p.add("redis.url", "%v", err)
+	}
+	if c.Redis.AckReplicas < -1 || c.Redis.AckReplicas > 16 {
+		p.add("redis.ack_replicas", "must be between -1 (never wait) and 16 (0: automatic), got %d", c.Redis.AckReplicas)
 	}
 }
 

@@ -278,3 +278,21 @@ func TestSampleConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAckReplicasFor(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		desc string
+		r    config.Redis
+		want int
+	}{
+		{"automatic, sentinel", config.Redis{URL: "redis-sentinel://s1:26379/0?master=m"}, 1},
+		{"automatic, one Redis", config.Redis{URL: "redis://localhost:6379/0"}, 0},
+		{"never", config.Redis{URL: "redis-sentinel://s1:26379/0?master=m", AckReplicas: -1}, 0},
+		{"two", config.Redis{URL: "redis://localhost:6379/0", AckReplicas: 2}, 2},
+	} {
+		if got := tc.r.AckReplicasFor(); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.desc, got, tc.want)
+		}
+	}
+}

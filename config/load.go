@@ -45,6 +45,7 @@ var Keys = []Key{
 	{Name: "http.extra_hosts", Flag: "http-extra-hosts", Usage: "further host names to answer for (comma-separated)", Default: []string{}},
 	{Name: "http.trusted_proxies", Flag: "http-trusted-proxies", Usage: "CIDRs of the reverse proxies in front (comma-separated); only their X-Forwarded-For is believed", Default: []string{}},
 	{Name: "redis.url", Flag: "redis-url", Usage: "Redis URL: redis://, rediss:// (TLS) or redis-sentinel://[:pw@]s1:26379,s2:26379/0?master=name", Default: "redis://localhost:6379/0", Secret: true},
+	{Name: "redis.ack_replicas", Flag: "redis-ack-replicas", Usage: "replicas that must hold an assigned programme before it is acknowledged (0: 1 with redis-sentinel://, else none; -1: never wait)", Default: 0},
 	{Name: "cliniko.base_url", Flag: "cliniko-base-url", Usage: "Cliniko API address with {shard}", Default: cliniko.DefaultBaseURL},
 	{Name: "cliniko.user_agent", Flag: "cliniko-user-agent", Usage: "User-Agent sent to Cliniko: \"Name (email)\", as Cliniko requires", Required: true},
 	{Name: "cliniko.requests_per_minute", Flag: "cliniko-requests-per-minute", Usage: "Cliniko request budget per Cliniko user, shared by all processes", Default: cliniko.DefaultRequestsPerMinute},

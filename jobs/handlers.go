@@ -30,6 +30,12 @@ type Deps struct {
 	Now func() time.Time
 	// Render renders a programme PDF. Default: the pdf package.
 	Render func(doc PDFDocument) ([]byte, error)
+	// Owed are further kinds of owed work for the reconciler (reconcile.go),
+	// after the built-in PDFs and imports.
+	Owed []OwedWork
+	// ReconcileBatch bounds the entries of each kind one reconciler run
+	// looks at. Default 200.
+	ReconcileBatch int
 }
 
 // Handlers runs every task type. It is also the asynq ErrorHandler that
@@ -64,6 +70,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeSyncTick, h.wrap(h.syncTick))
 	mux.HandleFunc(TypeSyncAccount, h.wrap(h.syncAccount))
 	mux.HandleFunc(TypeSyncPractitioner, h.wrap(h.syncPractitioner))
+	mux.HandleFunc(TypeReconcile, h.wrap(h.reconcileTick))
 	return mux
 }
 

@@ -56,6 +56,7 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The saved Cliniko key belongs to another Cliniko region (%s) than this import (%s).", cu.Shard, p.Shard)
 	}
 	if id, err := h.Store.FindLink(ctx, p.SubscriptionID, p.Shard, p.ClinikoPatientID); err == nil {
+		h.clearImportWait(ctx, p)
 		writeResult(t, id) // already imported (e.g. a retry after a lost acknowledgement)
 		return nil
 	} else if !errors.Is(err, store.ErrNotFound) {
@@ -76,8 +77,17 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 		_ = h.Store.MarkLinkSynced(ctx, got.ID, h.Now())
 		_ = h.Store.Audit(ctx, store.AuditEntry{PractitionerID: pr.ID, PatientID: got.ID, Op: "patient.imported"})
 	}
+	h.clearImportWait(ctx, p)
 	writeResult(t, got.ID)
 	return nil
+}
+
+// clearImportWait ends the click's wait once the link exists (a failure
+// here leaves it to the reconciler, which finds the link).
+func (h *Handlers) clearImportWait(ctx context.Context, p ImportPayload) {
+	if err := h.Store.ClearImportWait(ctx, p.SubscriptionID, p.Shard, p.ClinikoPatientID); err != nil {
+		h.Log.Warn("clear import wait", "err", err)
+	}
 }
 
 func writeResult(t *asynq.Task, patientID string) {
@@ -108,12 +118,14 @@ func (h *Handlers) practitionerKey(ctx context.Context, id string) (store.Practi
 	return pr, key, cu, nil
 }
 
-// applyClinikoPatient copies a Cliniko patient's details into p.
+// applyClinikoPatient copies a Cliniko patient's details into p, made fit
+// to keep and show (patient_fields.go): Cliniko bounds none of them, and a
+// field we could not store must not fail the import.
 func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
-	p.FirstName = cp.FirstName
-	p.LastName = cp.LastName
-	p.Email = cp.Email
-	p.Mobile = cp.Mobile()
+	p.FirstName = cleanText(cp.FirstName, maxNameRunes)
+	p.LastName = cleanText(cp.LastName, maxNameRunes)
+	p.Email = cleanEmail(cp.Email)
+	p.Mobile = usableMobile(cp.PhoneNumbers)
 	switch {
 	case cp.GenderIdentity != "":
 		p.Gender = cp.GenderIdentity
@@ -122,5 +134,8 @@ func applyClinikoPatient(p *store.Patient, cp cliniko.Patient, now time.Time) {
 	default:
 		p.Gender = cp.Gender
 	}
-	p.ApplyClinikoBirthYear(pmsbridge.ParseBirthYear(cp.DateOfBirth, now))
+	p.Gender = cleanText(p.Gender, maxGenderRunes)
+	by := pmsbridge.ParseBirthYear(cp.DateOfBirth, now)
+	by.Raw = cleanText(by.Raw, maxRawBirthDateRunes)
+	p.ApplyClinikoBirthYear(by)
 }

@@ -50,6 +50,10 @@ var taskSpecs = map[string]taskSpec{
 	TypeSyncTick:         {queue: QueueSync, maxRetry: 3, timeout: time.Minute},
 	TypeSyncAccount:      {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
 	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: time.Minute}, // old tasks: turned into TypeSyncAccount
+	// The reconciler does not retry: the next period runs again, and a
+	// failed tick would only fill the ledger. The pdf queue: served before
+	// the sync queue, after clicks.
+	TypeReconcile: {queue: QueuePDF, maxRetry: 0, timeout: time.Minute},
 }
 
 // TaskOptions are the asynq options (queue included) of a task type, from

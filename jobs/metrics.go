@@ -11,8 +11,9 @@ import (
 
 // Metrics are the job metrics on /metrics.
 type Metrics struct {
-	jobs     *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	jobs      *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	reconcile *reconcileMetrics
 }
 
 // NewMetrics registers the job metrics on reg. The failure-ledger size is
@@ -39,6 +40,7 @@ func NewMetrics(reg prometheus.Registerer, st *store.Store) *Metrics {
 		return float64(n)
 	})
 	reg.MustRegister(m.jobs, m.duration, ledger)
+	m.reconcile = newReconcileMetrics(reg)
 	return m
 }
 

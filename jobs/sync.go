@@ -96,7 +96,7 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	if !first {
 		return nil // another work process ran this period's sync
 	}
-	accounts, err := h.Store.ClinikoAccounts(ctx)
+	accounts, err := h.Store.SubscriptionShards(ctx)
 	if err != nil {
 		return err
 	}

@@ -124,6 +124,12 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 		title := []rune(prog.Title)
 		desc = fmt.Sprintf("Home exercise programme: %s… (version %d) %s", string(title[:max(0, len(title)-(n-255)-1)]), prog.Version, marker)
 	}
+	// Still ours? A Redis failover can lose the lock (and the task's
+	// dequeue) while this runs, and hand the task to another worker on the
+	// new primary; the attachment is the one step that cannot be undone.
+	if held, err := lock.Held(ctx); err != nil || !held {
+		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
+	}
 	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog.ID, prog.Version), desc, body)
 	if err != nil {
 		return fmt.Errorf("upload programme pdf: %w", err)

@@ -413,3 +413,34 @@ func TestUploadLateFailureKeepsUploaded(t *testing.T) {
 		t.Errorf("PDF state after a late failure %+v, want uploaded with attachment %s", st, a.ID)
 	}
 }
+
+// TestUploadLockLostBeforeCreate: the upload's lock changes hands while
+// the upload runs (a Redis failover lost it, and a worker on the new
+// primary took the task): the first run creates no attachment and waits
+// (snooze); the lock's new holder keeps its lock.
+func TestUploadLockLostBeforeCreate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	prog := b.programme(t, "", b.patient, b.pr, "Ankle")
+	lockKey := "pmsb:lock:" + UploadTaskID(prog.ID, prog.Version)
+	b.setOnCall(func(c cliniko.Call) {
+		if c.Op == "list_attachments" {
+			b.rdb.Set(context.Background(), lockKey, "another-worker", time.Minute)
+		}
+	})
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); Decide(err) != Snooze {
+		t.Fatalf("run whose lock was taken: %v, want a snooze", err)
+	}
+	b.setOnCall(nil)
+	if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 0 || b.sb.RequestCount("create_attachment") != 0 {
+		t.Fatalf("%d attachments, %d create calls; want none", n, b.sb.RequestCount("create_attachment"))
+	}
+	if got := b.rdb.Get(b.ctx, lockKey).Val(); got != "another-worker" {
+		t.Errorf("lock %q after the run, want the other worker's", got)
+	}
+	b.rdb.Del(b.ctx, lockKey)
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
+		t.Fatal(err)
+	}
+	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+}

@@ -196,3 +196,30 @@ func (s *Store) Transfer(ctx context.Context, patientID, newOwnerID string) erro
 	}
 	return nil
 }
+
+// TransferBySupport is Transfer on behalf of support (the admin API and
+// `pmsbridge admin patient transfer`): newOwnerID must be an active
+// colleague in the patient's subscription who does not own the patient
+// yet (ErrInvalid otherwise: there would be nothing to do), and the
+// transfer is written to the patient's audit log. It returns the previous
+// owner.
+func (s *Store) TransferBySupport(ctx context.Context, patientID, newOwnerID string) (string, error) {
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("transfer %s to %s: %w", patientID, newOwnerID, err)
+	}
+	x, err := s.GetPatient(ctx, patientID)
+	if err != nil {
+		return fail(err)
+	}
+	if x.OwnerID == newOwnerID {
+		return fail(invalid("transfer", "the practitioner already owns the patient"))
+	}
+	if err := s.Transfer(ctx, patientID, newOwnerID); err != nil {
+		return "", err
+	}
+	if err := s.Audit(ctx, AuditEntry{PatientID: patientID, Op: "patient.transferred",
+		Detail: "to " + newOwnerID + " from " + x.OwnerID + " by support"}); err != nil {
+		return fail(err)
+	}
+	return x.OwnerID, nil
+}

@@ -5,15 +5,16 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge/store"
 )
 
-// TestClinikoAccounts: the accounts are the (subscription, shard) pairs of
+// TestSubscriptionShards: the accounts are the (subscription, shard) pairs of
 // active practitioners' saved keys, each once; an account's key holders are
 // its active practitioners with a key of that shard.
-func TestClinikoAccounts(t *testing.T) {
+func TestSubscriptionShards(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	subA, subB := b.subscription(t, "Clinic A"), b.subscription(t, "Clinic B")
@@ -32,14 +33,14 @@ func TestClinikoAccounts(t *testing.T) {
 	must(t, b.store.SetClinikoKey(b.ctx, b1.ID, "k6-au1", store.ClinikoUser{ID: "6", Shard: "au1"}))
 	must(t, b.store.Deactivate(b.ctx, a5.ID))
 
-	got, err := b.store.ClinikoAccounts(b.ctx)
+	got, err := b.store.SubscriptionShards(b.ctx)
 	must(t, err)
-	want := []store.ClinikoAccount{{subA.ID, "au1"}, {subA.ID, "uk2"}, {subB.ID, "au1"}}
-	slices.SortFunc(want, func(x, y store.ClinikoAccount) int {
+	want := []store.SubscriptionShard{{subA.ID, "au1"}, {subA.ID, "uk2"}, {subB.ID, "au1"}}
+	slices.SortFunc(want, func(x, y store.SubscriptionShard) int {
 		return strings.Compare(x.SubscriptionID+"/"+x.Shard, y.SubscriptionID+"/"+y.Shard)
 	})
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ClinikoAccounts (-want +got):\n%s", diff)
+		t.Errorf("SubscriptionShards (-want +got):\n%s", diff)
 	}
 
 	holders, err := b.store.AccountKeyHolders(b.ctx, subA.ID, "au1")
@@ -69,11 +70,31 @@ func TestClinikoAccounts(t *testing.T) {
 		t.Errorf("bad shard: err = %v, want ErrInvalid", err)
 	}
 
+	// A key known to be of another Cliniko account than the one the
+	// subscription's au1 patients come from is left out; keys whose account
+	// is not known stay.
+	now := time.Now()
+	clinic := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: "101", Name: "Clinic A"}}, now)
+	other := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: "909", Name: "Elsewhere"}}, now)
+	if _, same, err := b.store.ClaimClinikoAccount(b.ctx, subA.ID, clinic); err != nil || !same {
+		t.Fatalf("claim: %v, %v", same, err)
+	}
+	must(t, b.store.SetClinikoKey(b.ctx, a2.ID, "k2-au1", store.ClinikoUser{ID: "2", Role: "practitioner", Shard: "au1", Account: other}))
+	holders, err = b.store.AccountKeyHolders(b.ctx, subA.ID, "au1")
+	must(t, err)
+	if len(holders) != 1 || holders[0].PractitionerID != a1.ID {
+		t.Errorf("with a key of another account: %+v, want only %s", holders, a1.ID)
+	}
+	must(t, b.store.SetClinikoKey(b.ctx, a2.ID, "k2-au1", store.ClinikoUser{ID: "2", Role: "practitioner", Shard: "au1", Account: clinic}))
+	if holders, err = b.store.AccountKeyHolders(b.ctx, subA.ID, "au1"); err != nil || len(holders) != 2 {
+		t.Errorf("with a key of the clinic's account: %+v, %v; want both", holders, err)
+	}
+
 	// A removed key leaves the account when it was its only one.
 	must(t, b.store.DeleteClinikoKey(b.ctx, a3.ID))
-	got, err = b.store.ClinikoAccounts(b.ctx)
+	got, err = b.store.SubscriptionShards(b.ctx)
 	must(t, err)
-	if len(got) != 2 || slices.Contains(got, store.ClinikoAccount{SubscriptionID: subA.ID, Shard: "uk2"}) {
+	if len(got) != 2 || slices.Contains(got, store.SubscriptionShard{SubscriptionID: subA.ID, Shard: "uk2"}) {
 		t.Errorf("after removing the uk2 key: %+v", got)
 	}
 }

@@ -19,6 +19,10 @@ type ClinikoUser struct {
 	Email string `json:"email"`
 	Role  string `json:"role"`
 	Shard string `json:"shard"` // e.g. "au1": the key's suffix
+	// Account is the Cliniko account (clinic) the key belongs to, read
+	// from GET /businesses when the key was saved; not Known for keys saved
+	// before it was recorded or when the businesses could not be read.
+	Account ClinikoAccount `json:"account,omitzero"`
 }
 
 func (s *Store) clinikoKey(practitionerID string) string {
@@ -161,10 +165,11 @@ func (s *Store) PractitionerWithCliniko(ctx context.Context, id string) (Practit
 	return rec.Practitioner, u, true, nil
 }
 
-// ClinikoAccount is a Cliniko account as pmsbridge knows it: a subscription
-// on a Cliniko shard. Links are per account, and the periodic sync runs once
-// per account, with one working key of it.
-type ClinikoAccount struct {
+// SubscriptionShard is a subscription on a Cliniko shard: what design.md
+// calls a Cliniko account (subscription + shard). Links are kept per
+// subscription shard, and the periodic sync runs once for each, with one
+// working key of it.
+type SubscriptionShard struct {
 	SubscriptionID string
 	Shard          string
 }
@@ -224,27 +229,28 @@ func (s *Store) keyHolders(ctx context.Context, ids []string, fn func(Practition
 	return nil
 }
 
-// ClinikoAccounts returns the Cliniko accounts that at least one active
-// practitioner has a saved key for, sorted by subscription and shard: what
-// the periodic sync runs over. It reads every key holder once (pipelined).
-func (s *Store) ClinikoAccounts(ctx context.Context) ([]ClinikoAccount, error) {
+// SubscriptionShards returns the subscription shards that at least one
+// active practitioner has a saved key for, sorted by subscription and
+// shard: what the periodic sync runs over. It reads every key holder once
+// (pipelined).
+func (s *Store) SubscriptionShards(ctx context.Context) ([]SubscriptionShard, error) {
 	ids, err := s.PractitionersWithKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[ClinikoAccount]bool{}
-	var out []ClinikoAccount
+	seen := map[SubscriptionShard]bool{}
+	var out []SubscriptionShard
 	err = s.keyHolders(ctx, ids, func(p Practitioner, u ClinikoUser) {
-		a := ClinikoAccount{SubscriptionID: p.SubscriptionID, Shard: u.Shard}
+		a := SubscriptionShard{SubscriptionID: p.SubscriptionID, Shard: u.Shard}
 		if !seen[a] {
 			seen[a] = true
 			out = append(out, a)
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("cliniko accounts: %w", err)
+		return nil, fmt.Errorf("subscription shards: %w", err)
 	}
-	slices.SortFunc(out, func(a, b ClinikoAccount) int {
+	slices.SortFunc(out, func(a, b SubscriptionShard) int {
 		if c := strings.Compare(a.SubscriptionID, b.SubscriptionID); c != 0 {
 			return c
 		}
@@ -254,8 +260,11 @@ func (s *Store) ClinikoAccounts(ctx context.Context) ([]ClinikoAccount, error) {
 }
 
 // AccountKeyHolders returns the active practitioners of subscription subID
-// whose saved key belongs to shard, with their Cliniko users, sorted by
-// practitioner id (none is not an error).
+// whose saved key is for shard, with their Cliniko users, sorted by
+// practitioner id (none is not an error). A key known to belong to another
+// Cliniko account than the one the subscription's patients on that shard
+// come from (SubscriptionClinikoAccount) is left out: it would read another
+// clinic's patients. Keys whose account is not known are kept.
 func (s *Store) AccountKeyHolders(ctx context.Context, subID, shard string) ([]KeyHolder, error) {
 	if !validID(subID) || !validID(shard) {
 		return nil, fmt.Errorf("key holders of %q/%q: %w", subID, shard, invalid("account", "bad subscription or shard"))
@@ -264,10 +273,15 @@ func (s *Store) AccountKeyHolders(ctx context.Context, subID, shard string) ([]K
 	if err != nil {
 		return nil, fmt.Errorf("key holders of %s/%s: %w", subID, shard, err)
 	}
+	claimed, _, err := s.SubscriptionClinikoAccount(ctx, subID, shard)
+	if err != nil {
+		return nil, fmt.Errorf("key holders of %s/%s: %w", subID, shard, err)
+	}
 	slices.Sort(ids)
 	var out []KeyHolder
 	err = s.keyHolders(ctx, ids, func(p Practitioner, u ClinikoUser) {
-		if p.SubscriptionID == subID && u.Shard == shard {
+		other := claimed.Known() && u.Account.Known() && !claimed.Same(u.Account)
+		if p.SubscriptionID == subID && u.Shard == shard && !other {
 			out = append(out, KeyHolder{PractitionerID: p.ID, User: u})
 		}
 	})

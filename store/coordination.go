@@ -96,6 +96,19 @@ func (l *Lock) Renew(ctx context.Context) error {
 	return nil
 }
 
+// Held reports whether the lock is still this holder's: a Redis failover
+// can lose it while the holder works, and hand the work to another process.
+func (l *Lock) Held(ctx context.Context) (bool, error) {
+	owner, err := l.s.rdb.Get(ctx, l.key).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("check lock: %w", err)
+	}
+	return owner == l.token, nil
+}
+
 // Release gives the lock up (not an error when it is no longer held).
 func (l *Lock) Release(ctx context.Context) error {
 	if err := releaseLockScript.Run(ctx, l.s.rdb, []string{l.key}, l.token).Err(); err != nil {

@@ -27,12 +27,16 @@ var (
 	// ErrNoKey: the store was opened without encryption keys (a read-only
 	// support tool), so encrypted fields can be neither read nor written.
 	ErrNoKey = errors.New("no encryption key")
+	// ErrBusy: too many password checks are running in this process; the
+	// attempt was not checked (and not counted). Try again in a moment.
+	ErrBusy = errors.New("busy: too many password checks at once")
 )
 
-// LockedError is returned while an account, an IP address or a programme
-// code is locked after too many failures. errors.Is(err, ErrLocked) holds.
+// LockedError is returned while an account, a client address or a
+// programme code is locked after too many failures. errors.Is(err,
+// ErrLocked) holds.
 type LockedError struct {
-	// Scope says what is locked: "account", "ip" or "code".
+	// Scope says what is locked: "account", "client" or "code".
 	Scope string
 	// Until is when the next attempt is allowed again.
 	Until time.Time

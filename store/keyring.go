@@ -3,6 +3,7 @@ package store
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -27,6 +28,9 @@ const KeySize = 32
 type Keyring struct {
 	current string
 	aeads   map[string]cipher.AEAD
+	// macKeys are derived from the keys, current first: index keys made
+	// from secrets (access codes) are keyed hashes under them.
+	macKeys [][]byte
 }
 
 // NewKeyring returns a keyring that encrypts with current and decrypts with
@@ -52,6 +56,9 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 			continue // the same key listed twice
 		}
 		k.aeads[id] = aead
+		m := hmac.New(sha256.New, key)
+		m.Write([]byte("pmsbridge index mac key v1"))
+		k.macKeys = append(k.macKeys, m.Sum(nil))
 	}
 	return k, nil
 }
@@ -151,4 +158,27 @@ func (k *Keyring) NeedsRotation(ciphertext string) bool {
 		return false
 	}
 	return !strings.HasPrefix(ciphertext, "v1:"+k.current+":")
+}
+
+// MAC is a keyed hash of value for purpose (HMAC-SHA256 under a key
+// derived from the current encryption key; 32 hex digits). Index keys
+// made from secrets use it, so that Redis never holds the secret: the
+// access code index is keyed by MAC("code", code). A rotation changes it:
+// look-ups try MACs (every key of the ring) and Store.Reencrypt moves the
+// index to the current key.
+func (k *Keyring) MAC(purpose, value string) string { return macWith(k.macKeys[0], purpose, value) }
+
+// MACs is MAC under every key of the keyring, the current one first.
+func (k *Keyring) MACs(purpose, value string) []string {
+	out := make([]string, len(k.macKeys))
+	for i, key := range k.macKeys {
+		out[i] = macWith(key, purpose, value)
+	}
+	return out
+}
+
+func macWith(key []byte, purpose, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose + "\x00" + value))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }

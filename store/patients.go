@@ -13,6 +13,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// MaxPatientFieldBytes is the most a patient's text field (a name, the
+// email, the mobile, the gender, the raw birth date) may hold, in bytes.
+const MaxPatientFieldBytes = 500
+
 // Patient is a patient of a subscription. Names, contact details, gender
 // and birth data are encrypted at rest.
 type Patient struct {
@@ -128,7 +132,7 @@ func patientProblems(p Patient) []string {
 		"first name": p.FirstName, "last name": p.LastName, "email": p.Email,
 		"mobile": p.Mobile, "gender": p.Gender, "raw birth date": p.BirthYearRaw,
 	} {
-		if len(v) > 500 {
+		if len(v) > MaxPatientFieldBytes {
 			problems = append(problems, name+" is too long")
 		}
 	}

@@ -94,12 +94,16 @@ func (s *Store) CreatePractitioner(ctx context.Context, np NewPractitioner) (Pra
 	if len(problems) > 0 {
 		return Practitioner{}, fmt.Errorf("create practitioner: %w", invalid("practitioner", problems...))
 	}
+	hash, err := s.gatedHash(ctx, np.Password)
+	if err != nil {
+		return Practitioner{}, fmt.Errorf("create practitioner: %w", err)
+	}
 	rec := practitionerRecord{
 		Practitioner: Practitioner{
 			ID: newID("prac"), SubscriptionID: np.SubscriptionID, Email: email,
 			Name: name, Active: true, CreatedAt: s.now(),
 		},
-		PasswordHash: s.hashPassword(np.Password),
+		PasswordHash: hash,
 	}
 	// The record first, then the unique email index: losing the race for
 	// the email leaves only an unindexed record, which we delete.
@@ -238,7 +242,10 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 	if p := passwordProblem(password); p != "" {
 		return fmt.Errorf("set password %s: %w", id, invalid("password", p))
 	}
-	hash := s.hashPassword(password)
+	hash, err := s.gatedHash(ctx, password)
+	if err != nil {
+		return fmt.Errorf("set password %s: %w", id, err)
+	}
 	if _, err := s.updatePractitioner(ctx, id, func(r *practitionerRecord) error {
 		r.PasswordHash = hash
 		return nil
@@ -252,42 +259,69 @@ func (s *Store) SetPassword(ctx context.Context, id, password string) error {
 }
 
 // Authenticate checks a login. Wrong email, wrong password and an inactive
-// practitioner are all ErrBadCredentials, in about the same time. Failures
-// are counted per account and per IP address (ip may be empty); once either
-// has LoginMaxFailures within LoginWindow, every attempt is refused with a
-// *LockedError (errors.Is ErrLocked), even with the right password, until
-// the oldest failure leaves the window. Success clears the account's
-// failures (not the address's).
-func (s *Store) Authenticate(ctx context.Context, email, password, ip string) (Practitioner, error) {
+// practitioner are all ErrBadCredentials, in about the same time. When the
+// process is already running PasswordChecks hashes (and PasswordCheckQueue
+// attempts wait), the attempt is ErrBusy, unchecked and not counted.
+//
+// Attempts are counted per account and per client address (client may be
+// empty) in one step before the password is checked: once either has
+// LoginMaxFailures attempts within LoginWindow, further attempts are
+// refused with a *LockedError (errors.Is ErrLocked) without being checked,
+// even with the right password, until the oldest failure leaves the
+// window. So of any number of simultaneous attempts at most
+// LoginMaxFailures are checked. A failure stays counted; a success is
+// not counted and clears the account's failures (not the client's).
+func (s *Store) Authenticate(ctx context.Context, email, password, client string) (Practitioner, error) {
 	email = NormalizeEmail(email)
-	keys := []limitKey{{scope: "account", key: s.key("login", "acct", sha256Hex(email)), max: s.opts.LoginMaxFailures}}
-	if ip != "" {
-		keys = append(keys, limitKey{scope: "ip", key: s.key("login", "ip", ip), max: s.opts.LoginMaxFailures})
+	acct := s.limitKeyOf("login", "acct", sha256Hex(email))
+	keys := []limitKey{{scope: "account", key: acct, max: s.opts.LoginMaxFailures}}
+	if client != "" {
+		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("login", "client", client), max: s.opts.LoginMaxFailures})
 	}
-	window := s.opts.LoginWindow
-	if err := s.checkLimits(ctx, keys, window); err != nil {
+	res, err := s.reserve(ctx, keys, s.opts.LoginWindow)
+	if err != nil {
+		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
+	}
+	// Not checked after all: the attempt does not count.
+	unchecked := func(err error) (Practitioner, error) {
+		if rerr := s.release(ctx, res); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
 		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
 	}
 	rec, err := s.practitionerRecordByEmail(ctx, email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
+		return unchecked(err)
 	}
 	found := err == nil
+	done, err := s.hashes.acquire(ctx, true)
+	if err != nil {
+		return unchecked(err)
+	}
 	hash := rec.PasswordHash
 	if !found {
 		hash = s.dummyPasswordHash()
 	}
 	ok := verifyPassword(hash, password)
+	done()
 	if !found || !ok || !rec.Active {
-		if err := s.recordFailure(ctx, keys, window); err != nil {
-			return Practitioner{}, fmt.Errorf("authenticate: %w", err)
-		}
 		return Practitioner{}, fmt.Errorf("authenticate: %w", ErrBadCredentials)
 	}
-	if err := s.rdb.Del(ctx, keys[0].key).Err(); err != nil {
+	if err := s.release(ctx, res, acct); err != nil {
 		return Practitioner{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return rec.Practitioner, nil
+}
+
+// gatedHash hashes a new password in one of the process's hash slots,
+// waiting for one as long as ctx allows.
+func (s *Store) gatedHash(ctx context.Context, password string) (string, error) {
+	done, err := s.hashes.acquire(ctx, false)
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	return s.hashPassword(password), nil
 }
 
 // hashPassword returns a PHC-style argon2id hash:

@@ -64,10 +64,11 @@ func ValidCode(code string) bool {
 }
 
 // createVersionScript adds a version to a programme hash, atomically on one
-// key. KEYS[1] programme; ARGV version, json, code, patient id.
-// Returns {1,""} when added, {0,json} when that version already exists,
-// {-1,latest} when it is not the next one, {-2,""} when the code changed
-// under us (a concurrent first version).
+// key. KEYS[1] programme; ARGV version, sealed version, sealed code (as read
+// from the hash for a later version, fresh for the first), patient id.
+// Returns {1,""} when added, {0,sealed version} when that version already
+// exists, {-1,latest} when it is not the next one, {-2,""} when the code
+// changed under us (a concurrent first version, or Reencrypt).
 var createVersionScript = redis.NewScript(`
 local existing = redis.call('HGET', KEYS[1], 'v:' .. ARGV[1])
 if existing then return {0, existing} end
@@ -127,18 +128,20 @@ func (s *Store) CreateProgramme(ctx context.Context, p pmsbridge.Programme) (pms
 	if err != nil {
 		return fail(err)
 	}
-	code, _ := head[0].(string)
+	sealedCode, _ := head[0].(string)
 	patient, _ := head[1].(string)
 	latest, _ := strconv.Atoi(fmt.Sprint(head[2]))
 	var ownCode string // a code this call reserved, released if unused
-	if code != "" {
+	if sealedCode != "" {
 		if patient != p.PatientID {
 			return fail(invalid("programme", "the programme belongs to another patient"))
 		}
 		if p.Version == 0 {
 			p.Version = latest + 1
 		}
-		p.Code = code
+		if p.Code, err = s.openCode(p.ID, sealedCode); err != nil {
+			return fail(err)
+		}
 	} else {
 		if p.Version == 0 {
 			p.Version = 1
@@ -148,19 +151,27 @@ func (s *Store) CreateProgramme(ctx context.Context, p pmsbridge.Programme) (pms
 				return fail(err)
 			}
 			p.Code = ownCode
+			if sealedCode, err = s.keys.Encrypt([]byte(ownCode), codeAAD(p.ID)); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	release := func() {
 		if ownCode != "" {
-			s.rdb.Del(context.WithoutCancel(ctx), s.key("code", ownCode))
+			s.rdb.Del(context.WithoutCancel(ctx), s.codeIndexKey(s.keys.MAC("code", ownCode)))
 		}
+	}
+	sealed, err := s.keys.Encrypt(mustJSON(p), versionAAD(p.ID, p.Version))
+	if err != nil {
+		release()
+		return fail(err)
 	}
 	if err := s.rdb.SAdd(ctx, s.key("pat", p.PatientID, "programmes"), p.ID).Err(); err != nil {
 		release()
 		return fail(err)
 	}
 	res, err := createVersionScript.Run(ctx, s.rdb, []string{key},
-		p.Version, mustJSON(p), p.Code, p.PatientID).Slice()
+		p.Version, sealed, sealedCode, p.PatientID).Slice()
 	if err != nil || len(res) != 2 {
 		release()
 		if err == nil {
@@ -175,8 +186,8 @@ func (s *Store) CreateProgramme(ctx context.Context, p pmsbridge.Programme) (pms
 		return p, true, nil
 	case 0:
 		release()
-		var got pmsbridge.Programme
-		if err := json.Unmarshal([]byte(payload), &got); err != nil {
+		got, err := s.openVersion(p.ID, p.Version, payload)
+		if err != nil {
 			return fail(err)
 		}
 		return got, false, nil
@@ -190,11 +201,22 @@ func (s *Store) CreateProgramme(ctx context.Context, p pmsbridge.Programme) (pms
 }
 
 // reserveCode takes a fresh access code for programme id in the region-wide
-// code index, retrying on collisions.
+// code index (keyed by the code's MAC, never the code), retrying on
+// collisions, also with codes indexed under a previous key.
 func (s *Store) reserveCode(ctx context.Context, id string) (string, error) {
 	for range 20 {
 		code := newCode()
-		ok, err := s.rdb.SetNX(ctx, s.key("code", code), id, 0).Result()
+		macs := s.keys.MACs("code", code)
+		if len(macs) > 1 {
+			n, err := s.rdb.Exists(ctx, s.codeIndexKeys(macs[1:])...).Result()
+			if err != nil {
+				return "", err
+			}
+			if n > 0 {
+				continue
+			}
+		}
+		ok, err := s.rdb.SetNX(ctx, s.codeIndexKey(macs[0]), id, 0).Result()
 		if err != nil {
 			return "", err
 		}
@@ -205,16 +227,69 @@ func (s *Store) reserveCode(ctx context.Context, id string) (string, error) {
 	return "", fmt.Errorf("no free access code after 20 tries: %w", ErrConflict)
 }
 
-// programmeVersions decodes every version held in a programme hash,
+// codeIndexKey is the code index entry of a code's MAC.
+func (s *Store) codeIndexKey(mac string) string { return s.key("code", mac) }
+
+func (s *Store) codeIndexKeys(macs []string) []string {
+	out := make([]string, len(macs))
+	for i, m := range macs {
+		out[i] = s.codeIndexKey(m)
+	}
+	return out
+}
+
+func codeAAD(programmeID string) string { return "programme-code:" + programmeID }
+
+func versionAAD(programmeID string, version int) string {
+	return "programme:" + programmeID + ":v" + strconv.Itoa(version)
+}
+
+// openCode reads a programme hash's sealed code. A plain code is from
+// before codes were encrypted (Reencrypt seals it).
+func (s *Store) openCode(programmeID, field string) (string, error) {
+	if ValidCode(field) {
+		return field, nil
+	}
+	b, err := s.keys.Decrypt(field, codeAAD(programmeID))
+	if err != nil {
+		return "", fmt.Errorf("code of %s: %w", programmeID, err)
+	}
+	return string(b), nil
+}
+
+// openVersion reads a sealed programme version: title, notes and exercise
+// texts are clinical text, encrypted at rest like patient details. Plain
+// JSON is from before versions were encrypted (Reencrypt seals it).
+func (s *Store) openVersion(programmeID string, version int, field string) (pmsbridge.Programme, error) {
+	var p pmsbridge.Programme
+	plain := []byte(field)
+	if !strings.HasPrefix(field, "{") {
+		var err error
+		if plain, err = s.keys.Decrypt(field, versionAAD(programmeID, version)); err != nil {
+			return p, fmt.Errorf("programme %s v%d: %w", programmeID, version, err)
+		}
+	}
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return p, fmt.Errorf("programme %s v%d: %w", programmeID, version, err)
+	}
+	return p, nil
+}
+
+// programmeVersions decodes every version held in programme id's hash,
 // highest first.
-func programmeVersions(h map[string]string) ([]pmsbridge.Programme, error) {
+func (s *Store) programmeVersions(id string, h map[string]string) ([]pmsbridge.Programme, error) {
 	var out []pmsbridge.Programme
 	for f, v := range h {
-		if !strings.HasPrefix(f, "v:") {
+		n, ok := strings.CutPrefix(f, "v:")
+		if !ok {
 			continue
 		}
-		var p pmsbridge.Programme
-		if err := json.Unmarshal([]byte(v), &p); err != nil {
+		version, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		p, err := s.openVersion(id, version, v)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -235,7 +310,7 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 		if err != nil {
 			return p, fmt.Errorf("get programme %s: %w", id, err)
 		}
-		vs, err := programmeVersions(h)
+		vs, err := s.programmeVersions(id, h)
 		if err != nil {
 			return p, fmt.Errorf("get programme %s: %w", id, err)
 		}
@@ -244,17 +319,14 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 		}
 		return vs[0], nil
 	}
-	b, err := s.rdb.HGet(ctx, s.key("prg", id), "v:"+strconv.Itoa(version)).Bytes()
+	field, err := s.rdb.HGet(ctx, s.key("prg", id), "v:"+strconv.Itoa(version)).Result()
 	if errors.Is(err, redis.Nil) {
 		return p, fmt.Errorf("get programme %s v%d: %w", id, version, ErrNotFound)
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &p)
 	}
 	if err != nil {
 		return p, fmt.Errorf("get programme %s v%d: %w", id, version, err)
 	}
-	return p, nil
+	return s.openVersion(id, version, field)
 }
 
 // ListProgrammes returns every version of every programme of patient
@@ -271,10 +343,9 @@ func (s *Store) ListProgrammes(ctx context.Context, patientID string) ([]pmsbrid
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, 0, len(ids))
+	ids = slices.DeleteFunc(ids, func(id string) bool { return !validID(id) })
 	for _, id := range ids {
-		if validID(id) {
-			cmds = append(cmds, pipe.HGetAll(ctx, s.key("prg", id)))
-		}
+		cmds = append(cmds, pipe.HGetAll(ctx, s.key("prg", id)))
 	}
 	if len(cmds) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
@@ -282,8 +353,8 @@ func (s *Store) ListProgrammes(ctx context.Context, patientID string) ([]pmsbrid
 		}
 	}
 	var groups [][]pmsbridge.Programme
-	for _, c := range cmds {
-		vs, err := programmeVersions(c.Val())
+	for i, c := range cmds {
+		vs, err := s.programmeVersions(ids[i], c.Val())
 		if err != nil {
 			return nil, fmt.Errorf("list programmes of %s: %w", patientID, err)
 		}
@@ -310,54 +381,108 @@ func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Progra
 	if !ValidCode(code) {
 		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
 	}
-	id, err := s.rdb.Get(ctx, s.key("code", code)).Result()
-	if errors.Is(err, redis.Nil) {
-		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
-	}
+	id, err := s.programmeIDByCode(ctx, code)
 	if err != nil {
 		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", err)
 	}
 	return s.GetProgramme(ctx, id, 0)
 }
 
+// programmeIDByCode looks a well-formed code up in the code index, under
+// the MAC of every key of the keyring (during a rotation, entries not yet
+// moved by Reencrypt are under a previous key) and, for data from before
+// the index was keyed, the code itself; ErrNotFound when no programme has
+// it. One round trip.
+func (s *Store) programmeIDByCode(ctx context.Context, code string) (string, error) {
+	keys := append(s.codeIndexKeys(s.keys.MACs("code", code)), s.key("code", code))
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return "", err
+	}
+	for _, c := range cmds {
+		if id, err := c.Result(); err == nil && id != "" {
+			return id, nil
+		}
+	}
+	return "", ErrNotFound
+}
+
+// codeMAC names a code in keys built from it (lock-out counters, notes of
+// locked tries): its MAC under the current key, never the code.
+func (s *Store) codeMAC(code string) string { return s.keys.MAC("code", code) }
+
 // OpenProgramme is the patient's door: it returns the latest version of the
 // programme with access code code when yearOfBirth is the patient's year of
-// birth. A wrong code or year is ErrBadCredentials. Failures are counted per
-// code (AccessMaxFailures) and per IP address (AccessMaxIPFailures) within
-// AccessWindow; at the limit every attempt, even a right one, is refused
-// with a *LockedError until the oldest failure leaves the window.
-func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, ip string) (pmsbridge.Programme, error) {
+// birth. A wrong code or year, and a patient without a year on record, are
+// all ErrBadCredentials.
+//
+// Attempts are counted per code (AccessMaxFailures) and per client address
+// (AccessMaxIPFailures; client may be empty) within AccessWindow, in one
+// step before anything is checked: at the limit every attempt, even a
+// right one, is refused with a *LockedError without being checked, until
+// the oldest failure leaves the window. Of any number of simultaneous
+// attempts at most the limit are checked. A failure stays counted; a
+// success does not count.
+//
+// The Attempt says what to write to the patient's access log
+// (RecordAttempt), whatever the outcome.
+func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, Attempt, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
-	var keys []limitKey
+	att := Attempt{client: client}
 	if ValidCode(code) {
-		keys = append(keys, limitKey{scope: "code", key: s.key("access", "code", code), max: s.opts.AccessMaxFailures})
+		att.code = code
 	}
-	if ip != "" {
-		keys = append(keys, limitKey{scope: "ip", key: s.key("access", "ip", ip), max: s.opts.AccessMaxIPFailures})
+	var keys []limitKey
+	if att.code != "" {
+		keys = append(keys, limitKey{scope: "code", key: s.limitKeyOf("access", "code", s.codeMAC(code)), max: s.opts.AccessMaxFailures})
 	}
-	window := s.opts.AccessWindow
-	if err := s.checkLimits(ctx, keys, window); err != nil {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+	if client != "" {
+		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("access", "client", client), max: s.opts.AccessMaxIPFailures})
 	}
+	res, err := s.reserve(ctx, keys, s.opts.AccessWindow)
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			att.Op = AccessLocked
+		}
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
+	}
+	unchecked := func(err error) (pmsbridge.Programme, Attempt, error) {
+		if rerr := s.release(ctx, res); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return pmsbridge.Programme{}, Attempt{}, fmt.Errorf("open programme: %w", err)
+	}
+	att.Op = AccessFailed
 	p, err := s.LatestByCode(ctx, code)
-	ok := err == nil
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		return unchecked(err)
 	}
-	if ok {
+	if err == nil {
 		x, err := s.GetPatient(ctx, p.PatientID)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+			return unchecked(err)
 		}
-		ok = err == nil && x.YearOfBirth != 0 && x.YearOfBirth == yearOfBirth
-	}
-	if !ok {
-		if err := s.recordFailure(ctx, keys, window); err != nil {
-			return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", err)
+		if err == nil {
+			att.PatientID = x.ID
+			switch {
+			case x.YearOfBirth == 0:
+				att.Op = AccessNoYear
+			case x.YearOfBirth == yearOfBirth:
+				att.Op = AccessOpened
+			}
 		}
-		return pmsbridge.Programme{}, fmt.Errorf("open programme: %w", ErrBadCredentials)
 	}
-	return p, nil
+	if att.Op != AccessOpened {
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", ErrBadCredentials)
+	}
+	if err := s.release(ctx, res); err != nil {
+		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
+	}
+	return p, att, nil
 }
 
 // setPDFStateScript writes a version's PDF state unless it is already
@@ -388,9 +513,21 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 		st.UpdatedAt = s.now()
 	}
 	st.UpdatedAt = st.UpdatedAt.UTC()
+	// The owed-work index (owed.go): in before the record says pending,
+	// out after it says anything else.
+	owed := PDFOwedID(programmeID, version)
+	if st.State == pmsbridge.PDFPending {
+		if err := s.MarkOwed(ctx, OwedPDF, owed); err != nil {
+			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+		}
+	}
 	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
 		version, mustJSON(st), string(st.State)).Err(); err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	if st.State != pmsbridge.PDFPending {
+		// A leftover entry (this failing) is dropped by the reconciler.
+		_ = s.ClearOwed(ctx, OwedPDF, owed)
 	}
 	return nil
 }

@@ -229,8 +229,11 @@ func TestProgrammeCodeIndexCollision(t *testing.T) {
 		_, _, err := b.store.CreateProgramme(b.ctx, programmeFor(pat, "T"))
 		must(t, err)
 	}
-	if got := b.rdb.Get(b.ctx, "pmsb:code:"+p.Code).Val(); got != p.ID {
+	if got := b.rdb.Get(b.ctx, "pmsb:code:"+b.keys.MAC("code", p.Code)).Val(); got != p.ID {
 		t.Errorf("code index of the first programme = %q, want %q", got, p.ID)
+	}
+	if n := b.rdb.Exists(b.ctx, "pmsb:code:"+p.Code).Val(); n != 0 {
+		t.Error("the code index is keyed by the code in clear")
 	}
 }
 
@@ -363,34 +366,34 @@ func TestOpenProgramme(t *testing.T) {
 	other, _, err := b.store.CreateProgramme(b.ctx, programmeFor(pat, "U"))
 	must(t, err)
 
-	got, err := b.store.OpenProgramme(b.ctx, " "+prg.Code+" ", 1985, "203.0.113.1")
+	got, _, err := b.store.OpenProgramme(b.ctx, " "+prg.Code+" ", 1985, "203.0.113.1")
 	must(t, err)
 	if got.ID != prg.ID {
 		t.Errorf("opened %s, want %s", got.ID, prg.ID)
 	}
 	start := b.clock.Now()
 	for i := range 5 {
-		if _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1990, "203.0.113.1"); !errors.Is(err, store.ErrBadCredentials) {
+		if _, _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1990, "203.0.113.1"); !errors.Is(err, store.ErrBadCredentials) {
 			t.Fatalf("wrong year %d: err = %v, want ErrBadCredentials", i+1, err)
 		}
 		b.clock.Advance(time.Minute)
 	}
-	_, err = b.store.OpenProgramme(b.ctx, prg.Code, 1985, "198.51.100.1")
+	_, _, err = b.store.OpenProgramme(b.ctx, prg.Code, 1985, "198.51.100.1")
 	if got, want := lockedUntil(t, err), start.Add(time.Hour); !got.Equal(want) {
 		t.Errorf("code locked until %v, want %v", got, want)
 	}
 	// Other codes still open from that address (5 of its 8 failures used).
-	if _, err := b.store.OpenProgramme(b.ctx, other.Code, 1985, "203.0.113.1"); err != nil {
+	if _, _, err := b.store.OpenProgramme(b.ctx, other.Code, 1985, "203.0.113.1"); err != nil {
 		t.Errorf("other code: %v", err)
 	}
 	for range 3 {
-		_, _ = b.store.OpenProgramme(b.ctx, "qqqqqqqq", 1985, "203.0.113.1")
+		_, _, _ = b.store.OpenProgramme(b.ctx, "qqqqqqqq", 1985, "203.0.113.1")
 	}
-	if _, err := b.store.OpenProgramme(b.ctx, other.Code, 1985, "203.0.113.1"); !errors.Is(err, store.ErrLocked) {
+	if _, _, err := b.store.OpenProgramme(b.ctx, other.Code, 1985, "203.0.113.1"); !errors.Is(err, store.ErrLocked) {
 		t.Errorf("address after 8 failures: err = %v, want ErrLocked", err)
 	}
 	b.clock.Advance(time.Hour)
-	if _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1985, "203.0.113.1"); err != nil {
+	if _, _, err := b.store.OpenProgramme(b.ctx, prg.Code, 1985, "203.0.113.1"); err != nil {
 		t.Errorf("after an hour: %v", err)
 	}
 }

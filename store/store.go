@@ -7,13 +7,31 @@
 //
 // Every key starts with Options.Prefix ("pmsb:" by default), and no other
 // package builds a Redis key: the layout below is the whole of it. Sensitive values
-// (Cliniko API keys, patient names, contact details and birth data) are
-// encrypted at rest with a Keyring; sessions are stored under the SHA-256 of
-// their token; passwords are stored as argon2id hashes.
+// (Cliniko API keys, patient names, contact details and birth data,
+// programme versions with their titles, notes and exercise texts, and
+// access codes) are encrypted at rest with a Keyring ("sealed" below);
+// sessions are stored under the SHA-256 of their token; passwords are
+// stored as argon2id hashes.
+//
+// Access codes never appear in clear, not even in key names: the code
+// index and every key built from a code use mac(code), an HMAC under a key
+// derived from the current encryption key (Keyring.MAC). A rotation
+// changes it, so look-ups try the MAC under every key of the ring, and
+// Reencrypt moves each index entry to the current key's MAC (as it
+// re-seals the values), after which the old key can be dropped. Lock-out
+// counters and notes keyed by a code's MAC are not moved: they last an
+// hour at most, so a rotation forgets the current hour's tries of a code.
 //
 // The store works against redis.UniversalClient. Transactions (WATCH/MULTI)
-// and Lua scripts only ever touch a single key, and multi-key reads and
-// writes are pipelines, so a Cluster client works too. Records are the source
+// and Lua scripts only ever touch a single key, except the attempt limits,
+// whose counters share the hash tag {lim}; multi-key reads and writes are
+// pipelines, so a Cluster client works too.
+//
+// Attempt limits (logins, programme openings) are counted and decided in
+// one Lua step that reserves a slot in every counter of the attempt, or in
+// none; the counters are sorted sets of attempts by time, so a window
+// slides. A client is the address bridge works out (http.trusted_proxies;
+// an IPv6 /64). Records are the source
 // of truth; set indexes (a practitioner's patients, a patient's shares) are
 // written before the record when adding and after it when removing, and are
 // checked against the records when read, so a crash between the two steps
@@ -27,6 +45,7 @@
 //	P sub:<sub>:sharing             json  Sharing groups
 //	P sub:<sub>:patients            set   patient ids
 //	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
+//	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
@@ -35,17 +54,22 @@
 //	P pracemail:<sha256(email)>     str   practitioner id (unique email index)
 //	P cliniko:keys                  set   ids of practitioners with a saved key
 //	P sess:<sha256(token)>          hash  pid, created, last, abs (unix ms), ip, ua
-//	P login:acct:<sha256(email)>    zset  failed logins (score unix ms)
-//	P login:ip:<ip>                 zset  failed logins from an address
+//	P {lim}:login:acct:<sha256(email)>  zset  login attempts (score unix ms)
+//	P {lim}:login:client:<client>       zset  login attempts from a client
+//	P {lim}:admin:client:<client>       zset  support login attempts from a client
+//	P adminsess:<sha256(token)>         hash  support login: gen, created, abs (unix ms), ip
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
-//	P pat:<pat>:audit               list  newest first, capped
+//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped
+//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
+//	P pat:<pat>:access:count        hash  op -> number of tries of that kind
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
-//	P prg:<prg>                     hash  code, patient, latest, v:<n> (json per version)
+//	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
-//	P code:<code>                   str   programme id (unique access code index)
-//	P access:code:<code>            zset  failed programme openings for a code
-//	P access:ip:<ip>                zset  failed programme openings from an address
+//	P code:<mac(code)>              str   programme id (unique access code index)
+//	P {lim}:access:code:<mac(code)>     zset  programme opening attempts for a code
+//	P {lim}:access:client:<client>      zset  programme opening attempts from a client
+//	P access:locked:<mac(code)>:<client> hash  locked tries of a code from a client in the window (from, n, pat)
 //	P evt:<event id>                str   webhook event claim, with a TTL
 //	P audit                         list  newest first, capped
 //	P failure:<task id>             json  failure ledger entry (Failure)
@@ -81,11 +105,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -106,10 +132,11 @@ type Options struct {
 	// SessionAbsolute ends a session this long after it was created, however
 	// much it is used. Default 7 days (168h).
 	SessionAbsolute time.Duration
-	// LoginMaxFailures is how many failed logins an account, or an IP
-	// address, may have within LoginWindow; once it has that many, further
-	// attempts are refused with a *LockedError, even with the right password,
-	// until the oldest failure leaves the window. Default 10.
+	// LoginMaxFailures is how many failed logins an account, or a client
+	// address, may have within LoginWindow (attempts being checked count
+	// too); once it has that many, further attempts are refused with a
+	// *LockedError, even with the right password, until the oldest failure
+	// leaves the window. Default 10.
 	LoginMaxFailures int
 	// LoginWindow is the sliding window for LoginMaxFailures. Default 15m.
 	LoginWindow time.Duration
@@ -121,14 +148,35 @@ type Options struct {
 	// AccessMaxFailures is how many wrong years of birth a programme code may
 	// get within AccessWindow before it is locked. Default 5.
 	AccessMaxFailures int
-	// AccessMaxIPFailures is how many failed programme openings an IP address
-	// may make within AccessWindow before it is locked. Default 30.
+	// AccessMaxIPFailures is how many failed programme openings a client
+	// address may make within AccessWindow before it is locked. Default 30.
 	AccessMaxIPFailures int
 	// AccessWindow is the sliding window for programme-opening failures.
 	// Default 1h.
 	AccessWindow time.Duration
 	// Argon2 sets the password hashing cost. Default: see Argon2Params.
 	Argon2 Argon2Params
+	// PasswordChecks is how many password hashes may run at once in this
+	// process (each takes Argon2.MemoryKiB and a CPU). Default GOMAXPROCS:
+	// a one-thread argon2id check keeps a CPU busy, so more at once would
+	// finish no sooner and only hold more memory.
+	PasswordChecks int
+	// PasswordCheckQueue is how many more logins may wait for a hash slot
+	// (waiting holds no hash memory); beyond that Authenticate returns
+	// ErrBusy at once. Default 4 × PasswordChecks; negative: none wait.
+	PasswordCheckQueue int
+	// PasswordCheckWait is how long a waiting login waits at most before
+	// ErrBusy. Default 2s.
+	PasswordCheckWait time.Duration
+	// AckReplicas is how many replicas must hold a write before Durable
+	// lets it be acknowledged to a user (durable.go). Default 0: no wait.
+	AckReplicas int
+	// AckTimeout bounds Durable's wait for the replicas. Default 1s.
+	AckTimeout time.Duration
+	// DefaultTimeZone is the clinic time zone (IANA) of subscriptions
+	// created without one, and of those stored before subscriptions had
+	// one: the region's (config.Config.TimeZone). Default "UTC".
+	DefaultTimeZone string
 }
 
 // Argon2Params is the cost of argon2id password hashing. Stored hashes carry
@@ -178,6 +226,9 @@ func (o Options) withDefaults() Options {
 	if o.AccessWindow == 0 {
 		o.AccessWindow = time.Hour
 	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = time.Second
+	}
 	if o.Argon2.Time == 0 {
 		o.Argon2.Time = 2
 	}
@@ -186,6 +237,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Argon2.Threads == 0 {
 		o.Argon2.Threads = 1
+	}
+	if o.PasswordChecks == 0 {
+		o.PasswordChecks = runtime.GOMAXPROCS(0)
+	}
+	if o.PasswordCheckQueue == 0 {
+		o.PasswordCheckQueue = 4 * o.PasswordChecks
+	}
+	if o.PasswordCheckWait == 0 {
+		o.PasswordCheckWait = 2 * time.Second
+	}
+	if o.DefaultTimeZone == "" {
+		o.DefaultTimeZone = "UTC"
 	}
 	return o
 }
@@ -206,7 +269,7 @@ func (o Options) validate() error {
 	for name, n := range map[string]int{
 		"LoginMaxFailures": o.LoginMaxFailures, "AuditCap": o.AuditCap,
 		"PatientAuditCap": o.PatientAuditCap, "AccessMaxFailures": o.AccessMaxFailures,
-		"AccessMaxIPFailures": o.AccessMaxIPFailures,
+		"AccessMaxIPFailures": o.AccessMaxIPFailures, "PasswordChecks": o.PasswordChecks,
 	} {
 		if n < 1 {
 			problems = append(problems, name+" must be positive")
@@ -214,6 +277,9 @@ func (o Options) validate() error {
 	}
 	if o.Argon2.MemoryKiB < 8*uint32(o.Argon2.Threads) {
 		problems = append(problems, "Argon2.MemoryKiB must be at least 8 per thread")
+	}
+	if _, err := pmsbridge.LoadTimeZone(o.DefaultTimeZone); err != nil {
+		problems = append(problems, "DefaultTimeZone: "+err.Error())
 	}
 	if len(problems) > 0 {
 		return &ValidationError{What: "store options", Problems: problems}
@@ -229,6 +295,7 @@ type Store struct {
 
 	dummyOnce sync.Once
 	dummyHash string
+	hashes    *hashGate
 }
 
 // New returns a Store on rdb. It does not talk to Redis.
@@ -240,7 +307,8 @@ func New(rdb redis.UniversalClient, opts Options) (*Store, error) {
 	if err := opts.validate(); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &Store{rdb: rdb, opts: opts, keys: opts.Keys}, nil
+	return &Store{rdb: rdb, opts: opts, keys: opts.Keys,
+		hashes: newHashGate(opts.PasswordChecks, opts.PasswordCheckQueue, opts.PasswordCheckWait)}, nil
 }
 
 // Ping checks that Redis answers, for readiness probes.

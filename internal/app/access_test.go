@@ -65,6 +65,12 @@ func accessSetup(t *testing.T, clock *stepClock, clinikoID string) (*apptest.Env
 	if clock != nil {
 		o.Now = clock.Now
 	}
+	return accessSetupWith(t, o, clinikoID)
+}
+
+// accessSetupWith is accessSetup for an app started with o.
+func accessSetupWith(t *testing.T, o apptest.Options, clinikoID string) (*apptest.Env, *apptest.Browser, string, string) {
+	t.Helper()
 	e := apptest.Start(t, o)
 	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
@@ -230,9 +236,14 @@ func TestPatientAccessWithoutYearOfBirth(t *testing.T) {
 			}
 			patient := e.NewBrowser()
 			r := openProgramme(patient, code, "1990")
-			msg := alertOf(r.Body)
-			if r.StatusCode != http.StatusUnauthorized || !strings.Contains(msg, "contact your practitioner") {
-				t.Fatalf("got %d %q, want 401 asking the patient to contact their practitioner", r.StatusCode, msg)
+			// Exactly the answer to a code that does not exist: anything
+			// else would tell a stranger that this code is real.
+			wrong := openProgramme(patient, otherCode(code, 1), "1990")
+			if r.StatusCode != http.StatusUnauthorized || sameAnswer(r, code) != sameAnswer(wrong, otherCode(code, 1)) {
+				t.Fatalf("a real code without a year answers %d %q, a made-up code %d %q: want the same 401", r.StatusCode, alertOf(r.Body), wrong.StatusCode, alertOf(wrong.Body))
+			}
+			if !strings.Contains(alertOf(r.Body), "ask your practitioner") {
+				t.Errorf("the neutral answer %q does not tell a patient whose year is missing what to do", alertOf(r.Body))
 			}
 			page := b.Get("/patients/" + pid)
 			if !strings.Contains(page.Body, "tried, but no year of birth is recorded") {
@@ -251,4 +262,14 @@ func TestPatientAccessWithoutYearOfBirth(t *testing.T) {
 			}
 		})
 	}
+}
+
+var supportRefRe = regexp.MustCompile(`Support reference: [0-9a-f]+`)
+
+// sameAnswer is what a stranger sees of an answer to POST /access: status,
+// headers that matter and the page, with the code they typed and the
+// request's support reference taken out.
+func sameAnswer(r apptest.Response, typed string) string {
+	body := supportRefRe.ReplaceAllString(strings.ReplaceAll(r.Body, typed, "CODE"), "")
+	return fmt.Sprintf("%d %s %q\n%s", r.StatusCode, r.Header.Get("Content-Type"), r.Header.Get("Retry-After"), body)
 }

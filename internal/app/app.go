@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -58,6 +59,8 @@ type Options struct {
 	Worker jobs.WorkerConfig
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Store adjusts the store's options (tests: smaller bounds).
+	Store func(*store.Options)
 }
 
 // Main is a running pmsbridge process.
@@ -127,7 +130,15 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Store, err = store.New(m.rdb, store.Options{Keys: keys, Now: opts.Now})
+	ack := 0
+	if opts.Mode != ModeDev {
+		ack = m.cfg.Redis.AckReplicasFor()
+	}
+	so := store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack, DefaultTimeZone: m.cfg.TimeZone()}
+	if opts.Store != nil {
+		opts.Store(&so)
+	}
+	m.Store, err = store.New(m.rdb, so)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -170,6 +181,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
+		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}
 
 	if opts.Mode.serves() {
@@ -182,10 +194,18 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		for _, code := range config.RegionCodes {
 			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})
 		}
+		var proxies []netip.Prefix
+		for _, p := range m.cfg.HTTP.TrustedProxies {
+			pfx, err := config.ParseTrustedProxy(p)
+			if err != nil {
+				return nil, fmt.Errorf("http.trusted_proxies: %w", err)
+			}
+			proxies = append(proxies, pfx)
+		}
 		srv := bridge.New(bridge.Config{
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
-			Version: opts.Version, Now: opts.Now,
+			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
 		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
 		m.server = &http.Server{
 			Handler:           srv,

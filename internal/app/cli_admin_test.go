@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -87,8 +88,8 @@ func TestAdminCLI(t *testing.T) {
 
 	var sub map[string]string
 	c.okJSON(&sub, nil, "subscription", "create", "--name", "City Physio")
-	if !strings.HasPrefix(sub["id"], "sub_") || sub["name"] != "City Physio" || len(sub) != 2 {
-		t.Fatalf("subscription create --json: %v, want {id, name} like the API", sub)
+	if !strings.HasPrefix(sub["id"], "sub_") || sub["name"] != "City Physio" || sub["time_zone"] != "Australia/Sydney" || len(sub) != 3 {
+		t.Fatalf("subscription create --json: %v, want {id, name, time_zone} like the API", sub)
 	}
 	if got, err := e.Store.GetSubscription(ctx, sub["id"]); err != nil || got.Name != "City Physio" {
 		t.Fatalf("the app does not see the new subscription: %+v %v", got, err)
@@ -254,4 +255,54 @@ func TestAdminCLI(t *testing.T) {
 			t.Errorf("deactivate: %q", out)
 		}
 	})
+}
+
+// TestAdminCLITransfer: `pmsbridge admin patient transfer` hands a patient
+// to a colleague (audited), and exits non-zero, changing nothing, when
+// there is nothing to do or the input is wrong.
+func TestAdminCLITransfer(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	ctx := context.Background()
+	s := newSharingSetup(t, e, "cli-transfer")
+	c := newAdminCLI(t, e)
+	for _, tc := range []struct {
+		desc string
+		args []string
+		text string
+	}{
+		{"no --to", []string{"patient", "transfer", s.patientID}, "--to is required"},
+		{"no patient", []string{"patient", "transfer", "--to", s.colleagueID}, "accepts 1 arg"},
+		{"unknown patient", []string{"patient", "transfer", "pat_nope", "--to", s.colleagueID}, "not found"},
+		{"unknown practitioner", []string{"patient", "transfer", s.patientID, "--to", "prac_nope"}, "not a practitioner of the patient's subscription"},
+		{"the owner already", []string{"patient", "transfer", s.patientID, "--to", s.ownerID}, "already owns"},
+	} {
+		code, out, errOut := c.run("", nil, tc.args...)
+		if code != cli.ExitUsage || !strings.Contains(errOut, tc.text) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 saying %q", tc.desc, code, out, errOut, tc.text)
+		}
+	}
+	if p, _ := e.Store.GetPatient(ctx, s.patientID); p.OwnerID != s.ownerID {
+		t.Fatalf("a refused command changed the owner to %s", p.OwnerID)
+	}
+	var doc map[string]string
+	c.okJSON(&doc, nil, "patient", "transfer", s.patientID, "--to", s.colleagueID)
+	if doc["owner_id"] != s.colleagueID || doc["previous_owner_id"] != s.ownerID || doc["id"] != s.patientID {
+		t.Errorf("patient transfer --json: %v", doc)
+	}
+	s.colleagueOpens(t, e)
+	if out := c.ok(nil, "patient", "transfer", s.patientID, "--to", s.ownerID); !strings.Contains(out, "Transferred "+s.patientID+" from "+s.colleagueID+" to "+s.ownerID) {
+		t.Errorf("patient transfer: %q", out)
+	}
+	audit, _ := e.Store.AuditOf(ctx, s.patientID, 0)
+	var transfers []string
+	for _, a := range audit { // newest first; Cliniko calls of the refreshes come in between
+		if a.Op == "patient.transferred" {
+			transfers = append(transfers, a.Detail)
+		}
+	}
+	want := []string{"to " + s.ownerID + " from " + s.colleagueID + " by support", "to " + s.colleagueID + " from " + s.ownerID + " by support"}
+	if !slices.Equal(transfers, want) {
+		t.Errorf("transfers in the audit log: %q, want %q", transfers, want)
+	}
 }

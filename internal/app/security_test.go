@@ -16,7 +16,6 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
-	"github.com/redis/go-redis/v9"
 )
 
 // sessionCookieOf returns the session cookie a response sets (nil if none).
@@ -318,7 +317,6 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": clinikotest.DemoPractitionerKey})
-	ctx := context.Background()
 
 	const wrongPassword = "wrong-horse-battery-7731"
 	const adminPassword = "admin-made-password-4410"
@@ -371,48 +369,8 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	}
 
 	// Every key in this app's Redis database, every type, plus DUMP.
-	rdb := e.App.Redis()
-	var all bytes.Buffer
-	keys := 0
-	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
-		keys++
-		all.WriteString("\nKEY " + k + "\n")
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		switch typ {
-		case "string":
-			v, err = rdb.Get(ctx, k).Result()
-		case "hash":
-			v, err = rdb.HGetAll(ctx, k).Result()
-		case "list":
-			v, err = rdb.LRange(ctx, k, 0, -1).Result()
-		case "set":
-			v, err = rdb.SMembers(ctx, k).Result()
-		case "zset":
-			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
-		case "stream":
-			v, err = rdb.XRange(ctx, k, "-", "+").Result()
-		case "none": // expired meanwhile
-		default:
-			t.Errorf("key %s has unexpected type %s", k, typ)
-		}
-		if err != nil && err != redis.Nil {
-			t.Fatalf("read %s: %v", k, err)
-		}
-		fmt.Fprintf(&all, "%v\n", v)
-		if d, err := rdb.Dump(ctx, k).Result(); err == nil {
-			all.WriteString(d)
-		}
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if keys < 10 || !strings.Contains(all.String(), "pmsb:prac:") || !strings.Contains(all.String(), "asynq:") {
+	all, keys := e.DumpRedis()
+	if keys < 10 || !strings.Contains(all, "pmsb:prac:") || !strings.Contains(all, "asynq:") {
 		t.Fatalf("the scan found only %d keys; it is not looking at the app's database", keys)
 	}
 
@@ -449,14 +407,14 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 		t.Fatal("no request logs captured")
 	}
 	for what, s := range secrets {
-		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+		for where, text := range map[string]string{"Redis": all, "asynq tasks": payloads.String(), "the logs": logs} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s is in %s", what, where)
 			}
 		}
 	}
 	for what, s := range patientDetails {
-		for where, text := range map[string]string{"Redis": all.String(), "asynq tasks": payloads.String(), "the logs": logs} {
+		for where, text := range map[string]string{"Redis": all, "asynq tasks": payloads.String(), "the logs": logs} {
 			if strings.Contains(text, s) {
 				t.Errorf("%s is in clear in %s", what, where)
 			}
@@ -469,39 +427,65 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	}
 }
 
-// TestAdminBrowserLoginExpires: the support login cookie carries a signed
-// expiry that the server checks: after 8 hours it no longer works, a
-// tampered expiry is refused, and a new token logs everyone out.
+// TestAdminBrowserLoginExpires: the support login is a server-side
+// session: its cookie is a random token that Redis holds only hashed; it
+// ends on logout (a copied cookie stops working too), after 8 hours by the
+// app's clock, and a made-up cookie never works.
 func TestAdminBrowserLoginExpires(t *testing.T) {
 	t.Parallel()
 	clock := newStepClock(time.Now().UTC())
 	e := apptest.Start(t, apptest.Options{Now: clock.Now})
-	admin := e.NewBrowser()
-	if r := admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("admin login: %d", r.StatusCode)
+	login := func() (*apptest.Browser, string) {
+		t.Helper()
+		b := e.NewBrowser()
+		if r := b.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("admin login: %d", r.StatusCode)
+		}
+		u, _ := url.Parse(e.URL + "/admin/")
+		for _, c := range b.C.Jar.Cookies(u) {
+			if c.Name == "pmsbridge_admin" {
+				return b, c.Value
+			}
+		}
+		t.Fatal("no admin cookie")
+		return nil, ""
 	}
+	withCookie := func(value string) *apptest.Browser {
+		b := e.NewBrowser()
+		u, _ := url.Parse(e.URL + "/admin/")
+		b.C.Jar.SetCookies(u, []*http.Cookie{{Name: "pmsbridge_admin", Value: value, Path: "/admin"}})
+		return b
+	}
+	admin, value := login()
 	if r := admin.Get("/admin/"); r.StatusCode != http.StatusOK {
 		t.Fatalf("admin page after login: %d, want 200", r.StatusCode)
 	}
-	u, _ := url.Parse(e.URL + "/admin/")
-	var value string
-	for _, c := range admin.C.Jar.Cookies(u) {
-		if c.Name == "pmsbridge_admin" {
-			value = c.Value
+	if len(value) < 40 || strings.Contains(value, apptest.AdminToken) {
+		t.Errorf("admin cookie %q: want a long random token", value)
+	}
+	if n, _ := e.App.Redis().Exists(context.Background(), "pmsb:adminsess:"+value).Result(); n != 0 {
+		t.Error("Redis holds the admin session token in clear")
+	}
+	for _, forged := range []string{"", "x", value[:len(value)-1] + "A", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10) + ".deadbeef"} {
+		if r := withCookie(forged).Get("/admin/"); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/login" {
+			t.Errorf("made-up cookie %q: %d, want 303 to the login", forged, r.StatusCode)
 		}
 	}
-	exp, sig, ok := strings.Cut(value, ".")
-	if !ok || exp == "" || sig == "" {
-		t.Fatalf("admin cookie %q: want <expiry>.<signature>", value)
+	// Logout ends the session on the server: a copied cookie stops too.
+	copied := withCookie(value)
+	if r := copied.Get("/admin/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("the copied cookie before logout: %d", r.StatusCode)
 	}
-	forged := e.NewBrowser()
-	n, _ := strconv.ParseInt(exp, 10, 64)
-	forged.C.Jar.SetCookies(u, []*http.Cookie{{Name: "pmsbridge_admin", Value: strconv.FormatInt(n+86400, 10) + "." + sig, Path: "/admin"}})
-	if r := forged.Get("/admin/"); r.StatusCode != http.StatusSeeOther {
-		t.Errorf("cookie with a moved expiry: %d, want 303 to the login", r.StatusCode)
+	other, _ := login()
+	wantRedirect(t, "admin logout", admin.PostForm("/admin/logout", nil), "/admin/login")
+	if r := copied.Get("/admin/"); r.StatusCode != http.StatusSeeOther {
+		t.Errorf("the copied cookie after logout: %d, want 303 to the login", r.StatusCode)
+	}
+	if r := other.Get("/admin/"); r.StatusCode != http.StatusOK {
+		t.Errorf("another browser's support login after this one logged out: %d", r.StatusCode)
 	}
 	clock.Advance(8*time.Hour + time.Minute)
-	if r := admin.Get("/admin/"); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/login" {
+	if r := other.Get("/admin/"); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/login" {
 		t.Errorf("after 8 hours: %d to %q, want 303 to /admin/login", r.StatusCode, r.Location())
 	}
 }

@@ -247,3 +247,105 @@ func TestSharingRules(t *testing.T) {
 		}
 	})
 }
+
+// TestOnlyOwnerHandsOver: a colleague who may open the patient (an
+// individual share, or the sharing group) may work with them but not give
+// them away: share, unshare and transfer get a 403 page naming the owner
+// and change nothing; the owner's own hand-overs still work.
+func TestOnlyOwnerHandsOver(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	for _, how := range []string{"individual share", "sharing group"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			slug := strings.ReplaceAll(how, " ", "-")
+			s := newSharingSetup(t, e, slug)
+			third, err := e.Store.CreatePractitioner(context.Background(), store.NewPractitioner{SubscriptionID: s.clinic.Subscription.ID,
+				Email: "third@" + slug + ".example", Name: "Dr Third", Password: apptest.Password})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "individual share" {
+				wantRedirect(t, "share", s.owner.PostForm("/patients/"+s.patientID+"/share", url.Values{"email": {s.colleagueEmail}, "action": {"share"}}), "/patients/"+s.patientID+"?done=shared")
+			} else if status, doc := callAdminAPI(t, e, http.MethodPut, "/admin/api/subscriptions/"+s.clinic.Subscription.ID+"/sharing",
+				map[string]any{"patients": []string{s.ownerID, s.colleagueID}, "content": []string{}}); status != http.StatusOK {
+				t.Fatalf("PUT sharing: %d %v", status, doc)
+			}
+			s.colleagueOpens(t, e)
+			page := s.colleague.Get("/patients/" + s.patientID)
+			if strings.Contains(page.Body, `action="/patients/`+s.patientID+`/transfer"`) || !strings.Contains(page.Body, "Only "+s.ownerName) {
+				t.Errorf("the colleague's patient page offers to share or transfer, or does not say who can")
+			}
+			before, _ := e.Store.GetPatient(context.Background(), s.patientID)
+			for _, tc := range []struct{ desc, path, email, action string }{
+				{"transfer to themselves", "/transfer", s.colleagueEmail, ""},
+				{"transfer to a third colleague", "/transfer", third.Email, ""},
+				{"share with a third colleague", "/share", third.Email, "share"},
+				{"unshare themselves", "/share", s.colleagueEmail, "unshare"},
+				{"share with a bad email", "/share", "nobody@nowhere.example", "share"},
+			} {
+				r := s.colleague.PostForm("/patients/"+s.patientID+tc.path, url.Values{"email": {tc.email}, "action": {tc.action}})
+				wantPage(t, "colleague: "+tc.desc, r, http.StatusForbidden, "Only "+s.ownerName+" can share or transfer this patient")
+			}
+			after, err := e.Store.GetPatient(context.Background(), s.patientID)
+			if err != nil || after.OwnerID != s.ownerID || !slices.Equal(after.SharedWith, before.SharedWith) {
+				t.Errorf("after refused hand-overs: owner %s shared %v (%v), want owner %s shared %v", after.OwnerID, after.SharedWith, err, s.ownerID, before.SharedWith)
+			}
+			s.colleagueOpens(t, e) // still works with the patient
+			// The owner can.
+			r := s.owner.PostForm("/patients/"+s.patientID+"/transfer", url.Values{"email": {third.Email}})
+			if r.StatusCode != http.StatusSeeOther {
+				t.Errorf("the owner's transfer: %d", r.StatusCode)
+			}
+			if p, _ := e.Store.GetPatient(context.Background(), s.patientID); p.OwnerID != third.ID {
+				t.Errorf("after the owner's transfer the owner is %s, want %s", p.OwnerID, third.ID)
+			}
+		})
+	}
+}
+
+// TestAdminAPITransfer: support transfers a patient through the admin API;
+// it is audited; bad requests change nothing.
+func TestAdminAPITransfer(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	s := newSharingSetup(t, e, "support")
+	e.SeedClinic("Other Clinic", map[string]string{"stranger@other.example": ""})
+	stranger, _ := e.Store.PractitionerByEmail(context.Background(), "stranger@other.example")
+	path := "/admin/api/patients/" + s.patientID + "/transfer"
+	for _, tc := range []struct {
+		desc   string
+		path   string
+		body   any
+		status int
+	}{
+		{"no body", path, nil, http.StatusBadRequest},
+		{"no practitioner", path, map[string]string{}, http.StatusBadRequest},
+		{"unknown field", path, map[string]string{"to": s.colleagueID}, http.StatusBadRequest},
+		{"unknown patient", "/admin/api/patients/pat_nope/transfer", map[string]string{"to_practitioner_id": s.colleagueID}, http.StatusNotFound},
+		{"unknown practitioner", path, map[string]string{"to_practitioner_id": "prac_nope"}, http.StatusUnprocessableEntity},
+		{"another clinic's practitioner", path, map[string]string{"to_practitioner_id": stranger.ID}, http.StatusUnprocessableEntity},
+		{"the owner already", path, map[string]string{"to_practitioner_id": s.ownerID}, http.StatusUnprocessableEntity},
+	} {
+		if status, doc := callAdminAPI(t, e, http.MethodPost, tc.path, tc.body); status != tc.status || doc["error"] == nil {
+			t.Errorf("%s: %d %v, want %d with an error", tc.desc, status, doc, tc.status)
+		}
+	}
+	if r := e.NewBrowser().Do(http.MethodPost, path, strings.NewReader(`{"to_practitioner_id":"`+s.colleagueID+`"}`), http.Header{"Content-Type": {"application/json"}}); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without the token: %d, want 401", r.StatusCode)
+	}
+	if p, _ := e.Store.GetPatient(context.Background(), s.patientID); p.OwnerID != s.ownerID {
+		t.Fatalf("a refused request changed the owner to %s", p.OwnerID)
+	}
+	status, doc := callAdminAPI(t, e, http.MethodPost, path, map[string]string{"to_practitioner_id": s.colleagueID})
+	if status != http.StatusOK || doc["owner_id"] != s.colleagueID || doc["previous_owner_id"] != s.ownerID {
+		t.Fatalf("transfer: %d %v", status, doc)
+	}
+	s.colleagueOpens(t, e)
+	audit, err := e.Store.AuditOf(context.Background(), s.patientID, 0)
+	if err != nil || !slices.ContainsFunc(audit, func(a store.AuditEntry) bool {
+		return a.Op == "patient.transferred" && a.Detail == "to "+s.colleagueID+" from "+s.ownerID+" by support"
+	}) {
+		t.Errorf("audit after the transfer: %+v (%v), want the support transfer", audit, err)
+	}
+}

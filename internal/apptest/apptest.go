@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
@@ -27,6 +29,7 @@ import (
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options tune an Env. The zero value is a normal app.
@@ -36,6 +39,7 @@ type Options struct {
 	Sandbox   *clinikotest.Sandbox // default a new demo sandbox
 	Configure func(*config.Config)
 	Now       func() time.Time
+	Store     func(*store.Options) // adjusts the store's options
 }
 
 // Env is a running app with what a test needs around it.
@@ -117,7 +121,7 @@ func Start(t testing.TB, o Options) *Env {
 	}
 	logs := &SyncBuffer{}
 	m, err := app.New(context.Background(), app.Options{Mode: o.Mode, Config: cfg, Version: "test", Out: io.Discard, LogOut: logs,
-		RedisWait: 5 * time.Second, Worker: jobs.WorkerConfig{ShutdownTimeout: 2 * time.Second}, Now: o.Now})
+		RedisWait: 5 * time.Second, Worker: jobs.WorkerConfig{ShutdownTimeout: 2 * time.Second}, Now: o.Now, Store: o.Store})
 	if err != nil {
 		t.Fatalf("apptest: start app: %v", err)
 	}
@@ -203,10 +207,12 @@ func nameOf(email string) string {
 }
 
 // SaveKey saves a Cliniko key for a practitioner as the settings page does
-// (checked against the sandbox with GET /user).
+// (checked against the sandbox with GET /user, its account read with
+// GET /businesses and adopted by the practitioner's subscription).
 func (e *Env) SaveKey(practitionerID, key string) {
 	e.T.Helper()
-	u, err := e.App.Cliniko.GetUser(context.Background(), clinikoAuth(key))
+	ctx := context.Background()
+	u, err := e.App.Cliniko.GetUser(ctx, clinikoAuth(key))
 	if err != nil {
 		e.T.Fatalf("apptest: key check: %v", err)
 	}
@@ -214,7 +220,19 @@ func (e *Env) SaveKey(practitionerID, key string) {
 	if i := strings.LastIndex(key, "-"); i >= 0 {
 		shard = key[i+1:]
 	}
-	if err := e.Store.SetClinikoKey(context.Background(), practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard}); err != nil {
+	bs, err := e.App.Cliniko.ListBusinesses(ctx, cliniko.Auth{Key: key, UserID: u.ID})
+	if err != nil {
+		e.T.Fatalf("apptest: businesses of the key: %v", err)
+	}
+	acct := bridge.ClinikoAccount(shard, bs, time.Now())
+	if err := e.Store.SetClinikoKey(ctx, practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard, Account: acct}); err != nil {
+		e.T.Fatal(err)
+	}
+	p, err := e.Store.GetPractitioner(ctx, practitionerID)
+	if err == nil {
+		_, err = e.Store.AdoptClinikoAccount(ctx, p.SubscriptionID, acct)
+	}
+	if err != nil {
 		e.T.Fatal(err)
 	}
 }
@@ -353,3 +371,53 @@ func (b *Browser) Open(clinikoID string) (Response, string) {
 func (e *Env) String() string { return fmt.Sprintf("app at %s", e.URL) }
 
 func clinikoAuth(key string) cliniko.Auth { return cliniko.Auth{Key: key} }
+
+// DumpRedis returns every key of the app's Redis database with its value
+// (every type, and its DUMP serialisation), as text, and how many keys
+// there were: for tests that look for what must never be stored.
+func (e *Env) DumpRedis() (string, int) {
+	e.T.Helper()
+	ctx := context.Background()
+	rdb := e.App.Redis()
+	var all bytes.Buffer
+	keys := 0
+	iter := rdb.Scan(ctx, 0, "*", 1000).Iterator()
+	for iter.Next(ctx) {
+		k := iter.Val()
+		keys++
+		all.WriteString("\nKEY " + k + "\n")
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			e.T.Fatal(err)
+		}
+		var v any
+		switch typ {
+		case "string":
+			v, err = rdb.Get(ctx, k).Result()
+		case "hash":
+			v, err = rdb.HGetAll(ctx, k).Result()
+		case "list":
+			v, err = rdb.LRange(ctx, k, 0, -1).Result()
+		case "set":
+			v, err = rdb.SMembers(ctx, k).Result()
+		case "zset":
+			v, err = rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
+		case "stream":
+			v, err = rdb.XRange(ctx, k, "-", "+").Result()
+		case "none": // expired meanwhile
+		default:
+			e.T.Errorf("key %s has unexpected type %s", k, typ)
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			e.T.Fatalf("read %s: %v", k, err)
+		}
+		fmt.Fprintf(&all, "%v\n", v)
+		if d, err := rdb.Dump(ctx, k).Result(); err == nil {
+			all.WriteString(d)
+		}
+	}
+	if err := iter.Err(); err != nil {
+		e.T.Fatal(err)
+	}
+	return all.String(), keys
+}

@@ -33,8 +33,8 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter, synccost, workers) it holds; empty runs them
-	// all.
+	// burst, memory, limiter, login, synccost, workers) it holds; empty
+	// runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
@@ -124,6 +124,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"burst", r.burst},
 		{"memory", func(ctx context.Context) error { return r.memory(ctx, dir) }},
 		{"limiter", r.limiter},
+		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
 		{"synccost", r.syncCost},
 		{"workers", r.workers},
 	}

@@ -99,6 +99,7 @@ type Report struct {
 	Burst    *BurstResult
 	Memory   *MemoryResult
 	Limiter  *LimiterResult
+	Login    *LoginResult
 	SyncCost *SyncCostResult
 	Workers  *WorkersResult
 }
@@ -256,6 +257,9 @@ func (r *Report) Markdown(command string) string {
 		w("| peak RSS of `pmsbridge run`, receiver load | %s | %s just after start | recorded | |\n", kib(m.ReceiverPeakKiB), kib(m.IdleKiB))
 		w("| peak RSS of `pmsbridge run`, upload burst | %s | | recorded | |\n", kib(m.BurstPeakKiB))
 	}
+	if l := r.Login; l != nil {
+		l.summaryRow(w)
+	}
 	if s := r.SyncCost; s != nil {
 		s.summary(w)
 	}
@@ -407,11 +411,14 @@ func (r *Report) Markdown(command string) string {
 		w("| budget used (mean of the two users) | %.2f | %s |\n", loadgen.Median(l.Used), fmtList(l.Used, "%.2f"))
 		w("| budget used (lower user) | %.2f | %s |\n\n", loadgen.Median(l.MinUsed), fmtList(l.MinUsed, "%.2f"))
 	}
+	if l := r.Login; l != nil {
+		l.section(w)
+	}
 	if s := r.SyncCost; s != nil {
-		s.markdown(w, 8)
+		s.markdown(w, 9)
 	}
 	if wk := r.Workers; wk != nil {
-		wk.markdown(w, 9)
+		wk.markdown(w, 10)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()

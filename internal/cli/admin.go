@@ -12,16 +12,17 @@ import (
 )
 
 func (e *env) adminCmd() *cobra.Command {
-	root := &cobra.Command{Use: "admin", Short: "Administration: subscriptions, practitioners, sharing",
-		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners and set
-a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
+	root := &cobra.Command{Use: "admin", Short: "Administration: subscriptions, practitioners, sharing, transfers",
+		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners, set
+a subscription's sharing groups and transfer patients. Mirrors the admin API (/admin/api/…).
 
-  pmsbridge admin subscription create --name "City Physio"
+  pmsbridge admin subscription create --name "City Physio" [--time-zone Australia/Perth]
   pmsbridge admin subscription list
   pmsbridge admin practitioner create --subscription sub_… --email a@b.example --name "Dr A" (password from PMSBRIDGE_NEW_PASSWORD or stdin)
   pmsbridge admin practitioner list --subscription sub_…
   pmsbridge admin practitioner deactivate prac_…
   pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a] [--yes]
+  pmsbridge admin patient transfer pat_… --to prac_…
 
 ` + confirmRule,
 		RunE: groupRunE}
@@ -29,19 +30,20 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 
 	sub := &cobra.Command{Use: "subscription", Short: "Subscriptions (clinics)", RunE: groupRunE}
-	var subName string
+	var subName, subTimeZone string
 	subCreate := e.toolsCmd("create", "Create a subscription", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
-		s, err := t.Store.CreateSubscription(cmd.Context(), subName)
+		s, err := t.Store.CreateSubscription(cmd.Context(), subName, store.WithTimeZone(subTimeZone))
 		if err != nil {
 			return storeErr(err)
 		}
 		if asJSON {
-			return e.printJSON(map[string]string{"id": s.ID, "name": s.Name})
+			return e.printJSON(map[string]string{"id": s.ID, "name": s.Name, "time_zone": s.TimeZone})
 		}
-		fmt.Fprintf(e.stdout, "Created subscription %s (%s)\n", s.ID, s.Name)
+		fmt.Fprintf(e.stdout, "Created subscription %s (%s, time zone %s)\n", s.ID, s.Name, s.TimeZone)
 		return nil
 	})
 	subCreate.Flags().StringVar(&subName, "name", "", "the clinic's name (required)")
+	subCreate.Flags().StringVar(&subTimeZone, "time-zone", "", "the clinic's IANA time zone, e.g. Australia/Perth (default: the region's, e.g. au: Australia/Sydney)")
 	subList := e.toolsCmd("list", "List subscriptions", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
 		list, err := t.Store.ListSubscriptions(cmd.Context())
 		if err != nil {
@@ -51,9 +53,9 @@ a subscription's sharing groups. Mirrors the admin API (/admin/api/…).
 			return e.printJSON(map[string]any{"subscriptions": list})
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME")
+		fmt.Fprintln(tw, "ID\tNAME\tTIME ZONE")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\n", s.ID, s.Name)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, s.Name, s.TimeZone)
 		}
 		return tw.Flush()
 	})
@@ -161,7 +163,27 @@ changes nothing; answering anything but "y" exits 1 ("Nothing changed.").`, cobr
 	sharingSet.Flags().StringSliceVar(&content, "content", nil, "practitioner ids in the content-sharing group")
 	sharing.AddCommand(sharingSet)
 
-	root.AddCommand(sub, prac, sharing)
+	patient := &cobra.Command{Use: "patient", Short: "Patients: support's transfer", RunE: groupRunE}
+	var to string
+	patientTransfer := e.toolsCmd("transfer PATIENT", "Make another practitioner of the clinic the patient's owner (written to the patient's audit log)", "", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, t *app.Tools, args []string) error {
+			if to == "" {
+				return usageError{errors.New("--to is required: the id of the practitioner who becomes the owner")}
+			}
+			prev, err := t.Store.TransferBySupport(cmd.Context(), args[0], to)
+			if err != nil {
+				return storeErr(err)
+			}
+			if asJSON {
+				return e.printJSON(map[string]string{"id": args[0], "owner_id": to, "previous_owner_id": prev})
+			}
+			fmt.Fprintf(e.stdout, "Transferred %s from %s to %s\n", args[0], prev, to)
+			return nil
+		})
+	patientTransfer.Flags().StringVar(&to, "to", "", "id of the practitioner who becomes the owner (required)")
+	patient.AddCommand(patientTransfer)
+
+	root.AddCommand(sub, prac, sharing, patient)
 	return root
 }
 

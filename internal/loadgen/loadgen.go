@@ -157,3 +157,27 @@ func Median(xs []float64) float64 {
 
 // Ms formats a duration in milliseconds with two decimals.
 func Ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// Burst runs op(0..n-1) on n goroutines that all wait at a start barrier
+// and are released together, and returns the time from the release until
+// the last op returned: the shape of a flood of simultaneous requests
+// (limits under concurrency, memory under a burst).
+func Burst(n int, op func(i int)) time.Duration {
+	start := make(chan struct{})
+	var ready, done sync.WaitGroup
+	ready.Add(n)
+	done.Add(n)
+	for i := range n {
+		go func() {
+			defer done.Done()
+			ready.Done()
+			<-start
+			op(i)
+		}()
+	}
+	ready.Wait()
+	t0 := time.Now()
+	close(start)
+	done.Wait()
+	return time.Since(t0)
+}

@@ -31,6 +31,9 @@ type Server struct {
 	Dir  string // data directory (AOF and RDB files live here)
 	Port int
 	AOF  bool
+	// Args are further redis-server arguments (a replica's --replicaof,
+	// for example), used by every launch.
+	Args []string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 }
@@ -103,11 +106,11 @@ func (s *Server) Restart(t testing.TB) {
 // it), with its data in dir; the caller stops it.
 func Launch(dir string, aof bool) (*Server, error) { return start(dir, aof) }
 
-func start(dir string, aof bool) (*Server, error) {
+func start(dir string, aof bool, args ...string) (*Server, error) {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return nil, fmt.Errorf("redis-server is not installed (install the Debian package redis-server, or run the README's test command, which does): %w", err)
 	}
-	s := &Server{Dir: dir, AOF: aof}
+	s := &Server{Dir: dir, AOF: aof, Args: args}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		if s.Port, err = freePort(); err != nil {
@@ -133,7 +136,10 @@ func (s *Server) launch() error {
 		"--save", "", "--appendonly", aof, "--appendfsync", "everysec",
 		"--maxmemory-policy", "noeviction", "--protected-mode", "no",
 		"--loglevel", "warning",
+		// A replica's first sync starts at once rather than after 5 s.
+		"--repl-diskless-sync-delay", "0",
 	}
+	args = append(args, s.Args...)
 	cmd := exec.Command("redis-server", args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -212,3 +218,12 @@ func Client(t testing.TB) *redis.Client {
 
 // Shared returns the package's shared server (nil without Main).
 func Shared() *Server { return shared }
+
+// ClientAt returns a plain client for database db of the Redis at addr
+// (one node of a topology, for example), closed when the test ends.
+func ClientAt(t testing.TB, addr string, db int) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
