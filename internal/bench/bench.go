@@ -33,8 +33,8 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter, login, synccost, workers) it holds; empty
-	// runs them all.
+	// burst, memory, limiter, login, synccost, workers, capacity) it
+	// holds; empty runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
@@ -42,6 +42,10 @@ type Options struct {
 	// measures as "before" (built from this repository). Default
 	// DefaultSyncBeforeRev; "-" measures only this tree.
 	SyncBeforeRev string
+	// CapacityScale scales the capacity scenario's data set (1: 2,000
+	// practitioners, 100,000 patients, 300,000 programme versions). Default
+	// 1.
+	CapacityScale float64
 	// Progress receives progress lines. Default os.Stderr.
 	Progress io.Writer
 }
@@ -55,6 +59,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = os.Stderr
+	}
+	if o.CapacityScale <= 0 {
+		o.CapacityScale = 1
 	}
 	switch o.SyncBeforeRev {
 	case "":
@@ -127,6 +134,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
 		{"synccost", r.syncCost},
 		{"workers", r.workers},
+		{"capacity", r.capacity},
 	}
 	for _, s := range steps {
 		if !o.wants(s.name) {

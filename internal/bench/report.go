@@ -102,6 +102,7 @@ type Report struct {
 	Login    *LoginResult
 	SyncCost *SyncCostResult
 	Workers  *WorkersResult
+	Capacity *CapacityResult
 }
 
 func newReport(o Options) *Report {
@@ -266,6 +267,9 @@ func (r *Report) Markdown(command string) string {
 	if wk := r.Workers; wk != nil {
 		wk.summary(w)
 	}
+	if c := r.Capacity; c != nil {
+		c.summary(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -419,6 +423,9 @@ func (r *Report) Markdown(command string) string {
 	}
 	if wk := r.Workers; wk != nil {
 		wk.markdown(w, 10)
+	}
+	if c := r.Capacity; c != nil {
+		c.markdown(w, 11)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()
