@@ -24,6 +24,7 @@ import (
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options configure a benchmark run.
@@ -97,6 +98,16 @@ type runner struct {
 
 func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.o.Progress, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// redisClient opens a client on a database URL with the app's client
+// options.
+func redisClient(url string) (redis.UniversalClient, error) {
+	ru, err := config.ParseRedisURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return ru.Client(), nil
 }
 
 // freshDB returns the URL of an unused logical database.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -119,11 +118,10 @@ func (r *runner) capacity(ctx context.Context) error {
 		return err
 	}
 	defer closeStore()
-	ru, err := config.ParseRedisURL(redisURL)
+	rdb, err := redisClient(redisURL)
 	if err != nil {
 		return err
 	}
-	rdb := ru.Client()
 	defer rdb.Close()
 	defer rdb.FlushDB(context.WithoutCancel(ctx)) // give the memory back to the run
 	t0 := time.Now()

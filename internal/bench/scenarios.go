@@ -17,7 +17,6 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
@@ -170,11 +169,10 @@ func (r *runner) imports(ctx context.Context) error {
 // noopThroughput runs n no-op tasks, queued like imports, through a
 // jobs.Worker with the default configuration.
 func (r *runner) noopThroughput(ctx context.Context, n int) (time.Duration, error) {
-	ru, err := config.ParseRedisURL(r.freshDB())
+	rdb, err := redisClient(r.freshDB())
 	if err != nil {
 		return 0, err
 	}
-	rdb := ru.Client()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	payload := []byte(`{"practitioner_id":"prc_aaaaaaaaaaaaaaaaaaaaaaaa","subscription_id":"sub_aaaaaaaaaaaaaaaaaaaaaaaa","shard":"au1","cliniko_patient_id":"836447129235883061"}`)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
 )
@@ -200,11 +199,10 @@ func (r *runner) syncPeriod(ctx context.Context, bin, code, period string) (Sync
 		return run, err
 	}
 	defer proc.Terminate(20 * time.Second)
-	ru, err := config.ParseRedisURL(redisURL)
+	rdb, err := redisClient(redisURL)
 	if err != nil {
 		return run, err
 	}
-	rdb := ru.Client()
 	defer rdb.Close()
 	before := sb.Requests()
 	t0 := time.Now()

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
 )
@@ -70,13 +69,12 @@ func (r *runner) workers(ctx context.Context) error {
 			stopAll()
 			return burstTarget{}, nil, err
 		}
-		ru, err := config.ParseRedisURL(redisURL)
+		rdb, err := redisClient(redisURL)
 		if err != nil {
 			stopAll()
 			closeStore()
 			return burstTarget{}, nil, err
 		}
-		rdb := ru.Client()
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(1)
