@@ -44,7 +44,8 @@
 //	P sub:<sub>:pracs               set   practitioner ids
 //	P sub:<sub>:sharing             json  Sharing groups
 //	P sub:<sub>:patients            set   patient ids
-//	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
+//	P sub:<sub>:sync:<shard>        str   the subscription shard's periodic sync watermark (RFC 3339);
+//	                                      older versions kept one per practitioner, <shard>-<prac>, no longer read
 //	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
