@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -25,7 +25,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, nil)
 	_ = w
-	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 
 	prog := b.programme(t, "", b.patient, sched, "Ankle")
@@ -72,7 +72,7 @@ func TestLedgerAndReplay(t *testing.T) {
 		{"by practitioner and another cause", ReplayFilter{PractitionerID: sched.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}}, nil},
 		{"by ids", ReplayFilter{IDs: []string{importID}}, []string{importID}},
 	} {
-		m, err := Matching(b.ctx, b.st, tt.f)
+		m, err := b.jc.Matching(b.ctx, tt.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,14 +82,14 @@ func TestLedgerAndReplay(t *testing.T) {
 	}
 
 	// The scheduler gets a practitioner's key: replay their key failures.
-	b.setKey(t, sched.ID, clinikotest.DemoPractitionerKey)
-	n, err := b.jc.ReplayMatching(b.ctx, b.st, ReplayFilter{PractitionerID: sched.ID,
+	b.setKey(t, sched.ID, sandbox.DemoPractitionerKey)
+	n, err := b.jc.ReplayMatching(b.ctx, ReplayFilter{PractitionerID: sched.ID,
 		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
 	}
 	b.waitDone(t, QueuePDF, uploadID)
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	waitFor(t, 5*time.Second, "the upload's ledger entry to clear", func() bool {
 		_, err := b.st.GetFailure(b.ctx, uploadID)
 		return err != nil
@@ -100,8 +100,8 @@ func TestLedgerAndReplay(t *testing.T) {
 	if err := b.jc.Inspector().DeleteTask(QueueImport, importID); err != nil {
 		t.Fatal(err)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoAdminKey)
-	if err := b.jc.Replay(b.ctx, b.st, b.failure(t, importID)); err != nil {
+	b.setKey(t, nokey.ID, sandbox.DemoAdminKey)
+	if err := b.jc.Replay(b.ctx, b.failure(t, importID)); err != nil {
 		t.Fatal(err)
 	}
 	b.waitState(t, QueueImport, importID, StateDone)
@@ -142,12 +142,12 @@ func TestReplayRace(t *testing.T) {
 	for _, cid := range clinikoIDs {
 		b.importDirect(t, b.pr, cid)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, nokey.ID, sandbox.DemoPractitionerKey)
 	slow := redis.NewClient(b.rdb.Options())
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))
 	slowStore := b.newStore(t, slow)
-	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, slowStore, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != len(clinikoIDs) {
 		t.Fatalf("ReplayMatching = %d, %v", n, err)
 	}
@@ -216,7 +216,7 @@ func TestLedgerBeyondArchiveCap(t *testing.T) {
 	if len(all) != n || all[0].TaskID != fmt.Sprintf("task-%05d", n-1) || all[n-1].TaskID != "task-00000" {
 		t.Errorf("ListFailures: %d entries, want %d newest first", len(all), n)
 	}
-	imports, err := Matching(b.ctx, b.st, ReplayFilter{Type: TypeImportPatient})
+	imports, err := b.jc.Matching(b.ctx, ReplayFilter{Type: TypeImportPatient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestSyncFailuresOneEntryPerAccount(t *testing.T) {
 		t.Fatalf("ledger holds %d account sync failures (%+v), want 1", len(account), list)
 	}
 	// Replaying it runs a sync now; success clears the entry (and the key's).
-	if err := b.jc.Replay(b.ctx, b.st, account[0]); err != nil {
+	if err := b.jc.Replay(b.ctx, account[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the replayed sync to clear the ledger", func() bool {
@@ -339,6 +339,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 		{TypeUploadPDF, UploadPayload{ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, PractitionerID: b.pr.ID}},
 		{TypeSyncAccount, AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: 1}},
 		{TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}},
+		{TypeSendCode, SendCodePayload{MessageID: "msg_replayed", ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, Channel: pmsbridge.ChannelEmail}},
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
 			id := "replayed:" + tc.typ
@@ -349,7 +350,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 			if err := b.st.RecordFailure(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.jc.Replay(b.ctx, b.st, f); err != nil {
+			if err := b.jc.Replay(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
 			info, err := b.jc.Inspector().GetTaskInfo(spec.queue, id)

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,7 +26,8 @@ type ReplayFilter struct {
 var ErrNotReplayable = errors.New("this job cannot be replayed")
 
 // Matching returns the ledger entries that f selects.
-func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Failure, error) {
+func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure, error) {
+	st := c.st
 	if len(f.IDs) > 0 {
 		var out []store.Failure
 		for _, id := range f.IDs {
@@ -52,14 +54,14 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 
 // ReplayMatching replays every ledger entry f selects and reports how many
 // were queued again.
-func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFilter) (int, error) {
-	list, err := Matching(ctx, st, f)
+func (c *Client) ReplayMatching(ctx context.Context, f ReplayFilter) (int, error) {
+	list, err := c.Matching(ctx, f)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, x := range list {
-		if err := c.Replay(ctx, st, x); err != nil {
+		if err := c.Replay(ctx, x); err != nil {
 			return n, fmt.Errorf("replay %s: %w", x.TaskID, err)
 		}
 		n++
@@ -71,7 +73,8 @@ func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFi
 // retry budget, replacing asynq's archived copy (or re-creating it from the
 // ledger when asynq has already dropped it). The ledger entry stays, reset,
 // until the job succeeds.
-func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) error {
+func (c *Client) Replay(ctx context.Context, f store.Failure) error {
+	st := c.st
 	spec, ok := taskSpecs[f.Type]
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
 		return ErrNotReplayable
@@ -96,11 +99,26 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 			return err
 		}
 	}
+	// A message request is pending (and owed) again, unless it was sent
+	// meanwhile (sent is final; the task then finds nothing to do).
+	var message SendCodePayload
+	if f.Type == TypeSendCode {
+		if json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "" {
+			_ = st.RecordFailure(context.WithoutCancel(ctx), f)
+			return ErrNotReplayable
+		}
+		if _, err := st.ResetMessage(ctx, message.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
 	undo := func(err error) error {
 		ctx := context.WithoutCancel(ctx)
 		_ = st.RecordFailure(ctx, f)
 		if upload && f.Permanent {
 			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
+		}
+		if message.MessageID != "" && f.Permanent {
+			_, _ = st.MessageFailed(ctx, message.MessageID, f.Cause, f.Reason)
 		}
 		return err
 	}
@@ -117,8 +135,8 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 
 // Delete gives up on a failed job: its ledger entry goes, and so does
 // asynq's archived copy (a job still queued or running is left to run).
-func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) error {
-	f, err := st.GetFailure(ctx, taskID)
+func (c *Client) Delete(ctx context.Context, taskID string) error {
+	f, err := c.st.GetFailure(ctx, taskID)
 	if err != nil {
 		return err
 	}
@@ -127,5 +145,5 @@ func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) err
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}
-	return st.ClearFailure(ctx, taskID)
+	return c.st.ClearFailure(ctx, taskID)
 }

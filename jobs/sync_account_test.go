@@ -12,7 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -91,9 +91,9 @@ func TestSyncOncePerAccountPerPeriod(t *testing.T) {
 	at.Store(time.Now().Truncate(time.Minute).UnixNano())
 	now := func() time.Time { return time.Unix(0, at.Load()).UTC() }
 	b := setup(t, func(o *options) { o.deps = func(d *Deps) { d.Now = now } })
-	b.practitioner(t, "priya@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
-	b.practitioner(t, "rosa@clinic.example", "Rosa Reception", clinikotest.DemoReceptionistKey)
-	b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	b.practitioner(t, "priya@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
+	b.practitioner(t, "rosa@clinic.example", "Rosa Reception", sandbox.DemoReceptionistKey)
+	b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	b.practitioner(t, "nokey@clinic.example", "No Key", "")
 	lists := b.recordLists()
 	for period := range 3 {
@@ -154,7 +154,7 @@ func TestSyncAdminKeyFirst(t *testing.T) {
 	b := setup(t)
 	// Practitioners whose ids sort before and after the administrator's.
 	var others []store.Practitioner
-	for _, key := range []string{clinikotest.DemoPractitionerKey, clinikotest.DemoReceptionistKey, clinikotest.DemoSchedulerKey} {
+	for _, key := range []string{sandbox.DemoPractitionerKey, sandbox.DemoReceptionistKey, sandbox.DemoSchedulerKey} {
 		others = append(others, b.practitioner(t, clinikoUsers[key].ID+"@clinic.example", clinikoUsers[key].Name, key))
 	}
 	lists := b.recordLists()
@@ -186,13 +186,13 @@ func TestSyncAdminKeyFirst(t *testing.T) {
 func TestSyncFallsBackToNextKey(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	priya := b.practitioner(t, "priya@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
+	priya := b.practitioner(t, "priya@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
 	lists := b.recordLists()
-	b.sb.EditPatient(clinikotest.DemoPatientID, func(p *clinikotest.Patient) { p.Email = "zoe@changed.example" })
+	b.sb.EditPatient(sandbox.DemoPatientID, func(p *sandbox.Patient) { p.Email = "zoe@changed.example" })
 	p := AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: 1}
 
 	// The administrator's key is revoked: Priya's serves the sync.
-	b.sb.RevokeKey(clinikotest.DemoAdminKey)
+	b.sb.RevokeKey(sandbox.DemoAdminKey)
 	if err := b.run(t, TypeSyncAccount, p); err != nil {
 		t.Fatalf("sync with a revoked first key: %v", err)
 	}
@@ -250,11 +250,11 @@ func TestSyncFallsBackToNextKey(t *testing.T) {
 	// The administrator creates a new key and saves it; their key-related
 	// failures are replayed, as the settings page does.
 	newKey := "MS0xZGVtb2FkbWluc2FuZGJveGtleTAwMDAwMDA5-au1"
-	b.sb.Accounts()[0].AddKey(clinikotest.DemoAdminUserID, newKey)
-	if err := b.st.SetClinikoKey(b.ctx, b.pr.ID, newKey, clinikoUsers[clinikotest.DemoAdminKey]); err != nil {
+	b.sb.Accounts()[0].AddKey(sandbox.DemoAdminUserID, newKey)
+	if err := b.st.SetClinikoKey(b.ctx, b.pr.ID, newKey, clinikoUsers[sandbox.DemoAdminKey]); err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.jc.ReplayMatching(b.ctx, b.st, ReplayFilter{PractitionerID: b.pr.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}})
+	n, err := b.jc.ReplayMatching(b.ctx, ReplayFilter{PractitionerID: b.pr.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("replayed %d, %v; want the administrator's key entry", n, err)
 	}
@@ -271,7 +271,7 @@ func TestSyncFallsBackToNextKey(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Priya's entry: %v", err)
 	}
-	if err := b.jc.Replay(b.ctx, b.st, f); err != nil {
+	if err := b.jc.Replay(b.ctx, f); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the ledger to empty", func() bool {
@@ -292,7 +292,7 @@ func TestSyncAccountsSeparately(t *testing.T) {
 	b := setup(t)
 	// Subscription A (the bundle's): the administrator on au1, and a
 	// practitioner whose key is for the uk2 clinic.
-	olivia := b.practitioner(t, "olivia@clinic.example", "Olivia Bennett", clinikotest.DemoUK2AdminKey)
+	olivia := b.practitioner(t, "olivia@clinic.example", "Olivia Bennett", sandbox.DemoUK2AdminKey)
 	const aoife = "836447129235881201"
 	if err := b.run(t, TypeImportPatient, ImportPayload{PractitionerID: olivia.ID, SubscriptionID: b.sub.ID, Shard: "uk2", ClinikoPatientID: aoife}); err != nil {
 		t.Fatal(err)
@@ -310,12 +310,12 @@ func TestSyncAccountsSeparately(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.setKey(t, priya.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, priya.ID, sandbox.DemoPractitionerKey)
 	joseB := b.importDirect(t, priya, "1002")
-	zoeB := b.importDirect(t, priya, clinikotest.DemoPatientID)
+	zoeB := b.importDirect(t, priya, sandbox.DemoPatientID)
 
-	for _, id := range []string{clinikotest.DemoPatientID, "1002", aoife} {
-		b.sb.EditPatient(id, func(p *clinikotest.Patient) { p.Email = "changed-" + id + "@example.com" })
+	for _, id := range []string{sandbox.DemoPatientID, "1002", aoife} {
+		b.sb.EditPatient(id, func(p *sandbox.Patient) { p.Email = "changed-" + id + "@example.com" })
 	}
 	lists := b.recordLists()
 	if err := b.run(t, TypeSyncTick, nil); err != nil {
@@ -400,7 +400,7 @@ func TestSyncAccountsSeparately(t *testing.T) {
 func TestSyncOldTaskType(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	priya := b.practitioner(t, "priya@clinic.example", "Priya Raman", clinikotest.DemoPractitionerKey)
+	priya := b.practitioner(t, "priya@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 	for _, id := range []string{b.pr.ID, priya.ID, nokey.ID, "prac_gone"} {
 		if err := b.run(t, TypeSyncPractitioner, SyncPayload{PractitionerID: id, Period: 42}); err != nil {
@@ -416,7 +416,7 @@ func TestSyncOldTaskType(t *testing.T) {
 
 	// Through a worker: an old task in the queue, and an old ledger entry
 	// replayed, both sync the account and leave no entry.
-	b.sb.EditPatient(clinikotest.DemoPatientID, func(p *clinikotest.Patient) { p.Email = "zoe@old-task.example" })
+	b.sb.EditPatient(sandbox.DemoPatientID, func(p *sandbox.Patient) { p.Email = "zoe@old-task.example" })
 	lists := b.recordLists()
 	b.startWorker(t, nil)
 	if _, err := b.jc.enqueueOnce(b.ctx, newTask(TypeSyncPractitioner, SyncPayload{PractitionerID: priya.ID, Period: 43}), QueueSync,
@@ -433,7 +433,7 @@ func TestSyncOldTaskType(t *testing.T) {
 	if err := b.st.RecordFailure(b.ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.jc.Replay(b.ctx, b.st, old); err != nil {
+	if err := b.jc.Replay(b.ctx, old); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the old entry to clear", func() bool {

@@ -3,7 +3,7 @@
 // `make bench`). It needs Go and redis-server; it starts everything else
 // itself, on 127.0.0.1 only.
 //
-//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login,synccost,workers,capacity] [-real200] [-sync-before REV] [-capacity-scale 1] [-out docs/benchmarks.md]
+//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login,codes,synccost,workers,capacity] [-real200] [-sync-before REV] [-capacity-scale 1] [-out docs/benchmarks.md]
 package main
 
 import (
@@ -23,7 +23,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 5, "runs of each scenario (medians are reported)")
 	duration := flag.Duration("duration", 4*time.Second, "length of one throughput run")
-	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login, synccost, workers, capacity (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login, codes, synccost, workers, capacity (default all)")
 	real200 := flag.Bool("real200", false, "also run one upload burst at the real 200 requests/minute (about a minute)")
 	syncBefore := flag.String("sync-before", bench.DefaultSyncBeforeRev, "git revision whose per-practitioner sync synccost measures as before (\"-\": only this tree)")
 	capacityScale := flag.Float64("capacity-scale", 1, "scale of the capacity scenario's data set (1: 2,000 practitioners, 100,000 patients, 300,000 programme versions)")

@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -21,9 +22,14 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/mail"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -61,20 +67,36 @@ type Options struct {
 	Now func() time.Time
 	// Store adjusts the store's options (tests: smaller bounds).
 	Store func(*store.Options)
+	// MailRootCAs are the certificate authorities trusted for mail.
+	// smtp_url's server (tests and benchmarks against a local server with
+	// a self-signed certificate). Nil: the system's.
+	MailRootCAs *x509.CertPool
 }
 
 // Main is a running pmsbridge process.
 type Main struct {
-	opts    Options
-	cfg     config.Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	rdb     redis.UniversalClient
+	opts Options
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	rdb  redis.UniversalClient
+	// dial opens another connection to the same Redis (for a part that
+	// must own its connection: the scheduler).
+	dial    func() redis.UniversalClient
 	mini    *miniredis.Miniredis
-	sandbox *clinikotest.Sandbox
+	sandbox *sandbox.Sandbox
 	Store   *store.Store
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
+	// Flows are the workflows the HTTP side runs (nil without HTTP).
+	Flows *flows.Flows
+	// Codes asks for the messages that send patients their codes (on
+	// assign, and "send again"); it knows which channels are configured.
+	Codes   *jobs.Codes
+	mail    *mail.Sender // nil when email is not configured
+	sms     *sms.Client  // nil when SMS is not configured
+	devMail *mailtest.Server
+	devSMS  *twiliotest.Sandbox
 	worker  *jobs.Worker
 	server  *http.Server
 	ln      net.Listener
@@ -120,7 +142,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
-		m.rdb = ru.Client()
+		m.dial = ru.Client
+		m.rdb = m.dial()
 		if err := checkRedis(ctx, m.rdb, opts.RedisWait, m.log); err != nil {
 			return nil, err
 		}
@@ -154,6 +177,9 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	}
 	m.Jobs = jobs.NewClient(m.rdb, m.Store)
 	jm := jobs.NewMetrics(m.reg, m.Store)
+	if err := m.messaging(); err != nil {
+		return nil, err
+	}
 
 	if opts.Mode.serves() {
 		host, port, _ := net.SplitHostPort(m.cfg.HTTP.Addr)
@@ -174,17 +200,20 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
+		wc.Dial = m.dial
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
+			Mail: m.mail, SMS: m.sms, Region: m.cfg.Region,
 		})
-		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
-		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
+		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
 		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}
 
 	if opts.Mode.serves() {
+		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Log: m.log,
+			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now})
 		checks := bridge.Checks{Redis: func(ctx context.Context) error { return m.rdb.Ping(ctx).Err() }}
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
@@ -206,9 +235,13 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
 			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
-		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
+		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
+		var handler http.Handler = srv
+		if opts.Mode == ModeDev {
+			handler = m.devOutboxes(srv)
+		}
 		m.server = &http.Server{
-			Handler:           srv,
+			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -236,7 +269,7 @@ func (m *Main) Config() config.Config { return m.cfg }
 func (m *Main) Redis() redis.UniversalClient { return m.rdb }
 
 // Sandbox is the dev-mode Cliniko sandbox (nil in other modes).
-func (m *Main) Sandbox() *clinikotest.Sandbox { return m.sandbox }
+func (m *Main) Sandbox() *sandbox.Sandbox { return m.sandbox }
 
 // Demo is the dev-mode demo data (nil in other modes).
 func (m *Main) Demo() *Demo { return m.demo }
@@ -306,9 +339,42 @@ func (m *Main) Close() error {
 	if m.sandbox != nil {
 		m.sandbox.Close()
 	}
+	if m.devMail != nil {
+		_ = m.devMail.Close()
+	}
+	if m.devSMS != nil {
+		m.devSMS.Close()
+	}
 	if m.mini != nil {
 		m.mini.Close()
 	}
+	return nil
+}
+
+// messaging builds the email sender and the SMS client from mail.* and
+// sms.* (each nil when not configured: a message by that channel then
+// fails with a reason that says so, and Codes does not offer it) and Codes.
+func (m *Main) messaging() error {
+	if m.cfg.Mail.Configured() {
+		mc := mail.Config{SMTPURL: m.cfg.Mail.SMTPURL, From: m.cfg.Mail.From, RootCAs: m.opts.MailRootCAs}
+		if m.devMail != nil {
+			mc.RootCAs = m.devMail.RootCAs()
+		}
+		s, err := mail.New(mc)
+		if err != nil {
+			return fmt.Errorf("mail: %w", err)
+		}
+		m.mail = s
+	}
+	if m.cfg.SMS.Configured() {
+		c, err := sms.New(sms.Config{AccountSID: m.cfg.SMS.TwilioAccountSID, AuthToken: m.cfg.SMS.TwilioAuthToken,
+			From: m.cfg.SMS.From, BaseURL: m.cfg.SMS.TwilioBaseURL})
+		if err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+		m.sms = c
+	}
+	m.Codes = jobs.NewCodes(m.Jobs, jobs.CodesConfig{Email: m.mail != nil, SMS: m.sms != nil, Region: m.cfg.Region})
 	return nil
 }
 

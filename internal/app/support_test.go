@@ -18,7 +18,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -140,7 +140,7 @@ func TestSupportFailedJobs(t *testing.T) {
 	au1 := e.Sandbox.Accounts()[0]
 	au1.AddKey("2", priyaKey)
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{
-		"demo@clinic.example": clinikotest.DemoAdminKey, "priya@clinic.example": priyaKey, "sam@clinic.example": clinikotest.DemoSchedulerKey})
+		"demo@clinic.example": sandbox.DemoAdminKey, "priya@clinic.example": priyaKey, "sam@clinic.example": sandbox.DemoSchedulerKey})
 	sub := clinic.Subscription.ID
 	demo, priya, sam := clinic.Practitioners["demo@clinic.example"], clinic.Practitioners["priya@clinic.example"], clinic.Practitioners["sam@clinic.example"]
 	bd, bp, bs := e.Login(demo.Email), e.Login(priya.Email), e.Login(sam.Email)
@@ -154,7 +154,7 @@ func TestSupportFailedJobs(t *testing.T) {
 	waitFailed(t, e, importRevoked, pmsbridge.CauseClinikoUnauthorized)
 
 	// 2. A Scheduler's upload.
-	_, zoe := bs.Open(clinikotest.DemoPatientID)
+	_, zoe := bs.Open(sandbox.DemoPatientID)
 	if zoe == "" {
 		t.Fatal("import with the Scheduler key failed")
 	}
@@ -398,14 +398,14 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 
 		// The role is fixed in Cliniko: replay the cause from the CLI.
-		e.Sandbox.SetRole("4", clinikotest.RolePractitioner)
+		e.Sandbox.SetRole("4", sandbox.RolePractitioner)
 		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--yes")
 		if code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
 		waitLedgerGone(t, e, uploadForbidden)
 		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
-		stillExactly(t, e, clinikotest.DemoPatientID, 1)
+		stillExactly(t, e, sandbox.DemoPatientID, 1)
 
 		// A job nobody will fix is deleted.
 		code, out, errOut = cliRun(t, e, "", "jobs", "delete", importMissing, "--yes")
@@ -421,7 +421,7 @@ func TestSupportFailedJobs(t *testing.T) {
 
 		// The patient is unarchived in Cliniko: the admin page's group
 		// form replays every cliniko_not_found job.
-		e.Sandbox.EditPatient(lukasz, func(p *clinikotest.Patient) { p.ArchivedAt = nil })
+		e.Sandbox.EditPatient(lukasz, func(p *sandbox.Patient) { p.ArchivedAt = nil })
 		admin := e.NewBrowser()
 		admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}})
 		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
@@ -34,8 +34,8 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter, login, synccost, workers, capacity) it
-	// holds; empty runs them all.
+	// burst, memory, limiter, login, codes, synccost, workers, capacity)
+	// it holds; empty runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
@@ -143,6 +143,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"memory", func(ctx context.Context) error { return r.memory(ctx, dir) }},
 		{"limiter", r.limiter},
 		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
+		{"codes", r.codes},
 		{"synccost", r.syncCost},
 		{"workers", r.workers},
 		{"capacity", r.capacity},
@@ -170,8 +171,10 @@ type appEnv struct {
 
 type appSpec struct {
 	mode    app.Mode
-	sandbox *clinikotest.Sandbox
+	sandbox *sandbox.Sandbox
 	rpm     int
+	// configure adjusts the configuration and options, if set.
+	configure func(*config.Config, *app.Options)
 }
 
 // newApp builds an app on a fresh database; start runs it.
@@ -187,10 +190,15 @@ func (r *runner) newApp(ctx context.Context, s appSpec) (*appEnv, error) {
 		Admin:    config.Admin{Token: rig.AdminToken},
 		Log:      config.Log{Format: "json", Level: "info"}, // production's level; the lines go nowhere
 	}.WithDefaults()
+	opts := app.Options{Mode: s.mode, Version: "bench", Out: io.Discard, LogOut: io.Discard, RedisWait: 5 * time.Second}
+	if s.configure != nil {
+		s.configure(&cfg, &opts)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := app.New(ctx, app.Options{Mode: s.mode, Config: cfg, Version: "bench", Out: io.Discard, LogOut: io.Discard, RedisWait: 5 * time.Second})
+	opts.Config = cfg
+	m, err := app.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

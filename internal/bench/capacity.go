@@ -338,7 +338,7 @@ func (c *CapacityResult) project() capacityProjection {
 	add("audit entries, 20 per patient (an import, three uploads of 4 calls, a few refreshes)", projPatients*20, audit)
 	add(fmt.Sprintf("global audit log (capped at %d)", c.AuditCap), float64(c.AuditCap), audit)
 	add("failure-ledger entries (1% of versions failed for good and not dealt with)", 0.01*projPatients*capVersionsEach, c.item("failure-ledger entry").Per())
-	add("asynq archive at its cap (10,000 tasks in each of 3 queues)", 3*10000, c.item("archived task (asynq)").Per())
+	add(fmt.Sprintf("asynq archive at its cap (10,000 tasks in each of %d queues)", len(jobs.Queues)), float64(len(jobs.Queues)*10000), c.item("archived task (asynq)").Per())
 	p.WorstAdd = float64(projPatients) * float64(c.PatientAuditCap-20) * audit
 	return p
 }
@@ -403,6 +403,7 @@ func (c *CapacityResult) markdown(w func(string, ...any), section int) {
 	w("| asynq daily counters; pmsbridge's done counters | 90 days; 8 days |\n")
 	w("| failure ledger | one entry per failing piece of work (a programme version, an import, a refresh, an account's sync, a refused key), never one per attempt or period; kept until the work succeeds or support deletes it, so it grows only with failures nobody dealt with (`PmsbridgeFailureLedgerGrowing` alerts) |\n")
 	w("| audit logs | the global log %d entries; each patient's Cliniko calls and actions %d entries, and each patient's tries at opening programmes %d entries (newest kept) |\n", c.AuditCap, c.PatientAuditCap, c.PatientAuditCap)
+	w("| code messages to patients | one record per message asked for (a programme's first version, and resends, at most 5 per patient per hour), kept with the programme: they grow with the data (not measured here) |\n")
 	w("| webhook event claims | 30 days |\n")
 	w("| sessions | 12 hours idle, 7 days at most (key TTL); support sessions 8 hours |\n")
 	w("| lock-out counters, refresh debounces, upload locks, period claims, import waits, Cliniko budgets | their own windows and TTLs (minutes to an hour) |\n\n")

@@ -100,6 +100,7 @@ type Report struct {
 	Memory   *MemoryResult
 	Limiter  *LimiterResult
 	Login    *LoginResult
+	Codes    *CodesResult
 	SyncCost *SyncCostResult
 	Workers  *WorkersResult
 	Capacity *CapacityResult
@@ -185,7 +186,7 @@ func (r *Report) Markdown(command string) string {
 	w("## Method\n\n")
 	w("- One private `redis-server` for the whole run, on 127.0.0.1, with AOF on (`appendfsync everysec`) and\n")
 	w("  `noeviction`, as in production; every scenario and every baseline uses a fresh logical database on it.\n")
-	w("- The Cliniko side is the in-process sandbox (`cliniko/clinikotest`) on 127.0.0.1.\n")
+	w("- The Cliniko side is the in-process sandbox (`cliniko/sandbox`) on 127.0.0.1.\n")
 	w("- pmsbridge runs in-process (`internal/app`, mode `run` or `work`, log level `info` with the lines\n")
 	w("  discarded) except for the memory figures, which come from the real `pmsbridge run` binary started as a\n")
 	w("  child process with `PMSBRIDGE_*` variables.\n")
@@ -260,6 +261,9 @@ func (r *Report) Markdown(command string) string {
 	}
 	if l := r.Login; l != nil {
 		l.summaryRow(w)
+	}
+	if c := r.Codes; c != nil {
+		c.summaryRow(w)
 	}
 	if s := r.SyncCost; s != nil {
 		s.summary(w)
@@ -419,14 +423,17 @@ func (r *Report) Markdown(command string) string {
 	if l := r.Login; l != nil {
 		l.section(w)
 	}
+	if c := r.Codes; c != nil {
+		c.section(w)
+	}
 	if s := r.SyncCost; s != nil {
-		s.markdown(w, 9)
+		s.markdown(w, 10)
 	}
 	if wk := r.Workers; wk != nil {
-		wk.markdown(w, 10)
+		wk.markdown(w, 11)
 	}
 	if c := r.Capacity; c != nil {
-		c.markdown(w, 11)
+		c.markdown(w, 12)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()

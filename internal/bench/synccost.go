@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
 )
@@ -156,7 +156,7 @@ func (r *runner) syncPeriod(ctx context.Context, bin, code, period string) (Sync
 	// in a steady period are newer than the watermark.
 	var mu sync.Mutex
 	var ahead time.Duration
-	sb := clinikotest.New(clinikotest.WithRateLimit(0), clinikotest.WithClock(func() time.Time {
+	sb := sandbox.New(sandbox.WithRateLimit(0), sandbox.WithClock(func() time.Time {
 		mu.Lock()
 		defer mu.Unlock()
 		return time.Now().Add(ahead)
@@ -191,7 +191,7 @@ func (r *runner) syncPeriod(ctx context.Context, bin, code, period string) (Sync
 		mu.Unlock()
 		for i := 0; i < syncChanged; i++ {
 			p := c.Practitioners[i%len(c.Practitioners)]
-			sb.EditPatient(p.ClinikoPatients[i/len(c.Practitioners)], func(cp *clinikotest.Patient) { cp.Email = fmt.Sprintf("changed%d@patients.example", i) })
+			sb.EditPatient(p.ClinikoPatients[i/len(c.Practitioners)], func(cp *sandbox.Patient) { cp.Email = fmt.Sprintf("changed%d@patients.example", i) })
 		}
 	}
 	proc, err := rig.Start(ctx, rig.ProcessConfig{Binary: bin, Mode: "work", RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key, RequestsPerMinute: clickRPM})

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
 )
@@ -39,8 +39,8 @@ func (r *runner) workers(ctx context.Context) error {
 		return err
 	}
 	res := &WorkersResult{Processes: workersProcesses}
-	const rpm = clinikotest.DefaultRateLimit
-	b, err := r.burstOnce(ctx, rpm, workersUploads, func(sb *clinikotest.Sandbox) (burstTarget, func(), error) {
+	const rpm = sandbox.DefaultRateLimit
+	b, err := r.burstOnce(ctx, rpm, workersUploads, func(sb *sandbox.Sandbox) (burstTarget, func(), error) {
 		key, redisURL := rig.NewEncryptionKey(), r.freshDB()
 		pc := rig.ProcessConfig{Binary: bin, RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key, RequestsPerMinute: rpm}
 		var procs []*rig.Process

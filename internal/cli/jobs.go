@@ -216,7 +216,7 @@ replays nothing; answering anything but "y" exits 1 ("Nothing replayed.").`, cob
 			if r.cause != "" {
 				filter.Causes = []pmsbridge.Cause{pmsbridge.Cause(r.cause)}
 			}
-			list, err := jobs.Matching(cmd.Context(), t.Store, filter)
+			list, err := t.Jobs.Matching(cmd.Context(), filter)
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a job id is not in the failure ledger (list them with: pmsbridge jobs failed)")
 			}
@@ -234,7 +234,7 @@ replays nothing; answering anything but "y" exits 1 ("Nothing replayed.").`, cob
 			}
 			n := 0
 			for _, x := range list {
-				if err := t.Jobs.Replay(cmd.Context(), t.Store, x); err != nil {
+				if err := t.Jobs.Replay(cmd.Context(), x); err != nil {
 					return fmt.Errorf("replayed %d; %s: %w", n, x.TaskID, err)
 				}
 				n++
@@ -289,7 +289,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 				return err
 			}
 			for _, id := range args {
-				err := t.Jobs.Delete(cmd.Context(), t.Store, id)
+				err := t.Jobs.Delete(cmd.Context(), id)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no failed job %q in the failure ledger", id)
 				}
