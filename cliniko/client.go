@@ -107,7 +107,7 @@ type Budget struct {
 	Redis redis.UniversalClient
 	// Key names the Redis key of one budget, "<shard>:<user id>" (or
 	// "<shard>:k:<key hash>" while the user is not known yet). The limiter
-	// library puts its own "rate:" in front.
+	// puts "rate:" in front (redis_rate's prefix, kept for older versions).
 	Key func(budget string) string
 }
 

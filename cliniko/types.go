@@ -25,6 +25,17 @@ type User struct {
 	Active bool
 }
 
+// RoleAdministrator is the role of a clinic's Cliniko administrators: the
+// only role documented by its string, and the one that sees everything
+// (other users, every patient).
+const RoleAdministrator = "administrator"
+
+// IsAdministrator reports whether a Cliniko role string is the
+// administrator's (compared without regard to case).
+func IsAdministrator(role string) bool {
+	return strings.EqualFold(strings.TrimSpace(role), RoleAdministrator)
+}
+
 // Name is the user's full name for display.
 func (u User) Name() string { return strings.TrimSpace(u.FirstName + " " + u.LastName) }
 

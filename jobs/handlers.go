@@ -81,6 +81,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeUploadPDF, h.wrap(h.uploadPDF))
 	mux.HandleFunc(TypeSendCode, h.wrap(h.sendCode))
 	mux.HandleFunc(TypeSyncTick, h.wrap(h.syncTick))
+	mux.HandleFunc(TypeSyncAccount, h.wrap(h.syncAccount))
 	mux.HandleFunc(TypeSyncPractitioner, h.wrap(h.syncPractitioner))
 	mux.HandleFunc(TypeReconcile, h.wrap(h.reconcileTick))
 	return mux

@@ -62,7 +62,7 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, ""), limiterMaxWait)
+	cctx := cliniko.ForJob(WithActor(ctx, pr.ID, ""), limiterMaxWait)
 	cp, err := h.Cliniko.GetPatient(cctx, cliniko.Auth{Key: key, UserID: cu.ID}, p.ClinikoPatientID)
 	if err != nil {
 		return fmt.Errorf("import cliniko patient: %w", err)

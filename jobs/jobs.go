@@ -56,7 +56,8 @@ var taskSpecs = map[string]taskSpec{
 	// (15 s a request, up to 6).
 	TypeSendCode:         {queue: QueueMessage, maxRetry: 10, timeout: 2 * time.Minute},
 	TypeSyncTick:         {queue: QueueSync, maxRetry: 3, timeout: time.Minute},
-	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
+	TypeSyncAccount:      {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
+	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: time.Minute}, // old tasks: turned into TypeSyncAccount
 	// The reconciler does not retry: the next period runs again, and a
 	// failed tick would only fill the ledger. The pdf queue: served before
 	// the sync queue, after clicks.
@@ -78,8 +79,9 @@ func TaskOptions(taskType string) []asynq.Option {
 	return opts
 }
 
-// limiterMaxWait is how long a job waits for a Cliniko request slot before
-// it gives the worker back and re-queues itself for when the slot opens.
+// limiterMaxWait is how long a job's first Cliniko call waits for a request
+// slot before the job gives the worker back and re-queues itself for when
+// the slot opens; its later calls wait for theirs (cliniko.ForJob).
 const limiterMaxWait = 5 * time.Second
 
 // RetryAfter is implemented by errors that know when the work may be tried

@@ -21,21 +21,32 @@ type ids struct {
 }
 
 // ledgerID is the failure ledger's id for task t, which asynq runs as
-// taskID: the task id itself, except for a practitioner's periodic sync,
-// whose task gets a new id each period. Its failures share one entry per
-// practitioner, so a key that stays broken leaves one entry rather than one
-// per period for ever (replayed by the dozen once the key is fixed), and
-// the next sync that succeeds clears it. A replay re-creates the task under
-// this id, so its runs map to the same entry.
+// taskID: the task id itself, except for the periodic sync, whose task gets
+// a new id each period. Its failures share one entry per Cliniko account
+// (per practitioner for the old per-practitioner tasks), so an account
+// whose keys stay broken leaves one entry rather than one per period for
+// ever (replayed by the dozen once a key is fixed), and the next sync that
+// succeeds clears it. A replay re-creates the task under the entry's id,
+// so its runs map to the same entry. (The entries that say one key was
+// refused while the sync went on with another, KeyLedgerID, are written
+// and cleared by the sync itself.)
 func ledgerID(t *asynq.Task, taskID string) string {
-	if taskID == "" || t.Type() != TypeSyncPractitioner {
+	if taskID == "" {
 		return taskID
 	}
-	var p SyncPayload
-	if json.Unmarshal(t.Payload(), &p) != nil || p.PractitionerID == "" {
-		return taskID
+	switch t.Type() {
+	case TypeSyncAccount:
+		var p AccountSyncPayload
+		if json.Unmarshal(t.Payload(), &p) == nil && p.SubscriptionID != "" && p.Shard != "" {
+			return accountLedgerID(p.SubscriptionID, p.Shard)
+		}
+	case TypeSyncPractitioner:
+		var p SyncPayload
+		if json.Unmarshal(t.Payload(), &p) == nil && p.PractitionerID != "" {
+			return "sync:" + p.PractitionerID
+		}
 	}
-	return "sync:" + p.PractitionerID
+	return taskID
 }
 
 // HandleError is asynq's error handler: it writes every failed attempt to

@@ -269,21 +269,21 @@ func TestStats(t *testing.T) {
 	}
 }
 
-// TestSyncFailuresOneEntryPerPractitioner: the periodic sync enqueues a
-// task with a new id each period, so a practitioner whose key Cliniko
-// refuses fails once per period, for as long as nobody fixes the key. The
-// ledger keeps one entry for that practitioner's sync (not one per period,
-// which would grow without bound and be replayed by the dozen when the key
-// is fixed), and the next sync that succeeds clears it.
-func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
+// TestSyncFailuresOneEntryPerAccount: the periodic sync enqueues a task
+// with a new id each period, so an account whose only key Cliniko refuses
+// fails once per period, for as long as nobody fixes the key. The ledger
+// keeps one entry for that account's sync (not one per period, which would
+// grow without bound and be replayed by the dozen when the key is fixed),
+// and the next sync that succeeds clears it.
+func TestSyncFailuresOneEntryPerAccount(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t, nil)
 	enqueue := func(period int64) string {
 		t.Helper()
-		id := fmt.Sprintf("sync:%s:%d", b.pr.ID, period)
-		p := SyncPayload{PractitionerID: b.pr.ID, Period: period}
-		if _, err := b.jc.enqueueOnce(b.ctx, newTask(TypeSyncPractitioner, p), QueueSync, id, asynq.MaxRetry(5)); err != nil {
+		p := AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: period}
+		id := AccountSyncTaskID(b.sub.ID, "au1", period)
+		if _, err := b.jc.enqueueOnce(b.ctx, newTask(TypeSyncAccount, p), QueueSync, id, asynq.MaxRetry(5)); err != nil {
 			t.Fatal(err)
 		}
 		return id
@@ -292,15 +292,23 @@ func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
 		b.sb.FailNextOp("list_patients", 1, 401)
 		b.waitState(t, QueueSync, enqueue(period), StateFailed)
 	}
-	list, err := b.st.ListFailures(b.ctx, store.FailureFilter{Type: TypeSyncPractitioner})
+	list, err := b.st.ListFailures(b.ctx, store.FailureFilter{Type: TypeSyncAccount})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 || list[0].Cause != pmsbridge.CauseClinikoUnauthorized || list[0].PractitionerID != b.pr.ID {
-		t.Fatalf("ledger holds %d sync failures (%+v), want 1 for the practitioner", len(list), list)
+	var account []store.Failure
+	for _, f := range list {
+		if f.TaskID == accountLedgerID(b.sub.ID, "au1") {
+			account = append(account, f)
+		} else if f.TaskID != KeyLedgerID(b.pr.ID) {
+			t.Errorf("unexpected ledger entry %s", f.TaskID)
+		}
 	}
-	// Replaying it runs a sync now; success clears the entry.
-	if err := b.jc.Replay(b.ctx, list[0]); err != nil {
+	if len(account) != 1 || account[0].Cause != pmsbridge.CauseClinikoUnauthorized {
+		t.Fatalf("ledger holds %d account sync failures (%+v), want 1", len(account), list)
+	}
+	// Replaying it runs a sync now; success clears the entry (and the key's).
+	if err := b.jc.Replay(b.ctx, account[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the replayed sync to clear the ledger", func() bool {
@@ -329,6 +337,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 		{TypeImportPatient, ImportPayload{PractitionerID: b.pr.ID, SubscriptionID: b.sub.ID, Shard: "au1", ClinikoPatientID: "1002"}},
 		{TypeRefreshPatient, RefreshPayload{PractitionerID: b.pr.ID, PatientID: b.patient.ID}},
 		{TypeUploadPDF, UploadPayload{ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, PractitionerID: b.pr.ID}},
+		{TypeSyncAccount, AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: 1}},
 		{TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}},
 		{TypeSendCode, SendCodePayload{MessageID: "msg_replayed", ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, Channel: pmsbridge.ChannelEmail}},
 	} {

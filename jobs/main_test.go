@@ -45,8 +45,9 @@ type bundle struct {
 	patient  store.Patient // linked to sandbox.DemoPatientID
 	adminKey cliniko.Auth
 
-	mu     sync.Mutex
-	onCall func(cliniko.Call) // runs after every Cliniko call, if set
+	mu       sync.Mutex
+	onCall   func(cliniko.Call)                          // runs after every Cliniko call, if set
+	onCallBy func(practitionerID string, c cliniko.Call) // the same, with the practitioner the call was made for
 }
 
 // options adjust what setup builds.
@@ -75,12 +76,16 @@ func setup(t *testing.T, o ...func(*options)) *bundle {
 	t.Cleanup(b.sb.Close)
 	cfg := opts.cliniko
 	cfg.BaseURL, cfg.UserAgent = b.sb.BaseURL(), testUA
-	b.cl, err = cliniko.New(cfg, cliniko.Budget{Redis: b.rdb, Key: b.st.ClinikoBudgetKey}, cliniko.WithObserver(func(_ context.Context, c cliniko.Call) {
+	b.cl, err = cliniko.New(cfg, cliniko.Budget{Redis: b.rdb, Key: b.st.ClinikoBudgetKey}, cliniko.WithObserver(func(ctx context.Context, c cliniko.Call) {
 		b.mu.Lock()
-		f := b.onCall
+		f, fb := b.onCall, b.onCallBy
 		b.mu.Unlock()
 		if f != nil {
 			f(c)
+		}
+		if fb != nil {
+			a, _ := ctx.Value(actorKey{}).(actor)
+			fb(a.practitionerID, c)
 		}
 	}))
 	if err != nil {
@@ -117,6 +122,8 @@ var clinikoUsers = map[string]store.ClinikoUser{
 	sandbox.DemoAdminKey:        {ID: "1", Name: "Demo Practitioner", Role: sandbox.RoleAdministrator, Shard: "au1"},
 	sandbox.DemoPractitionerKey: {ID: "2", Name: "Priya Raman", Role: sandbox.RolePractitioner, Shard: "au1"},
 	sandbox.DemoSchedulerKey:    {ID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler, Shard: "au1"},
+	sandbox.DemoReceptionistKey: {ID: "3", Name: "Rosa Reception", Role: sandbox.RoleReceptionist, Shard: "au1"},
+	sandbox.DemoUK2AdminKey:     {ID: "836447129235881101", Name: "Olivia Bennett", Role: sandbox.RoleAdministrator, Shard: "uk2"},
 }
 
 // practitioner adds a practitioner to the bundle's subscription, with key

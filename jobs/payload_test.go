@@ -36,7 +36,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 	if err := b.jc.RunSyncNow(b.ctx); err != nil {
 		t.Fatal(err)
 	}
-	// The tick enqueues one sync per practitioner with a key.
+	// The tick enqueues one sync per Cliniko account.
 	if err := b.run(t, TypeSyncTick, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncPractitioner, TypeSendCode} {
+	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncAccount, TypeSendCode} {
 		if !seen[typ] {
 			t.Errorf("no %s task was enqueued", typ)
 		}

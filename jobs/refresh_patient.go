@@ -60,7 +60,7 @@ func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
 	if cu.Shard != patient.Link.Shard || pr.SubscriptionID != patient.SubscriptionID {
 		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The practitioner's Cliniko key is for another Cliniko account than this patient's.")
 	}
-	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
+	cctx := cliniko.ForJob(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
 	cp, err := h.Cliniko.GetPatient(cctx, cliniko.Auth{Key: key, UserID: cu.ID}, patient.Link.ClinikoPatientID)
 	if pmsbridge.CauseOf(err) == pmsbridge.CauseClinikoNotFound {
 		// Archived (or deleted) in Cliniko: say so, keep our patient.

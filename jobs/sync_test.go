@@ -79,8 +79,8 @@ func TestSync(t *testing.T) {
 			once.Do(func() { b.sb.FailNextOp("list_patients", 3, 503) })
 		}
 	})
-	p := SyncPayload{PractitionerID: b.pr.ID, Period: 1}
-	err = b.run(t, TypeSyncPractitioner, p)
+	p := AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: 1}
+	err = b.run(t, TypeSyncAccount, p)
 	if pmsbridge.CauseOf(err) != pmsbridge.CauseClinikoUnavailable {
 		t.Fatalf("run 1: %v, want cliniko_unavailable", err)
 	}
@@ -99,7 +99,7 @@ func TestSync(t *testing.T) {
 	}
 
 	// Run 2 resumes after page 1: patients 99..249, 2 pages.
-	if err := b.run(t, TypeSyncPractitioner, p); err != nil {
+	if err := b.run(t, TypeSyncAccount, p); err != nil {
 		t.Fatalf("run 2: %v", err)
 	}
 	if n := b.sb.RequestCount("list_patients") - 4; n != 2 {
@@ -163,7 +163,7 @@ func TestSyncWhileClinikoChanges(t *testing.T) {
 			changed := cps[100]
 			changed.FirstName = "Sync100-new"
 			acct.AddPatient(changed) // same place in the change order
-			if err := b.st.SetSyncCursor(b.ctx, b.sub.ID, syncCursorScope("au1", b.pr.ID), t0.Add(-time.Second)); err != nil {
+			if err := b.st.SetSyncCursor(b.ctx, b.sub.ID, "au1", t0.Add(-time.Second)); err != nil {
 				t.Fatal(err)
 			}
 			var once sync.Once
@@ -176,7 +176,7 @@ func TestSyncWhileClinikoChanges(t *testing.T) {
 					})
 				}
 			})
-			if err := b.run(t, TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}); err != nil {
+			if err := b.run(t, TypeSyncAccount, AccountSyncPayload{SubscriptionID: b.sub.ID, Shard: "au1", Period: 1}); err != nil {
 				t.Fatal(err)
 			}
 			if got := b.getPatient(t, linked.ID).FirstName; got != "Sync100-new" {
@@ -189,10 +189,11 @@ func TestSyncWhileClinikoChanges(t *testing.T) {
 	}
 }
 
-// cursor returns the bundle practitioner's sync watermark.
+// cursor returns the sync watermark of the bundle's account (its
+// subscription on au1).
 func (b *bundle) cursor(t *testing.T) time.Time {
 	t.Helper()
-	at, ok, err := b.st.SyncCursor(b.ctx, b.sub.ID, syncCursorScope("au1", b.pr.ID))
+	at, ok, err := b.st.SyncCursor(b.ctx, b.sub.ID, "au1")
 	if err != nil || !ok {
 		t.Fatalf("sync cursor: %v, %v", ok, err)
 	}
@@ -219,7 +220,7 @@ func TestSyncRespectsRateLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 20*time.Second, "the sync to reach the last page", func() bool {
-		at, ok, err := b.st.SyncCursor(b.ctx, b.sub.ID, syncCursorScope("au1", b.pr.ID))
+		at, ok, err := b.st.SyncCursor(b.ctx, b.sub.ID, "au1")
 		return err == nil && ok && at.Equal(cps[249].UpdatedAt.Add(-time.Second))
 	})
 	if n := b.sb.RateLimited(); n != 0 {
@@ -231,8 +232,8 @@ func TestSyncRespectsRateLimit(t *testing.T) {
 }
 
 // TestSyncOncePerPeriod runs two work processes, each with its scheduler
-// enqueuing a tick every second: the practitioner is synced once per
-// period between them.
+// enqueuing a tick every second: the account is synced once per period
+// between them.
 func TestSyncOncePerPeriod(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -247,8 +248,8 @@ func TestSyncOncePerPeriod(t *testing.T) {
 		switch task.Type() {
 		case TypeSyncTick:
 			ticks++
-		case TypeSyncPractitioner:
-			var p SyncPayload
+		case TypeSyncAccount:
+			var p AccountSyncPayload
 			if derr := decode(task, &p); derr != nil || err != nil {
 				t.Errorf("sync run: %v %v", derr, err)
 			}

@@ -96,7 +96,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	defer lock.release(ctx)
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
-	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
+	cctx := cliniko.ForJob(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
 	marker := AttachmentMarker(prog.ID, prog.Version)
 	existing, err := h.Cliniko.ListAttachments(cctx, auth, patient.Link.ClinikoPatientID)
 	if err != nil {

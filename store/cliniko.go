@@ -164,3 +164,129 @@ func (s *Store) PractitionerWithCliniko(ctx context.Context, id string) (Practit
 	}
 	return rec.Practitioner, u, true, nil
 }
+
+// SubscriptionShard is a subscription on a Cliniko shard: what design.md
+// calls a Cliniko account (subscription + shard). Links are kept per
+// subscription shard, and the periodic sync runs once for each, with one
+// working key of it.
+type SubscriptionShard struct {
+	SubscriptionID string
+	Shard          string
+}
+
+// KeyHolder is an active practitioner with a saved Cliniko key, and the
+// Cliniko user of that key (as it was when the key was saved).
+type KeyHolder struct {
+	PractitionerID string
+	User           ClinikoUser
+}
+
+// keyHolderBatch bounds the commands of one pipeline when key holders are
+// read.
+const keyHolderBatch = 500
+
+// keyHolders reads the practitioners ids and the Cliniko users of their
+// saved keys, in pipelines of keyHolderBatch, and calls fn for each active
+// practitioner that has a key.
+func (s *Store) keyHolders(ctx context.Context, ids []string, fn func(Practitioner, ClinikoUser)) error {
+	for start := 0; start < len(ids); start += keyHolderBatch {
+		batch := ids[start:min(start+keyHolderBatch, len(ids))]
+		pipe := s.rdb.Pipeline()
+		pcs := make([]*redis.StringCmd, len(batch))
+		ucs := make([]*redis.StringCmd, len(batch))
+		for i, id := range batch {
+			if !validID(id) {
+				continue
+			}
+			pcs[i] = pipe.Get(ctx, s.key("prac", id))
+			ucs[i] = pipe.HGet(ctx, s.clinikoKey(id), "user")
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		for i := range batch {
+			if pcs[i] == nil {
+				continue
+			}
+			pb, perr := pcs[i].Bytes()
+			ub, uerr := ucs[i].Bytes()
+			if errors.Is(perr, redis.Nil) || errors.Is(uerr, redis.Nil) {
+				continue // deleted, or the key was removed meanwhile
+			}
+			if err := errors.Join(perr, uerr); err != nil {
+				return err
+			}
+			var rec practitionerRecord
+			var u ClinikoUser
+			if err := errors.Join(jsonUnmarshal(pb, &rec), jsonUnmarshal(ub, &u)); err != nil {
+				return fmt.Errorf("key holder %s: %w", batch[i], err)
+			}
+			if rec.Active && validID(u.Shard) {
+				fn(rec.Practitioner, u)
+			}
+		}
+	}
+	return nil
+}
+
+// SubscriptionShards returns the subscription shards that at least one
+// active practitioner has a saved key for, sorted by subscription and
+// shard: what the periodic sync runs over. It reads every key holder once
+// (pipelined).
+func (s *Store) SubscriptionShards(ctx context.Context) ([]SubscriptionShard, error) {
+	ids, err := s.PractitionersWithKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[SubscriptionShard]bool{}
+	var out []SubscriptionShard
+	err = s.keyHolders(ctx, ids, func(p Practitioner, u ClinikoUser) {
+		a := SubscriptionShard{SubscriptionID: p.SubscriptionID, Shard: u.Shard}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscription shards: %w", err)
+	}
+	slices.SortFunc(out, func(a, b SubscriptionShard) int {
+		if c := strings.Compare(a.SubscriptionID, b.SubscriptionID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Shard, b.Shard)
+	})
+	return out, nil
+}
+
+// AccountKeyHolders returns the active practitioners of subscription subID
+// whose saved key is for shard, with their Cliniko users, sorted by
+// practitioner id (none is not an error). A key known to belong to another
+// Cliniko account than the one the subscription's patients on that shard
+// come from (SubscriptionClinikoAccount) is left out: it would read another
+// clinic's patients. Keys whose account is not known are kept.
+func (s *Store) AccountKeyHolders(ctx context.Context, subID, shard string) ([]KeyHolder, error) {
+	if !validID(subID) || !validID(shard) {
+		return nil, fmt.Errorf("key holders of %q/%q: %w", subID, shard, invalid("account", "bad subscription or shard"))
+	}
+	ids, err := s.rdb.SMembers(ctx, s.key("sub", subID, "pracs")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("key holders of %s/%s: %w", subID, shard, err)
+	}
+	claimed, _, err := s.SubscriptionClinikoAccount(ctx, subID, shard)
+	if err != nil {
+		return nil, fmt.Errorf("key holders of %s/%s: %w", subID, shard, err)
+	}
+	slices.Sort(ids)
+	var out []KeyHolder
+	err = s.keyHolders(ctx, ids, func(p Practitioner, u ClinikoUser) {
+		other := claimed.Known() && u.Account.Known() && !claimed.Same(u.Account)
+		if p.SubscriptionID == subID && u.Shard == shard && !other {
+			out = append(out, KeyHolder{PractitionerID: p.ID, User: u})
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("key holders of %s/%s: %w", subID, shard, err)
+	}
+	return out, nil
+}

@@ -22,7 +22,8 @@ import (
 // ClinikoBudgetKey names the Redis key of one Cliniko user's shared request
 // budget (budget is "<shard>:<user id>", or "<shard>:k:<key hash>" while
 // the user is not known yet). The Cliniko client's limiter uses it; the
-// limiter library puts its own "rate:" in front.
+// limiter puts "rate:" in front (the prefix of redis_rate, which older
+// versions used).
 func (s *Store) ClinikoBudgetKey(budget string) string { return s.key("cliniko", budget) }
 
 // Lock is a lock held by this process. It is released by Release, or by

@@ -45,7 +45,8 @@
 //	P sub:<sub>:pracs               set   practitioner ids
 //	P sub:<sub>:sharing             json  Sharing groups
 //	P sub:<sub>:patients            set   patient ids
-//	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
+//	P sub:<sub>:sync:<shard>        str   the subscription shard's periodic sync watermark (RFC 3339);
+//	                                      older versions kept one per practitioner, <shard>-<prac>, no longer read
 //	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
@@ -87,7 +88,7 @@
 //	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
 //	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is
-//	                                      redis_rate's own, in front of the key this store names
+//	                                      the limiter's (redis_rate's), in front of the key this store names
 //	                                      (ClinikoBudgetKey); <user> is "k:<16 hex of the key's
 //	                                      sha256>" while the user is not known yet
 //

@@ -3,7 +3,7 @@
 // `make bench`). It needs Go and redis-server; it starts everything else
 // itself, on 127.0.0.1 only.
 //
-//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login,codes] [-real200] [-out docs/benchmarks.md]
+//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login,codes,synccost,workers,capacity] [-real200] [-sync-before REV] [-capacity-scale 1] [-out docs/benchmarks.md]
 package main
 
 import (
@@ -23,8 +23,10 @@ import (
 func main() {
 	runs := flag.Int("runs", 5, "runs of each scenario (medians are reported)")
 	duration := flag.Duration("duration", 4*time.Second, "length of one throughput run")
-	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login, codes (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login, codes, synccost, workers, capacity (default all)")
 	real200 := flag.Bool("real200", false, "also run one upload burst at the real 200 requests/minute (about a minute)")
+	syncBefore := flag.String("sync-before", bench.DefaultSyncBeforeRev, "git revision whose per-practitioner sync synccost measures as before (\"-\": only this tree)")
+	capacityScale := flag.Float64("capacity-scale", 1, "scale of the capacity scenario's data set (1: 2,000 practitioners, 100,000 patients, 300,000 programme versions)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the report")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and in-process app) to this file")
 	flag.Parse()
@@ -43,7 +45,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := bench.Options{Runs: *runs, Duration: *duration, Real200: *real200}
+	o := bench.Options{Runs: *runs, Duration: *duration, Real200: *real200, SyncBeforeRev: *syncBefore, CapacityScale: *capacityScale}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}

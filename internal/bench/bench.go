@@ -24,6 +24,7 @@ import (
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options configure a benchmark run.
@@ -33,10 +34,19 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter, login, codes) it holds; empty runs them all.
+	// burst, memory, limiter, login, codes, synccost, workers, capacity)
+	// it holds; empty runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
+	// SyncBeforeRev is the git revision whose sync the synccost scenario
+	// measures as "before" (built from this repository). Default
+	// DefaultSyncBeforeRev; "-" measures only this tree.
+	SyncBeforeRev string
+	// CapacityScale scales the capacity scenario's data set (1: 2,000
+	// practitioners, 100,000 patients, 300,000 programme versions). Default
+	// 1.
+	CapacityScale float64
 	// Progress receives progress lines. Default os.Stderr.
 	Progress io.Writer
 }
@@ -50,6 +60,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Progress == nil {
 		o.Progress = os.Stderr
+	}
+	if o.CapacityScale <= 0 {
+		o.CapacityScale = 1
+	}
+	switch o.SyncBeforeRev {
+	case "":
+		o.SyncBeforeRev = DefaultSyncBeforeRev
+	case "-":
+		o.SyncBeforeRev = ""
 	}
 	return o
 }
@@ -70,13 +89,25 @@ func (o Options) wants(name string) bool {
 // fresh logical databases on it.
 type runner struct {
 	o      Options
+	dir    string // the run's scratch directory
 	redis  *redistest.Server
 	nextDB atomic.Int64
 	rep    *Report
+	bins   binaries
 }
 
 func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.o.Progress, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// redisClient opens a client on a database URL with the app's client
+// options.
+func redisClient(url string) (redis.UniversalClient, error) {
+	ru, err := config.ParseRedisURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return ru.Client(), nil
 }
 
 // freshDB returns the URL of an unused logical database.
@@ -98,7 +129,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	defer srv.Stop()
-	r := &runner{o: o, redis: srv, rep: newReport(o)}
+	r := &runner{o: o, dir: dir, redis: srv, rep: newReport(o)}
 	r.rep.Machine = machineInfo(ctx)
 	steps := []struct {
 		name string
@@ -113,6 +144,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"limiter", r.limiter},
 		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
 		{"codes", r.codes},
+		{"synccost", r.syncCost},
+		{"workers", r.workers},
+		{"capacity", r.capacity},
 	}
 	for _, s := range steps {
 		if !o.wants(s.name) {

@@ -84,7 +84,7 @@ func (r *runner) memory(ctx context.Context, dir string) error {
 		res.ReceiverLoad.Throughput(), loadgen.Ms(res.ReceiverLoad.Percentile(99)), res.ReceiverLoad.Errors)
 
 	var peak int
-	b, err := r.burstOnce(ctx, burstRPM, func(sb *sandbox.Sandbox) (burstTarget, func(), error) {
+	b, err := r.burstOnce(ctx, burstRPM, burstUploads, func(sb *sandbox.Sandbox) (burstTarget, func(), error) {
 		key, redisURL := rig.NewEncryptionKey(), r.freshDB()
 		p, err := rig.Start(ctx, rig.ProcessConfig{Binary: bin, Mode: "run", RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key, RequestsPerMinute: burstRPM})
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
@@ -143,11 +142,10 @@ func linkedClick(ctx context.Context, hc *http.Client, base, token, clinikoID st
 // (no decoding, no decryption, no templates, no middleware), then
 // redirects. It is the floor the receiver is compared against.
 func startBaseline(redisURL string, c *rig.Clinic) (string, func(), error) {
-	ru, err := config.ParseRedisURL(redisURL)
+	rdb, err := redisClient(redisURL) // the same client options as the app's
 	if err != nil {
 		return "", nil, err
 	}
-	rdb := ru.Client() // the same client options as the app's
 	subOf := map[string]string{}
 	for _, p := range c.Practitioners {
 		subOf[p.ID] = p.SubscriptionID

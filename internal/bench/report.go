@@ -101,6 +101,9 @@ type Report struct {
 	Limiter  *LimiterResult
 	Login    *LoginResult
 	Codes    *CodesResult
+	SyncCost *SyncCostResult
+	Workers  *WorkersResult
+	Capacity *CapacityResult
 }
 
 func newReport(o Options) *Report {
@@ -262,6 +265,15 @@ func (r *Report) Markdown(command string) string {
 	if c := r.Codes; c != nil {
 		c.summaryRow(w)
 	}
+	if s := r.SyncCost; s != nil {
+		s.summary(w)
+	}
+	if wk := r.Workers; wk != nil {
+		wk.summary(w)
+	}
+	if c := r.Capacity; c != nil {
+		c.summary(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -398,8 +410,10 @@ func (r *Report) Markdown(command string) string {
 		w("minute per user against the sandbox without its own limit. `budget-used` is a user's requests over the\n")
 		w("budget the limiter allows in that time (1 + elapsed / spacing, GCRA with burst 1 and the 2%% margin):\n")
 		w("above 1.00 would be over Cliniko's limit; `min-budget-used` is the lower user's (far below the mean would\n")
-		w("mean one user slowed the other down). What is below 1.00 is time the workers spent between slots (Redis\n")
-		w("round trips, the jitter that keeps waiting workers from asking Redis at the same instant). The behaviour\n")
+		w("mean one user slowed the other down). Each call reserves the next slot in order and sleeps until it, so\n")
+		w("no slot is lost between waiting workers; what is below 1.00 is slots reserved but cut off by the end of\n")
+		w("the second, and slots that went by while a busy machine had no CPU for the worker that held them. (While\n")
+		w("waiting calls polled Redis, slots were also lost between them: 0.90.) The behaviour\n")
 		w("— one budget per user, shared by processes, refusing at once under `WithoutWaiting` — is tested without\n")
 		w("timing by `TestLimiterSharedBudgets`.\n\n")
 		w("| | median | runs |\n| --- | --- | --- |\n")
@@ -411,6 +425,15 @@ func (r *Report) Markdown(command string) string {
 	}
 	if c := r.Codes; c != nil {
 		c.section(w)
+	}
+	if s := r.SyncCost; s != nil {
+		s.markdown(w, 10)
+	}
+	if wk := r.Workers; wk != nil {
+		wk.markdown(w, 11)
+	}
+	if c := r.Capacity; c != nil {
+		c.markdown(w, 12)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()

@@ -17,7 +17,6 @@ import (
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
-	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
@@ -170,11 +169,10 @@ func (r *runner) imports(ctx context.Context) error {
 // noopThroughput runs n no-op tasks, queued like imports, through a
 // jobs.Worker with the default configuration.
 func (r *runner) noopThroughput(ctx context.Context, n int) (time.Duration, error) {
-	ru, err := config.ParseRedisURL(r.freshDB())
+	rdb, err := redisClient(r.freshDB())
 	if err != nil {
 		return 0, err
 	}
-	rdb := ru.Client()
 	defer rdb.Close()
 	client := asynq.NewClientFromRedisClient(rdb)
 	payload := []byte(`{"practitioner_id":"prc_aaaaaaaaaaaaaaaaaaaaaaaa","subscription_id":"sub_aaaaaaaaaaaaaaaaaaaaaaaa","shard":"au1","cliniko_patient_id":"836447129235883061"}`)
@@ -310,7 +308,7 @@ const (
 func (r *runner) burst(ctx context.Context) error {
 	res := &BurstResult{Uploads: burstUploads}
 	for run := 0; run < min(r.o.Runs, 3); run++ {
-		b, err := r.burstOnce(ctx, burstRPM, nil)
+		b, err := r.burstOnce(ctx, burstRPM, burstUploads, nil)
 		if err != nil {
 			return err
 		}
@@ -318,7 +316,7 @@ func (r *runner) burst(ctx context.Context) error {
 		r.logf("  run %d at %d/min: %s", run+1, burstRPM, b)
 	}
 	if r.o.Real200 {
-		b, err := r.burstOnce(ctx, sandbox.DefaultRateLimit, nil)
+		b, err := r.burstOnce(ctx, sandbox.DefaultRateLimit, burstUploads, nil)
 		if err != nil {
 			return err
 		}
@@ -360,10 +358,10 @@ type burstTarget struct {
 	store *store.Store
 }
 
-// burstOnce sends 60 signed programme webhooks for one practitioner's 60
+// burstOnce sends n signed programme webhooks for one practitioner's n
 // linked patients and waits until every version is uploaded. With target
 // nil it starts an in-process app with its own sandbox.
-func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *sandbox.Sandbox) (burstTarget, func(), error)) (BurstRun, error) {
+func (r *runner) burstOnce(ctx context.Context, rpm, n int, target func(sb *sandbox.Sandbox) (burstTarget, func(), error)) (BurstRun, error) {
 	sb := sandbox.New(sandbox.WithRateLimit(rpm))
 	defer sb.Close()
 	var t burstTarget
@@ -385,7 +383,7 @@ func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *sandbox
 		}
 		defer stop()
 	}
-	c, err := rig.SeedClinic(ctx, t.store, sb, rig.ClinicSpec{Name: "Burst Clinic", Practitioners: 1, PatientsEach: burstUploads, Link: true})
+	c, err := rig.SeedClinic(ctx, t.store, sb, rig.ClinicSpec{Name: "Burst Clinic", Practitioners: 1, PatientsEach: n, Link: true})
 	if err != nil {
 		return BurstRun{}, err
 	}
@@ -396,7 +394,7 @@ func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *sandbox
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
-	for i := 0; i < burstUploads; i++ {
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -421,17 +419,17 @@ func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *sandbox
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		done := 0
-		for i := 0; i < burstUploads; i++ {
+		for i := 0; i < n; i++ {
 			st, err := t.store.PDFStateOf(ctx, fmt.Sprintf("prg_burst_%d", i), 1)
 			if err == nil && st.State == pmsbridge.PDFUploaded {
 				done++
 			}
 		}
-		if done == burstUploads {
+		if done == n {
 			break
 		}
 		if time.Now().After(deadline) {
-			return BurstRun{}, fmt.Errorf("only %d of %d uploads done after 10 minutes", done, burstUploads)
+			return BurstRun{}, fmt.Errorf("only %d of %d uploads done after 10 minutes", done, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
