@@ -101,8 +101,13 @@ func (b *bundle) subscription(t *testing.T, name string) store.Subscription {
 
 func (b *bundle) practitioner(t *testing.T, subID, email string) store.Practitioner {
 	t.Helper()
+	return b.namedPractitioner(t, subID, email, "Dr "+email)
+}
+
+func (b *bundle) namedPractitioner(t *testing.T, subID, email, name string) store.Practitioner {
+	t.Helper()
 	p, err := b.store.CreatePractitioner(b.ctx, store.NewPractitioner{
-		SubscriptionID: subID, Email: email, Name: "Dr " + email, Password: testPassword,
+		SubscriptionID: subID, Email: email, Name: name, Password: testPassword,
 	})
 	if err != nil {
 		t.Fatal(err)
