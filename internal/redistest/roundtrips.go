@@ -128,7 +128,11 @@ func describe(cmd redis.Cmder) string {
 	args := cmd.Args()
 	s := strings.ToLower(cmd.Name())
 	if len(args) > 1 {
-		s += " " + fmt.Sprint(args[1])
+		a := fmt.Sprint(args[1])
+		if len(a) > 60 { // a script's text
+			a = a[:60] + "…"
+		}
+		s += " " + a
 	}
 	return s
 }
