@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -70,6 +71,9 @@ func TestClickAgreesWithCanOpen(t *testing.T) {
 				if rc.PatientID != patient.ID {
 					t.Errorf("click found patient %q, want %q", rc.PatientID, patient.ID)
 				}
+				if can.Allowed {
+					can.OwnerName = "" // an allowed click does not read it
+				}
 				if d := cmp.Diff(can, rc.Access); d != "" {
 					t.Errorf("click script and CanOpen disagree (-CanOpen +click):\n%s", d)
 				}
@@ -88,21 +92,54 @@ func TestResolveClick(t *testing.T) {
 	w := newClickWorld(t, b)
 	owner := w.tokens[w.owner.ID]
 
+	ignoreRaw := cmpopts.IgnoreUnexported(store.ResolvedClick{})
 	rc, err := b.store.ResolveClick(b.ctx, owner, patientClinikoID)
 	must(t, err)
-	wantUser := store.ClinikoUser{ID: "u-" + w.owner.ID, Name: w.owner.Name, Shard: "au1"}
-	want := store.ResolvedClick{Practitioner: w.owner, ClinikoUser: wantUser, HasKey: true, Outcome: store.ClickDecided,
-		PatientID: w.patient.ID, Access: store.Access{Allowed: true, Reason: store.AccessOwner, OwnerID: w.owner.ID, OwnerName: w.owner.Name}}
-	if d := cmp.Diff(want, rc); d != "" {
+	want := store.ResolvedClick{PractitionerID: w.owner.ID, Outcome: store.ClickDecided, PatientID: w.patient.ID, RefreshDue: true,
+		Access: store.Access{Allowed: true, Reason: store.AccessOwner, OwnerID: w.owner.ID}}
+	if d := cmp.Diff(want, rc, ignoreRaw); d != "" || !rc.Allowed() {
 		t.Errorf("owner's click (-want +got):\n%s", d)
+	}
+	if _, _, _, err := rc.Login(); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an allowed click's Login: %v, want ErrNotFound (it reads no records)", err)
+	}
+	free, err := b.store.DebounceRefresh(b.ctx, w.patient.ID, time.Minute)
+	must(t, err)
+	rc, err = b.store.ResolveClick(b.ctx, owner, patientClinikoID)
+	if err != nil || !free || rc.RefreshDue || !rc.Allowed() {
+		t.Errorf("with the refresh debounce taken: %+v, %v; want allowed, no refresh due", rc, err)
+	}
+
+	// login checks what the click read for the ordinary way.
+	login := func(what string, rc store.ResolvedClick, pr store.Practitioner, hasKey bool) {
+		t.Helper()
+		gotPr, gotUser, gotHasKey, err := rc.Login()
+		wantPr, wantUser, _, werr := b.store.PractitionerWithCliniko(b.ctx, pr.ID)
+		must(t, werr)
+		if !hasKey {
+			wantUser = store.ClinikoUser{}
+		}
+		if d := cmp.Diff(wantPr, gotPr); err != nil || d != "" || gotHasKey != hasKey {
+			t.Errorf("%s: Login: %v, key %v (-want +got):\n%s", what, err, gotHasKey, d)
+		}
+		if d := cmp.Diff(wantUser, gotUser); d != "" {
+			t.Errorf("%s: Login's Cliniko user (-want +got):\n%s", what, d)
+		}
 	}
 
 	rc, err = b.store.ResolveClick(b.ctx, owner, "999")
 	must(t, err)
-	want.Outcome, want.PatientID, want.Access = store.ClickNotLinked, "", store.Access{}
-	if d := cmp.Diff(want, rc); d != "" {
-		t.Errorf("a patient not linked (-want +got):\n%s", d)
+	if rc.Outcome != store.ClickNotLinked || rc.PatientID != "" || rc.RefreshDue {
+		t.Errorf("a patient not linked: %+v", rc)
 	}
+	login("not linked", rc, w.owner, true)
+
+	rc, err = b.store.ResolveClick(b.ctx, w.tokens[w.reader.ID], patientClinikoID)
+	must(t, err)
+	if rc.Outcome != store.ClickDecided || rc.Allowed() || rc.Access.OwnerName != w.owner.Name || rc.RefreshDue {
+		t.Errorf("a colleague's patient: %+v", rc)
+	}
+	login("refused", rc, w.reader, true)
 
 	for _, bad := range []string{"", "nope", owner + "x"} {
 		if _, err := b.store.ResolveClick(b.ctx, bad, patientClinikoID); !errors.Is(err, store.ErrNotFound) {
@@ -116,10 +153,11 @@ func TestResolveClick(t *testing.T) {
 	t.Run("no key", func(t *testing.T) {
 		must(t, b.store.DeleteClinikoKey(b.ctx, w.third.ID))
 		rc, err := b.store.ResolveClick(b.ctx, w.tokens[w.third.ID], patientClinikoID)
-		want := store.ResolvedClick{Practitioner: w.third, Outcome: store.ClickUndecided}
-		if d := cmp.Diff(want, rc); err != nil || d != "" {
-			t.Errorf("ResolveClick: %v (-want +got):\n%s", err, d)
+		must(t, err)
+		if rc.Outcome != store.ClickUndecided || rc.PractitionerID != w.third.ID {
+			t.Errorf("ResolveClick = %+v, want undecided", rc)
 		}
+		login("no key", rc, w.third, false)
 	})
 	t.Run("inactive, session still there", func(t *testing.T) {
 		// Deactivate ends sessions; this is the moment between its two
@@ -132,8 +170,9 @@ func TestResolveClick(t *testing.T) {
 		must(t, b.rdb.Set(b.ctx, key, raw, 0).Err())
 		rc, err := b.store.ResolveClick(b.ctx, w.tokens[w.reader.ID], patientClinikoID)
 		must(t, err)
-		if rc.Practitioner.ID != w.reader.ID || rc.Practitioner.Active || rc.Outcome != store.ClickUndecided {
-			t.Errorf("ResolveClick = %+v, want the inactive practitioner, undecided", rc)
+		pr, _, _, err := rc.Login()
+		if err != nil || pr.ID != w.reader.ID || pr.Active || rc.Outcome != store.ClickUndecided {
+			t.Errorf("ResolveClick = %+v, Login %+v, %v; want the inactive practitioner, undecided", rc, pr, err)
 		}
 	})
 	t.Run("practitioner gone", func(t *testing.T) {
@@ -147,7 +186,10 @@ func TestResolveClick(t *testing.T) {
 		tok, _, err := b.store.CreateSession(b.ctx, p.ID, "", "")
 		must(t, err)
 		must(t, b.rdb.HSet(b.ctx, "pmsb:prac:"+p.ID+":cliniko", "user", "{not json").Err())
-		_, err = b.store.ResolveClick(b.ctx, tok, patientClinikoID)
+		rc, err := b.store.ResolveClick(b.ctx, tok, patientClinikoID)
+		if err == nil {
+			_, _, _, err = rc.Login()
+		}
 		_, _, _, perr := b.store.PractitionerWithCliniko(b.ctx, p.ID)
 		if err == nil || perr == nil || errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ResolveClick: %v; PractitionerWithCliniko: %v; want both to fail, not as not found", err, perr)

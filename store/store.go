@@ -104,9 +104,11 @@
 //	                                  encrypted is read)
 //	P prac:<owner>                    the owner (active, subscription, name); not
 //	P sub:<sub>:sharing               read for the owner's own click
+//	P debounce:refresh:<pat>          allowed clicks: EXISTS, whether a refresh is due
 //
 // It writes nothing but the session. The refresh debounce of a linked
-// click (debounce:refresh:<pat>) is taken afterwards, in the background.
+// click is taken afterwards, in the background, when the script found it
+// free.
 //
 // Coordination between processes (coordination.go):
 //
