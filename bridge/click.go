@@ -25,6 +25,11 @@ func (s *Server) clinikoClick(ordinary http.Handler) http.HandlerFunc {
 			return
 		}
 		lc, err := s.flows.OpenLinked(r.Context(), c.Value, cid)
+		if lc.PatientID != "" {
+			s.metrics.clickLatency.WithLabelValues("linked").Observe(time.Since(start).Seconds())
+			http.Redirect(w, r, "/patients/"+lc.PatientID, http.StatusSeeOther)
+			return
+		}
 		if lc.Practitioner == nil {
 			if err != nil {
 				s.Error(w, r, err)
@@ -35,14 +40,10 @@ func (s *Server) clinikoClick(ordinary http.Handler) http.HandlerFunc {
 			return
 		}
 		r = r.WithContext(loggedIn(r.Context(), c.Value, lc.Practitioner, lc.ClinikoUser))
-		switch {
-		case err != nil:
+		if err != nil {
 			s.Error(w, r, resumeAt(err, importPath(cid)))
-		case lc.PatientID != "":
-			s.metrics.clickLatency.WithLabelValues("linked").Observe(time.Since(start).Seconds())
-			http.Redirect(w, r, "/patients/"+lc.PatientID, http.StatusSeeOther)
-		default:
-			s.clinikoImport(w, r)
+			return
 		}
+		s.clinikoImport(w, r)
 	}
 }

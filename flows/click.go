@@ -10,18 +10,19 @@ import (
 
 // LinkedClick is what OpenLinked found for a click.
 type LinkedClick struct {
-	// Practitioner is the logged-in practitioner of the session (active);
-	// nil when the session is unknown or expired, or its practitioner is
-	// gone or inactive: the click is answered as one without a session.
+	// PatientID is set when the click is answered: the patient is linked
+	// and the practitioner may open them (a refresh of their details is
+	// queued in the background when one is due).
+	PatientID string
+	// Practitioner is, for a click not answered here, the logged-in
+	// practitioner of the session (active): the click is left to Open (not
+	// linked, no key, or a record to be read the ordinary way), or refused
+	// (*NotSharedError). Nil when the session is unknown or expired, or
+	// its practitioner is gone or inactive: the click is answered as one
+	// without a session.
 	Practitioner *store.Practitioner
 	// ClinikoUser is the Cliniko user of their saved key (nil: none).
 	ClinikoUser *store.ClinikoUser
-	// PatientID is set when the click is answered: the patient is linked
-	// and the practitioner may open them (a refresh of their details is
-	// queued in the background). Empty with Practitioner set: not decided
-	// here (not linked, no key, or a record to be read the ordinary way);
-	// Open decides.
-	PatientID string
 }
 
 // OpenLinked is the Cliniko button's fast path for a patient already linked:
@@ -40,20 +41,28 @@ func (f *Flows) OpenLinked(ctx context.Context, token, cid string) (LinkedClick,
 	if err != nil {
 		return LinkedClick{}, err
 	}
-	if !rc.Practitioner.Active {
+	if rc.Allowed() {
+		if rc.RefreshDue {
+			f.refreshInBackground(ctx, jobs.RefreshPayload{PractitionerID: rc.PractitionerID, PatientID: rc.PatientID})
+		}
+		return LinkedClick{PatientID: rc.PatientID}, nil
+	}
+	pr, cu, hasKey, err := rc.Login()
+	if errors.Is(err, store.ErrNotFound) {
 		return LinkedClick{}, nil
 	}
-	lc := LinkedClick{Practitioner: &rc.Practitioner}
-	if rc.HasKey {
-		lc.ClinikoUser = &rc.ClinikoUser
+	if err != nil {
+		return LinkedClick{}, err
 	}
-	if rc.Outcome != store.ClickDecided {
-		return lc, nil
+	if !pr.Active {
+		return LinkedClick{}, nil
 	}
-	if !rc.Access.Allowed {
+	lc := LinkedClick{Practitioner: &pr}
+	if hasKey {
+		lc.ClinikoUser = &cu
+	}
+	if rc.Outcome == store.ClickDecided {
 		return lc, &NotSharedError{Owner: rc.Access.OwnerName}
 	}
-	lc.PatientID = rc.PatientID
-	f.refreshInBackground(ctx, jobs.RefreshPayload{PractitionerID: rc.Practitioner.ID, PatientID: rc.PatientID})
 	return lc, nil
 }
