@@ -7,10 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/redis/go-redis/v9"
 )
 
 // clickWorld is a world in which everyone has a Cliniko key on the
@@ -40,47 +42,61 @@ const patientClinikoID = "100"
 // as CanOpen does, owner's name included; where it does not, CanOpen
 // refuses too (the reader's session ended with their deactivation, or the
 // reader's subscription has no such link).
+//
+// It runs on redis-server and on miniredis, the in-process Redis of
+// `pmsbridge dev`, whose Lua (gopher-lua) runs the same script.
 func TestClickAgreesWithCanOpen(t *testing.T) {
 	t.Parallel()
-	for _, tc := range sharingSituations() {
-		t.Run(tc.desc, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t)
-			w := newClickWorld(t, b)
-			reader := tc.arrange(t, b, w.world)
-			patient, err := b.store.GetPatient(b.ctx, w.patient.ID)
-			must(t, err)
-			can, err := b.store.CanOpen(b.ctx, reader, patient)
-			must(t, err)
-			if d := cmp.Diff(tc.wantFor(w.world), can); d != "" {
-				t.Fatalf("CanOpen (-want +got):\n%s", d)
-			}
-			rc, err := b.store.ResolveClick(b.ctx, w.tokens[reader.ID], patientClinikoID)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				if b.practitionerNow(t, reader.ID).Active || can.Allowed {
-					t.Errorf("no session for an active practitioner, or CanOpen allows (%+v)", can)
+	backends := map[string]func(t *testing.T) *bundle{
+		"redis": func(t *testing.T) *bundle { return setup(t) },
+		"miniredis": func(t *testing.T) *bundle {
+			mr := miniredis.RunT(t)
+			rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+			t.Cleanup(func() { rdb.Close() })
+			return setupOn(t, rdb)
+		},
+	}
+	for name, setup := range backends {
+		for _, tc := range sharingSituations() {
+			t.Run(name+"/"+tc.desc, func(t *testing.T) {
+				t.Parallel()
+				b := setup(t)
+				w := newClickWorld(t, b)
+				reader := tc.arrange(t, b, w.world)
+				patient, err := b.store.GetPatient(b.ctx, w.patient.ID)
+				must(t, err)
+				can, err := b.store.CanOpen(b.ctx, reader, patient)
+				must(t, err)
+				if d := cmp.Diff(tc.wantFor(w.world), can); d != "" {
+					t.Fatalf("CanOpen (-want +got):\n%s", d)
 				}
-			case err != nil:
-				t.Fatal(err)
-			case rc.Outcome == store.ClickNotLinked:
-				if reader.SubscriptionID == patient.SubscriptionID || can.Allowed {
-					t.Errorf("not linked for a practitioner of the patient's subscription, or CanOpen allows (%+v)", can)
+				rc, err := b.store.ResolveClick(b.ctx, w.tokens[reader.ID], patientClinikoID)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					if b.practitionerNow(t, reader.ID).Active || can.Allowed {
+						t.Errorf("no session for an active practitioner, or CanOpen allows (%+v)", can)
+					}
+				case err != nil:
+					t.Fatal(err)
+				case rc.Outcome == store.ClickNotLinked:
+					if reader.SubscriptionID == patient.SubscriptionID || can.Allowed {
+						t.Errorf("not linked for a practitioner of the patient's subscription, or CanOpen allows (%+v)", can)
+					}
+				case rc.Outcome == store.ClickDecided:
+					if rc.PatientID != patient.ID {
+						t.Errorf("click found patient %q, want %q", rc.PatientID, patient.ID)
+					}
+					if can.Allowed {
+						can.OwnerName = "" // an allowed click does not read it
+					}
+					if d := cmp.Diff(can, rc.Access); d != "" {
+						t.Errorf("click script and CanOpen disagree (-CanOpen +click):\n%s", d)
+					}
+				default:
+					t.Errorf("click undecided: %+v", rc)
 				}
-			case rc.Outcome == store.ClickDecided:
-				if rc.PatientID != patient.ID {
-					t.Errorf("click found patient %q, want %q", rc.PatientID, patient.ID)
-				}
-				if can.Allowed {
-					can.OwnerName = "" // an allowed click does not read it
-				}
-				if d := cmp.Diff(can, rc.Access); d != "" {
-					t.Errorf("click script and CanOpen disagree (-CanOpen +click):\n%s", d)
-				}
-			default:
-				t.Errorf("click undecided: %+v", rc)
-			}
-		})
+			})
+		}
 	}
 }
 

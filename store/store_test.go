@@ -55,13 +55,19 @@ var cheapArgon2 = store.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
 // adjust the options before New.
 func setup(t *testing.T, mods ...func(*store.Options)) *bundle {
 	t.Helper()
+	return setupOn(t, redistest.Client(t), mods...)
+}
+
+// setupOn is setup on a given Redis client.
+func setupOn(t *testing.T, rdb *redis.Client, mods ...func(*store.Options)) *bundle {
+	t.Helper()
 	keys, err := store.NewKeyring(testKey(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &bundle{
 		ctx:   context.Background(),
-		rdb:   redistest.Client(t),
+		rdb:   rdb,
 		clock: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)},
 		keys:  keys,
 	}
