@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
@@ -84,6 +85,11 @@ func (r *runner) receiver(ctx context.Context) error {
 		return err
 	}
 	defer stopBase()
+	flow, stopFlow, err := startFlowHandler(e.m.Flows)
+	if err != nil {
+		return err
+	}
+	defer stopFlow()
 
 	appOp := func(ctx context.Context, client, i int) error {
 		p := c.Practitioners[client]
@@ -92,6 +98,10 @@ func (r *runner) receiver(ctx context.Context) error {
 	baseOp := func(ctx context.Context, client, i int) error {
 		p := c.Practitioners[client]
 		return linkedClick(ctx, hc, base, tokens[client], p.ClinikoPatients[i%len(p.ClinikoPatients)])
+	}
+	flowOp := func(ctx context.Context, client, i int) error {
+		p := c.Practitioners[client]
+		return linkedClick(ctx, hc, flow, tokens[client], p.ClinikoPatients[i%len(p.ClinikoPatients)])
 	}
 	lo := loadgen.Options{Clients: receiverClients, Duration: r.o.Duration, MaxOps: 200000}
 	var res Pair
@@ -104,14 +114,20 @@ func (r *runner) receiver(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if a.Errors > 0 || b.Errors > 0 {
-			return fmt.Errorf("errors in run %d: app %d (%v), baseline %d (%v)", run, a.Errors, a.FirstErr, b.Errors, b.FirstErr)
+		f, err := loadgen.Run(ctx, lo, flowOp)
+		if err != nil {
+			return err
+		}
+		if a.Errors > 0 || b.Errors > 0 || f.Errors > 0 {
+			return fmt.Errorf("errors in run %d: app %d (%v), baseline %d (%v), flow %d (%v)", run, a.Errors, a.FirstErr, b.Errors, b.FirstErr, f.Errors, f.FirstErr)
 		}
 		res.App = append(res.App, a)
 		res.Base = append(res.Base, b)
-		r.logf("  run %d: app %.0f req/s p50 %s p99 %s; baseline %.0f req/s p50 %s p99 %s", run+1,
+		res.Flow = append(res.Flow, f)
+		r.logf("  run %d: app %.0f req/s p50 %s p99 %s; baseline %.0f req/s p50 %s p99 %s; flow alone %.0f req/s p50 %s p99 %s", run+1,
 			a.Throughput(), loadgen.Ms(a.Percentile(50)), loadgen.Ms(a.Percentile(99)),
-			b.Throughput(), loadgen.Ms(b.Percentile(50)), loadgen.Ms(b.Percentile(99)))
+			b.Throughput(), loadgen.Ms(b.Percentile(50)), loadgen.Ms(b.Percentile(99)),
+			f.Throughput(), loadgen.Ms(f.Percentile(50)), loadgen.Ms(f.Percentile(99)))
 	}
 	r.rep.Receiver = &res
 	return nil
@@ -183,4 +199,32 @@ func startBaseline(redisURL string, c *rig.Clinic) (string, func(), error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return "http://" + ln.Addr().String(), func() { srv.Close(); rdb.Close() }, nil
+}
+
+// startFlowHandler starts a bare handler around the app's own click flow,
+// flows.OpenLinked (the click script, the refresh check), with none of the
+// app's HTTP middleware (request log line, metrics, security headers, host
+// and cross-origin checks, client address, server timeouts): what the
+// linked path costs by itself, next to the baseline's two reads.
+func startFlowHandler(f *flows.Flows) (string, func(), error) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ck, err := r.Cookie("pmsbridge_session")
+		if err != nil {
+			http.Error(w, "no session", http.StatusUnauthorized)
+			return
+		}
+		lc, err := f.OpenLinked(r.Context(), ck.Value, r.URL.Query().Get("patient_id"))
+		if err != nil || lc.PatientID == "" {
+			http.Error(w, fmt.Sprintf("not answered by the fast path: %v", err), http.StatusInternalServerError)
+			return
+		}
+		http.Redirect(w, r, "/patients/"+lc.PatientID, http.StatusSeeOther)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
 }
