@@ -91,11 +91,14 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	if remember {
 		pipe.HSet(ctx, note, "pat", a.PatientID)
 	}
-	pipe.HIncrBy(ctx, s.key("pat", a.PatientID, "access", "count"), a.Op, 1)
+	counts := s.key("pat", a.PatientID, "access", "count")
+	pipe.HIncrBy(ctx, counts, a.Op, 1)
+	pipe.PExpire(ctx, counts, s.opts.PatientAuditTTL)
 	if write {
 		k := s.key("pat", a.PatientID, "access")
 		pipe.LPush(ctx, k, mustJSON(AuditEntry{At: s.now(), PatientID: a.PatientID, Op: a.Op}))
 		pipe.LTrim(ctx, k, 0, int64(s.opts.PatientAuditCap)-1)
+		pipe.PExpire(ctx, k, s.opts.PatientAuditTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record access attempt: %w", err)

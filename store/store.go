@@ -62,9 +62,9 @@
 //	P adminsess:<sha256(token)>         hash  support login: gen, created, abs (unix ms), ip
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
-//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped
-//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
-//	P pat:<pat>:access:count        hash  op -> number of tries of that kind
+//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped; TTL PatientAuditTTL
+//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped; TTL PatientAuditTTL
+//	P pat:<pat>:access:count        hash  op -> number of tries of that kind; TTL PatientAuditTTL
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
@@ -151,6 +151,11 @@ type Options struct {
 	// PatientAuditCap is how many entries each patient's audit log keeps.
 	// Default 200.
 	PatientAuditCap int
+	// PatientAuditTTL is how long a patient's logs (Cliniko calls and
+	// actions, tries at opening programmes) are kept after their last
+	// entry: memory grows with the patients active lately, not with every
+	// patient ever seen. Default 180 days.
+	PatientAuditTTL time.Duration
 	// AccessMaxFailures is how many wrong years of birth a programme code may
 	// get within AccessWindow before it is locked. Default 5.
 	AccessMaxFailures int
@@ -228,6 +233,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.PatientAuditCap == 0 {
 		o.PatientAuditCap = 200
+	}
+	if o.PatientAuditTTL == 0 {
+		o.PatientAuditTTL = 180 * 24 * time.Hour
 	}
 	if o.AccessMaxFailures == 0 {
 		o.AccessMaxFailures = 5
