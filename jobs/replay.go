@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -19,6 +20,10 @@ type ReplayFilter struct {
 	Type           string
 	Causes         []pmsbridge.Cause
 	PractitionerID string
+	// SubscriptionID selects one clinic's jobs (store.FailureFilter).
+	SubscriptionID string
+	// Since selects jobs whose last failure is at or after it.
+	Since time.Time
 }
 
 // ErrNotReplayable is returned for a ledger entry that cannot be re-created.
@@ -37,7 +42,8 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 		}
 		return out, nil
 	}
-	all, err := st.ListFailures(ctx, store.FailureFilter{Type: f.Type, PractitionerID: f.PractitionerID, PermanentOnly: true})
+	all, err := st.ListFailures(ctx, store.FailureFilter{Type: f.Type, PractitionerID: f.PractitionerID,
+		SubscriptionID: f.SubscriptionID, Since: f.Since, PermanentOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +57,8 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 }
 
 // ReplayMatching replays every ledger entry f selects and reports how many
-// were queued again.
+// were queued again. The replays are written to each job's history as
+// asked by the actor of ctx (store.ActingAs).
 func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFilter) (int, error) {
 	list, err := Matching(ctx, st, f)
 	if err != nil {
@@ -70,7 +77,8 @@ func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFi
 // Replay queues a failed job again under its own task id, with a fresh
 // retry budget, replacing asynq's archived copy (or re-creating it from the
 // ledger when asynq has already dropped it). The ledger entry stays, reset,
-// until the job succeeds.
+// until the job succeeds. The job's history says the replay was asked by
+// the actor of ctx (store.ActingAs; "unknown" when ctx names none).
 func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) error {
 	spec, ok := taskSpecs[f.Type]
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
@@ -85,9 +93,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	// Reset the entry and the PDF state before the task is queued: a worker
 	// may run it and succeed (clearing the entry, recording the upload)
 	// before this call would get to write them afterwards.
-	reset := f
-	reset.Permanent, reset.Attempts = false, 0
-	if err := st.RecordFailure(ctx, reset); err != nil {
+	if _, err := st.MarkReplayed(ctx, f); err != nil {
 		return err
 	}
 	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
@@ -98,7 +104,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 	}
 	undo := func(err error) error {
 		ctx := context.WithoutCancel(ctx)
-		_ = st.RecordFailure(ctx, f)
+		_ = st.RestoreFailure(ctx, f)
 		if upload && f.Permanent {
 			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
 		}
@@ -117,6 +123,7 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 
 // Delete gives up on a failed job: its ledger entry goes, and so does
 // asynq's archived copy (a job still queued or running is left to run).
+// The job's history says who gave up: the actor of ctx (store.ActingAs).
 func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) error {
 	f, err := st.GetFailure(ctx, taskID)
 	if err != nil {
@@ -127,5 +134,5 @@ func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) err
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}
-	return st.ClearFailure(ctx, taskID)
+	return st.DeleteFailure(ctx, taskID)
 }

@@ -70,7 +70,7 @@ func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 // has no '-', so "au1-prac_…" is unambiguous.
 func syncCursorScope(shard, practitionerID string) string { return shard + "-" + practitionerID }
 
-func (h *Handlers) syncPractitioner(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) syncPractitioner(ctx context.Context, t *asynq.Task) (err error) {
 	var p SyncPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -82,6 +82,7 @@ func (h *Handlers) syncPractitioner(ctx context.Context, t *asynq.Task) error {
 		}
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	scope := syncCursorScope(cu.Shard, pr.ID)
 	since, ok, err := h.Store.SyncCursor(ctx, pr.SubscriptionID, scope)
 	if err != nil {
