@@ -29,6 +29,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /admin/api/subscriptions/{id}/sharing", api(s.apiSharing))
 	mux.HandleFunc("POST /admin/api/patients/{id}/transfer", api(s.apiTransfer))
 	mux.HandleFunc("GET /admin/api/jobs", api(s.apiJobs))
+	mux.HandleFunc("GET /admin/api/jobs/recovered", api(s.apiRecovered))
 	mux.HandleFunc("GET /admin/api/jobs/{id}", api(s.apiJob))
 	mux.HandleFunc("DELETE /admin/api/jobs/{id}", api(s.apiDeleteJob))
 	mux.HandleFunc("POST /admin/api/jobs/replay", api(s.apiReplay))
@@ -271,117 +272,6 @@ func (s *Server) apiSharing(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sh)
-}
-
-// failureFilter reads the filters of a job listing.
-func failureFilter(r *http.Request) (store.FailureFilter, string) {
-	q := r.URL.Query()
-	f := store.FailureFilter{Type: q.Get("type"), Cause: pmsbridge.Cause(q.Get("cause")), PractitionerID: q.Get("practitioner_id")}
-	if f.Cause != "" && !f.Cause.Valid() {
-		return f, "unknown cause " + string(f.Cause)
-	}
-	// Like `pmsbridge jobs failed` (the same document): permanent failures
-	// unless state=all asks for the jobs still being retried too.
-	switch q.Get("state") {
-	case "", "failed":
-		f.PermanentOnly = true
-	case "all":
-	default:
-		return f, "state must be failed or all"
-	}
-	if since := q.Get("since"); since != "" {
-		t, err := time.Parse(time.RFC3339, since)
-		if err != nil {
-			d, derr := time.ParseDuration(since)
-			if derr != nil || d < 0 {
-				return f, "since must be a time like 2026-11-22T10:00:00Z or a duration like 24h"
-			}
-			t = time.Now().Add(-d)
-		}
-		f.Since = t
-	}
-	return f, ""
-}
-
-func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
-	f, problem := failureFilter(r)
-	if problem != "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": problem})
-		return
-	}
-	list, err := s.deps.Store.ListFailures(r.Context(), f)
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	out := make([]jobs.JobJSON, 0, len(list))
-	for _, x := range list {
-		out = append(out, jobs.ToJSON(x))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
-}
-
-func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
-	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	out := struct {
-		jobs.JobJSON
-		Audit []store.AuditEntry `json:"audit"`
-	}{JobJSON: jobs.ToJSON(f)}
-	if f.PatientID != "" {
-		out.Audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 20)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.deps.Store.GetFailure(r.Context(), id); err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
-}
-
-func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		IDs            []string `json:"ids"`
-		Cause          string   `json:"cause"`
-		Type           string   `json:"type"`
-		PractitionerID string   `json:"practitioner_id"`
-	}
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	f := jobs.ReplayFilter{IDs: in.IDs, Type: in.Type, PractitionerID: in.PractitionerID}
-	if in.Cause != "" {
-		if !pmsbridge.Cause(in.Cause).Valid() {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown cause " + in.Cause})
-			return
-		}
-		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(in.Cause)}
-	}
-	if len(in.IDs) == 0 && in.Cause == "" && in.Type == "" && in.PractitionerID == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or a cause and/or type to replay"})
-		return
-	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": n})
-		return
-	}
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }
 
 func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {

@@ -64,14 +64,18 @@ func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFi
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, x := range list {
+	return c.ReplayList(ctx, st, list)
+}
+
+// ReplayList replays ledger entries in order and reports how many were
+// queued again before an error stopped it.
+func (c *Client) ReplayList(ctx context.Context, st *store.Store, list []store.Failure) (int, error) {
+	for i, x := range list {
 		if err := c.Replay(ctx, st, x); err != nil {
-			return n, fmt.Errorf("replay %s: %w", x.TaskID, err)
+			return i, fmt.Errorf("replay %s: %w", x.TaskID, err)
 		}
-		n++
 	}
-	return n, nil
+	return len(list), nil
 }
 
 // Replay queues a failed job again under its own task id, with a fresh

@@ -63,6 +63,15 @@ func (a Actor) String() string {
 	return s
 }
 
+// WhoProblem says what is wrong with a name given for Actor.Who (a CLI's
+// --by, an API caller's "by"), or "" when it can be kept as given.
+func WhoProblem(s string) string {
+	if len([]rune(s)) > MaxActorWho || strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) {
+		return fmt.Sprintf("a name of at most %d characters, without control characters", MaxActorWho)
+	}
+	return ""
+}
+
 // CleanWho makes a free-text Who fit to keep and show: control characters
 // dropped, spaces collapsed, at most MaxActorWho characters.
 func CleanWho(s string) string {

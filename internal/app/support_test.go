@@ -23,6 +23,7 @@ import (
 	"github.com/physitrack/pmsbridge/internal/cli"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/physitrack/pmsbridge/support"
 )
 
 // cliEnviron is the environment that makes `pmsbridge jobs` read the same
@@ -212,6 +213,9 @@ func TestSupportFailedJobs(t *testing.T) {
 			{"one practitioner", "practitioner_id=" + sam.ID, []string{uploadForbidden}},
 			{"cause and practitioner", "cause=cliniko_invalid&practitioner_id=" + sam.ID, []string{}},
 			{"cause with nothing", "cause=cliniko_rate_limited", []string{}},
+			{"practitioner by email", "practitioner=" + url.QueryEscape("sam@clinic.example"), []string{uploadForbidden}},
+			{"clinic by name", "cause=cliniko_not_found&clinic=" + url.QueryEscape("Demo Physio Clinic"), sortedIDs(importArchived, importMissing)},
+			{"clinic by id", "type=programme:upload_pdf&subscription_id=" + sub, sortedIDs(append([]string{uploadForbidden}, invalid...)...)},
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				if got := jobIDs(failedJobs(t, e, tc.query)); !slices.Equal(got, tc.want) {
@@ -219,8 +223,60 @@ func TestSupportFailedJobs(t *testing.T) {
 				}
 			})
 		}
-		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs?state=failed&cause=bogus", nil); r.StatusCode != http.StatusBadRequest {
-			t.Errorf("unknown cause: %d, want 400", r.StatusCode)
+		for query, says := range map[string]string{
+			"cause=bogus":                          "unknown cause",
+			"practitioner=nobody%40clinic.example": `no practitioner has the email \"nobody@clinic.example\"`,
+			"clinic=Nowhere":                       `no clinic \"Nowhere\"`,
+			"practitioner=" + demo.ID + "&practitioner_id=" + sam.ID: "not both",
+		} {
+			if r := adminAPI(e, http.MethodGet, "/admin/api/jobs?state=failed&"+query, nil); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, says) {
+				t.Errorf("%s: %d %s, want 400 saying %q", query, r.StatusCode, r.Body, says)
+			}
+		}
+
+		// People on the rows.
+		var named struct {
+			Jobs []support.Job `json:"jobs"`
+		}
+		r0 := adminAPI(e, http.MethodGet, "/admin/api/jobs?cause=cliniko_forbidden", nil)
+		if err := json.Unmarshal([]byte(r0.Body), &named); err != nil || len(named.Jobs) != 1 {
+			t.Fatalf("forbidden jobs: %v %s", err, r0.Body)
+		}
+		nj := named.Jobs[0]
+		if nj.Practitioner == nil || nj.Practitioner.Email != "sam@clinic.example" || nj.Clinic == nil || nj.Clinic.Name != "Demo Physio Clinic" ||
+			nj.Patient == nil || nj.Patient.Name != "Zoë O'Brien" || nj.ClinikoUser == nil || nj.ClinikoUser.Name != "Sam Scheduler" || nj.ClinikoUser.Role != clinikotest.RoleScheduler {
+			t.Errorf("the Scheduler's job names: %s", r0.Body)
+		}
+
+		// A dry run says how many and where, and changes nothing.
+		before := jobIDs(failedJobs(t, e, "cause=cliniko_invalid"))
+		r1 := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"cause": "cliniko_invalid", "clinic": "Demo Physio Clinic", "dry_run": true})
+		var dry struct {
+			DryRun   bool                  `json:"dry_run"`
+			Matched  *int                  `json:"matched"`
+			Replayed *int                  `json:"replayed"`
+			Summary  string                `json:"summary"`
+			Clinics  []support.ClinicCount `json:"clinics"`
+			IDs      []string              `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(r1.Body), &dry); err != nil || r1.StatusCode != http.StatusOK || !dry.DryRun || dry.Matched == nil || *dry.Matched != 3 || dry.Replayed != nil ||
+			dry.Summary != "3 failed jobs of Demo Physio Clinic" || len(dry.Clinics) != 1 || dry.Clinics[0] != (support.ClinicCount{ID: sub, Name: "Demo Physio Clinic", Jobs: 3}) ||
+			!slices.Equal(sortedIDs(dry.IDs...), sortedIDs(invalid...)) {
+			t.Errorf("dry run: %d %s", r1.StatusCode, r1.Body)
+		}
+		for _, id := range invalid {
+			if f, err := e.Store.GetFailure(ctx, id); err != nil || !f.Permanent || f.Replayed != nil {
+				t.Errorf("%s after a dry run: %+v %v", id, f, err)
+			}
+		}
+		if after := jobIDs(failedJobs(t, e, "cause=cliniko_invalid")); !slices.Equal(before, after) {
+			t.Errorf("a dry run changed the listing: %v → %v", before, after)
+		}
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"practitioner": "nobody@clinic.example", "dry_run": true}); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("replay for an unknown email: %d %s, want 400", r.StatusCode, r.Body)
+		}
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{importMissing}, "cause": "cliniko_not_found"}); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("replay by ids and a filter: %d %s, want 400", r.StatusCode, r.Body)
 		}
 
 		// Every contract field is there.
@@ -271,13 +327,43 @@ func TestSupportFailedJobs(t *testing.T) {
 
 	t.Run("CLI failed, show, stats", func(t *testing.T) {
 		code, out, _ := cliRun(t, e, "", "jobs", "failed")
-		if code != 0 || !strings.Contains(out, "CAUSE") || !strings.Contains(out, strconv.Itoa(len(all))+" job(s)") {
+		if code != 0 || !strings.Contains(out, "CAUSE") || !strings.Contains(out, strconv.Itoa(len(all))+" failed jobs of Demo Physio Clinic.") {
 			t.Errorf("jobs failed: exit %d:\n%s", code, out)
 		}
-		for _, id := range all {
-			if !strings.Contains(out, id) {
-				t.Errorf("jobs failed lacks %s", id)
+		// People, not ids: the Scheduler's upload names the practitioner,
+		// the clinic, the patient and the Cliniko user whose key failed;
+		// ids are shortened (whole with --wide).
+		var samRow string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, support.ShortID(uploadForbidden)+" ") {
+				samRow = line
 			}
+		}
+		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (" + clinikotest.RoleScheduler + ")", "cliniko_forbidden"} {
+			if !strings.Contains(samRow, want) {
+				t.Errorf("the Scheduler's row lacks %q: %q\n%s", want, samRow, out)
+			}
+		}
+		if strings.Contains(out, zoe) || strings.Contains(out, uploadForbidden) {
+			t.Errorf("jobs failed shows whole ids without --wide:\n%s", out)
+		}
+		_, wide, _ := cliRun(t, e, "", "jobs", "failed", "--wide")
+		for _, id := range all {
+			if !strings.Contains(wide, id) {
+				t.Errorf("jobs failed --wide lacks %s", id)
+			}
+		}
+		// --practitioner takes an email; an email of nobody is an error.
+		code, out, _ = cliRun(t, e, "", "jobs", "failed", "--practitioner", "Sam@Clinic.example")
+		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler ("+clinikotest.RoleScheduler+")") {
+			t.Errorf("jobs failed --practitioner <email>: exit %d:\n%s", code, out)
+		}
+		if code, out, errOut := cliRun(t, e, "", "jobs", "failed", "--practitioner", "nobody@clinic.example"); code != cli.ExitUsage || out != "" ||
+			!strings.Contains(errOut, `no practitioner has the email "nobody@clinic.example"`) {
+			t.Errorf("jobs failed --practitioner <unknown email>: exit %d: %q %q", code, out, errOut)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--clinic", "Demo Physio Clinic", "--cause", "cliniko_not_found"); code != 0 || !strings.Contains(out, "2 failed jobs of Demo Physio Clinic.") {
+			t.Errorf("jobs failed --clinic <name>: exit %d:\n%s", code, out)
 		}
 		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
 		for _, want := range []string{"cliniko_forbidden", samProg.ID, "cliniko.list_attachments", "403", "jobs replay " + uploadForbidden} {
@@ -399,11 +485,42 @@ func TestSupportFailedJobs(t *testing.T) {
 
 		// The role is fixed in Cliniko: replay the cause from the CLI.
 		e.Sandbox.SetRole("4", clinikotest.RolePractitioner)
-		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--yes")
-		if code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
+		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--clinic", sub, "--by", "Tess Support", "--yes")
+		if code != 0 || !strings.Contains(out, "Replayed 1 job of Demo Physio Clinic.") {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
 		waitLedgerGone(t, e, uploadForbidden)
+		// Its history: the failure with the Scheduler's key, the replay by
+		// the CLI, the success; it is recently recovered.
+		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
+		history := out[strings.Index(out, "History (oldest first):"):]
+		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (" + clinikotest.RoleScheduler + "); failed for good",
+			"replayed by CLI (Tess Support)", "succeeded"} {
+			if !strings.Contains(history, want) {
+				t.Errorf("jobs show's history lacks step %d %q:\n%s", i, want, out)
+			}
+		}
+		if code != 0 || !strings.Contains(out, "state:") || !strings.Contains(out, "done") || !strings.Contains(out, "recovered:") || strings.Contains(out, "Replay it with") {
+			t.Errorf("jobs show of a recovered job: exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "recovered"); code != 0 || !strings.Contains(out, support.ShortID(uploadForbidden)) ||
+			!strings.Contains(out, "CLI (Tess Support)") || !strings.Contains(out, "1 job of Demo Physio Clinic recovered after a replay.") {
+			t.Errorf("jobs recovered: exit %d:\n%s", code, out)
+		}
+		var recovered struct {
+			Jobs []support.Job `json:"jobs"`
+		}
+		r := adminAPI(e, http.MethodGet, "/admin/api/jobs/recovered?clinic="+url.QueryEscape("Demo Physio Clinic"), nil)
+		if err := json.Unmarshal([]byte(r.Body), &recovered); err != nil || len(recovered.Jobs) != 1 || recovered.Jobs[0].ID != uploadForbidden ||
+			recovered.Jobs[0].RecoveredAt == nil || recovered.Jobs[0].Replayed == nil || recovered.Jobs[0].Replayed.By.Who != "Tess Support" {
+			t.Errorf("API recovered: %d %s", r.StatusCode, r.Body)
+		}
+		var detail support.Detail
+		r = adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(uploadForbidden), nil)
+		if err := json.Unmarshal([]byte(r.Body), &detail); err != nil || detail.State != "done" || len(detail.History) != 3 ||
+			detail.History[1].Kind != store.EventReplayed || detail.History[2].Kind != store.EventSucceeded {
+			t.Errorf("API job after recovery: %d %s", r.StatusCode, r.Body)
+		}
 		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
 		stillExactly(t, e, clinikotest.DemoPatientID, 1)
 
@@ -412,8 +529,12 @@ func TestSupportFailedJobs(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Deleted "+importMissing) {
 			t.Fatalf("jobs delete: exit %d: %s %s", code, out, errOut)
 		}
-		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(importMissing), nil); r.StatusCode != http.StatusNotFound {
-			t.Errorf("deleted job: %d, want 404", r.StatusCode)
+		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(importMissing), nil); r.StatusCode != http.StatusOK ||
+			!strings.Contains(r.Body, `"state":"deleted"`) || !strings.Contains(r.Body, `"via":"cli"`) {
+			t.Errorf("deleted job: %d %s, want its history saying the CLI deleted it", r.StatusCode, r.Body)
+		}
+		if failures, _ := e.Store.ListFailures(ctx, store.FailureFilter{MinAttempts: -1}); slices.ContainsFunc(failures, func(f store.Failure) bool { return f.TaskID == importMissing }) {
+			t.Errorf("deleted job still in the ledger")
 		}
 		if _, err := e.Jobs.Inspector().GetTaskInfo(jobs.QueueImport, importMissing); !errors.Is(err, asynq.ErrTaskNotFound) {
 			t.Errorf("deleted job still in asynq's archive: %v", err)
@@ -436,7 +557,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		const newKey = "MS0ycHJpeWF0aGlyZGtleWZvcnRlc3RzMDAwMDAy-au1"
 		au1.AddKey("2", newKey)
 		e.SaveKey(priya.ID, newKey)
-		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]string{"cause": "cliniko_unauthorized"}); r.StatusCode != http.StatusOK || strings.TrimSpace(r.Body) != `{"replayed":1}` {
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]string{"cause": "cliniko_unauthorized"}); r.StatusCode != http.StatusOK || replayedN(t, r) != 1 {
 			t.Fatalf("API replay by cause: %d %s", r.StatusCode, r.Body)
 		}
 		waitLedgerGone(t, e, importRevoked)
@@ -452,10 +573,10 @@ func TestSupportFailedJobs(t *testing.T) {
 		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{}); r.StatusCode != http.StatusBadRequest {
 			t.Errorf("API replay of nothing: %d, want 400", r.StatusCode)
 		}
-		if code, out, errOut := cliRun(t, e, "", "jobs", "replay", invalid[0]); code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
+		if code, out, errOut := cliRun(t, e, "", "jobs", "replay", invalid[0]); code != 0 || !strings.Contains(out, "Replayed 1 job of Demo Physio Clinic.") {
 			t.Fatalf("jobs replay ID: exit %d: %s %s", code, out, errOut)
 		}
-		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || strings.TrimSpace(r.Body) != `{"replayed":1}` {
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || replayedN(t, r) != 1 {
 			t.Fatalf("API replay by id: %d %s", r.StatusCode, r.Body)
 		}
 		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
@@ -485,6 +606,18 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Errorf("pmsbridge_failure_ledger_entries = %q, want 0", v)
 		}
 	})
+}
+
+// replayedN reads {"replayed":N} from a replay's answer.
+func replayedN(t *testing.T, r apptest.Response) int {
+	t.Helper()
+	var doc struct {
+		Replayed *int `json:"replayed"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &doc); err != nil || doc.Replayed == nil {
+		t.Fatalf("replay answer without replayed: %v %s", err, r.Body)
+	}
+	return *doc.Replayed
 }
 
 // TestAdminAPIJobsStateFilter: GET /admin/api/jobs lists permanent failures
