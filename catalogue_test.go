@@ -65,7 +65,7 @@ func TestCatalogueIsACopy(t *testing.T) {
 
 // TestParseCatalogue: the checks that guard catalogue.json at start-up (a
 // duplicate id would make assigning a programme ambiguous). The embedded
-// file passes them, or the package would not load; these cases show that
+// file must pass them (the accessors panic otherwise); these cases show that
 // they catch what they are for.
 func TestParseCatalogue(t *testing.T) {
 	t.Parallel()
@@ -75,8 +75,8 @@ func TestParseCatalogue(t *testing.T) {
 		wantErr string
 		wantLen int
 	}{
-		{desc: "two exercises", doc: `{"exercises":[{"id":"ex_a","name":"A"},{"id":"ex_b","name":"B"}]}`, wantLen: 2},
-		{desc: "duplicate id", doc: `{"exercises":[{"id":"ex_a","name":"A"},{"id":"ex_b","name":"B"},{"id":"ex_a","name":"C"}]}`, wantErr: `duplicate id "ex_a"`},
+		{desc: "two exercises", doc: `{"exercises":[{"id":"ex_a","name":"A","body_region":"Knee"},{"id":"ex_b","name":"B","body_region":"Knee"}]}`, wantLen: 2},
+		{desc: "duplicate id", doc: `{"exercises":[{"id":"ex_a","name":"A","body_region":"Knee"},{"id":"ex_b","name":"B","body_region":"Knee"},{"id":"ex_a","name":"C","body_region":"Knee"}]}`, wantErr: `duplicate id "ex_a"`},
 		{desc: "not JSON", doc: `{"exercises":[`, wantErr: "parse catalogue.json"},
 	}
 	for _, tc := range tests {

@@ -5,8 +5,11 @@ import "time"
 // Exercise is one exercise of a programme, with its dosage. ID is the catalogue
 // id when the exercise came from the built-in catalogue, empty otherwise.
 type Exercise struct {
-	ID           string `json:"id,omitempty"`
-	Name         string `json:"name"`
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+	// BodyRegion is the catalogue's group for the exercise (one of
+	// BodyRegions); empty for exercises not from the catalogue.
+	BodyRegion   string `json:"body_region,omitempty"`
 	Instructions string `json:"instructions"`
 	Sets         int    `json:"sets"`
 	Reps         int    `json:"reps"`

@@ -200,17 +200,18 @@ func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Name string `json:"name"`
+		Name     string `json:"name"`
+		TimeZone string `json:"time_zone"` // IANA; "": the region's
 	}
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name)
+	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name, store.WithTimeZone(in.TimeZone))
 	if err != nil {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name})
+	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name, "time_zone": sub.TimeZone})
 }
 
 // PractitionerJSON is a practitioner in the admin API.

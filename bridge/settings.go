@@ -101,10 +101,12 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cu := store.ClinikoUser{ID: u.ID, Name: strings.TrimSpace(u.FirstName + " " + u.LastName), Email: u.Email, Role: u.Role, Shard: shard}
+	cu.Account = s.keyAccount(jobs.WithActor(r.Context(), pr.ID, ""), cliniko.Auth{Key: key, UserID: u.ID}, shard)
 	if err := s.deps.Store.SetClinikoKey(r.Context(), pr.ID, key, cu); err != nil {
 		s.internalError(w, r, err)
 		return
 	}
+	s.adoptKeyAccount(r.Context(), pr.SubscriptionID, cu.Account)
 	// Jobs that failed for key reasons can now succeed: run them again.
 	causes := []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}
 	if CanUpload(u.Role) {

@@ -40,7 +40,8 @@ type Auth struct {
 // Cliniko patient id.
 type Call struct {
 	// Op is the operation: "get_user", "get_patient", "list_patients",
-	// "list_attachments", "presign", "storage_upload" or "create_attachment".
+	// "list_attachments", "presign", "storage_upload", "create_attachment"
+	// or "list_businesses".
 	Op string
 	// Method and Path of the request; Path has no query string.
 	Method string

@@ -274,8 +274,10 @@ func TestCauses(t *testing.T) {
 			auth: admin, call: upload, wantCause: pmsbridge.CauseClinikoUnavailable, wantStatus: 503, wantOp: "create_attachment", wantRequests: 1},
 		{desc: "storage retried once only", arrange: func(sb *clinikotest.Sandbox) { sb.FailNextOp("storage_upload", 2, 500) },
 			auth: admin, call: upload, wantCause: pmsbridge.CauseClinikoUnavailable, wantStatus: 500, wantOp: "storage_upload", wantRequests: 2},
-		{desc: "timeout, retried, then given up", cfg: cliniko.Config{Timeout: 40 * time.Millisecond, GetRetries: 1},
-			arrange: func(sb *clinikotest.Sandbox) { sb.SetLatency(time.Second) }, auth: admin, call: getUser,
+		// The timeout leaves a loaded machine ample time for each request to
+		// reach the sandbox (which counts it) before the client gives up.
+		{desc: "timeout, retried, then given up", cfg: cliniko.Config{Timeout: 400 * time.Millisecond, GetRetries: 1},
+			arrange: func(sb *clinikotest.Sandbox) { sb.SetLatency(5 * time.Second) }, auth: admin, call: getUser,
 			wantCause: pmsbridge.CauseClinikoUnavailable, wantOp: "get_user", wantRequests: 2, wantIs: context.DeadlineExceeded},
 	}
 	for _, tt := range tests {

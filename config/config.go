@@ -195,6 +195,17 @@ var RegionNames = map[string]string{
 	"ie": "Ireland", "uk": "United Kingdom", "us": "United States",
 }
 
+// RegionTimeZones gives each region's default clinic time zone (IANA): a
+// subscription created without a time zone shows its times in it.
+var RegionTimeZones = map[string]string{
+	"au": "Australia/Sydney", "nz": "Pacific/Auckland", "ca": "America/Toronto",
+	"ie": "Europe/Dublin", "uk": "Europe/London", "us": "America/New_York",
+}
+
+// TimeZone is this deployment's default clinic time zone (IANA), from
+// RegionTimeZones; "" when the region is unknown (Validate refuses that).
+func (c Config) TimeZone() string { return RegionTimeZones[c.Region] }
+
 // RegionURL returns the public address of a region.
 func (c Config) RegionURL(region string) string {
 	return strings.ReplaceAll(c.Regions.URLPattern, "{region}", region)

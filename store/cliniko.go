@@ -19,6 +19,10 @@ type ClinikoUser struct {
 	Email string `json:"email"`
 	Role  string `json:"role"`
 	Shard string `json:"shard"` // e.g. "au1": the key's suffix
+	// Account is the Cliniko account (clinic) the key belongs to, read
+	// from GET /businesses when the key was saved; not Known for keys saved
+	// before it was recorded or when the businesses could not be read.
+	Account ClinikoAccount `json:"account,omitzero"`
 }
 
 func (s *Store) clinikoKey(practitionerID string) string {

@@ -45,6 +45,7 @@
 //	P sub:<sub>:sharing             json  Sharing groups
 //	P sub:<sub>:patients            set   patient ids
 //	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
+//	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
@@ -117,6 +118,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -187,6 +189,10 @@ type Options struct {
 	// RecoveredFor is how long a job that succeeded after a replay is
 	// listed as recently recovered. Default 24h.
 	RecoveredFor time.Duration
+	// DefaultTimeZone is the clinic time zone (IANA) of subscriptions
+	// created without one, and of those stored before subscriptions had
+	// one: the region's (config.Config.TimeZone). Default "UTC".
+	DefaultTimeZone string
 }
 
 // Argon2Params is the cost of argon2id password hashing. Stored hashes carry
@@ -266,6 +272,9 @@ func (o Options) withDefaults() Options {
 	if o.PasswordCheckWait == 0 {
 		o.PasswordCheckWait = 2 * time.Second
 	}
+	if o.DefaultTimeZone == "" {
+		o.DefaultTimeZone = "UTC"
+	}
 	return o
 }
 
@@ -295,6 +304,9 @@ func (o Options) validate() error {
 	}
 	if o.Argon2.MemoryKiB < 8*uint32(o.Argon2.Threads) {
 		problems = append(problems, "Argon2.MemoryKiB must be at least 8 per thread")
+	}
+	if _, err := pmsbridge.LoadTimeZone(o.DefaultTimeZone); err != nil {
+		problems = append(problems, "DefaultTimeZone: "+err.Error())
 	}
 	if len(problems) > 0 {
 		return &ValidationError{What: "store options", Problems: problems}

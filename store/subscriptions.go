@@ -8,15 +8,23 @@ import (
 	"strings"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/redis/go-redis/v9"
 )
 
 // Subscription is a clinic's account; practitioners and patients belong to
 // exactly one.
 type Subscription struct {
-	ID        string    `json:"id"` // "sub_…"
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID   string `json:"id"` // "sub_…"
+	Name string `json:"name"`
+	// TimeZone is the clinic's IANA time zone: every time shown to its
+	// practitioners and patients is in it (pmsbridge.LoadClinicTime).
+	// Always set: Options.DefaultTimeZone unless chosen or filled from
+	// Cliniko (see clinictime.go in this package).
+	TimeZone string `json:"time_zone"`
+	// TimeZoneSource says where TimeZone came from.
+	TimeZoneSource TimeZoneSource `json:"time_zone_source"`
+	CreatedAt      time.Time      `json:"created_at"`
 }
 
 // Sharing holds a subscription's sharing groups. Members of Patients see
@@ -28,13 +36,30 @@ type Sharing struct {
 	Content        []string `json:"content"`  // practitioner ids, sorted
 }
 
-// CreateSubscription creates a subscription named name.
-func (s *Store) CreateSubscription(ctx context.Context, name string) (Subscription, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 200 {
-		return Subscription{}, fmt.Errorf("create subscription: %w", invalid("subscription", "name must be 1 to 200 characters"))
+// CreateSubscription creates a subscription named name, in the region's
+// time zone (Options.DefaultTimeZone) unless WithTimeZone says otherwise.
+// Every problem is reported at once (ErrInvalid) and nothing is created.
+func (s *Store) CreateSubscription(ctx context.Context, name string, opts ...SubscriptionOption) (Subscription, error) {
+	var o subscriptionOptions
+	for _, f := range opts {
+		f(&o)
 	}
-	sub := Subscription{ID: newID("sub"), Name: name, CreatedAt: s.now()}
+	name = strings.TrimSpace(name)
+	var problems []string
+	if name == "" || len(name) > 200 {
+		problems = append(problems, "name must be 1 to 200 characters")
+	}
+	sub := Subscription{ID: newID("sub"), Name: name, CreatedAt: s.now(),
+		TimeZone: s.opts.DefaultTimeZone, TimeZoneSource: TimeZoneDefault}
+	if o.timeZone != "" {
+		if _, err := pmsbridge.LoadTimeZone(o.timeZone); err != nil {
+			problems = append(problems, timeZoneProblem(o.timeZone))
+		}
+		sub.TimeZone, sub.TimeZoneSource = o.timeZone, TimeZoneChosen
+	}
+	if len(problems) > 0 {
+		return Subscription{}, fmt.Errorf("create subscription: %w", invalid("subscription", problems...))
+	}
 	pipe := s.rdb.Pipeline()
 	pipe.Set(ctx, s.key("sub", sub.ID), mustJSON(sub), 0)
 	pipe.ZAdd(ctx, s.key("subs"), redis.Z{Score: float64(sub.CreatedAt.UnixMilli()), Member: sub.ID})
@@ -53,7 +78,7 @@ func (s *Store) GetSubscription(ctx context.Context, id string) (Subscription, e
 	if err := getJSON(ctx, s.rdb, s.key("sub", id), &sub); err != nil {
 		return sub, fmt.Errorf("get subscription %s: %w", id, err)
 	}
-	return sub, nil
+	return s.withTimeZone(sub), nil
 }
 
 // ListSubscriptions returns every subscription, oldest first (ties by id).
@@ -69,6 +94,9 @@ func (s *Store) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 	subs, err := getMany[Subscription](ctx, s.rdb, keys)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	for i := range subs {
+		subs[i] = s.withTimeZone(subs[i])
 	}
 	return subs, nil
 }

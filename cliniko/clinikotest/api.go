@@ -24,6 +24,8 @@ func (s *Sandbox) routes() {
 	m.HandleFunc("POST /{shard}/v1/patient_attachments", s.api("create_attachment", s.createAttachment))
 	m.HandleFunc("GET /{shard}/v1/patient_attachments/{id}", s.api("get_attachment", s.getAttachment))
 	m.HandleFunc("GET /{shard}/v1/patient_attachments/{id}/content", s.api("attachment_content", s.attachmentContent))
+	m.HandleFunc("GET /{shard}/v1/businesses", s.api("list_businesses", s.listBusinesses))
+	m.HandleFunc("GET /{shard}/v1/businesses/{id}", s.api("get_business", s.getBusiness))
 	m.HandleFunc("POST /s3/{bucket}/{$}", s.storageUpload)
 	m.HandleFunc("GET /{$}", s.indexPage)
 	m.HandleFunc("GET /sandbox/patients/{id}", s.patientPage)
@@ -308,14 +310,8 @@ var patientSorts = []string{"created_at", "updated_at", "id", "first_name", "las
 
 func (s *Sandbox) listPatients(w http.ResponseWriter, r *http.Request, a actor) {
 	q := r.URL.Query()
-	filters, msg := parseFilters(q, patientFields)
-	if msg != "" {
-		badRequest(w, msg)
-		return
-	}
-	pg, msg := parsePaging(q)
-	if msg != "" {
-		badRequest(w, msg)
+	filters, pg, ok := parseList(w, q, patientFields)
+	if !ok {
 		return
 	}
 	sorts, msg := parseSort(q, patientSorts)
@@ -361,6 +357,20 @@ func (s *Sandbox) listPatients(w http.ResponseWriter, r *http.Request, a actor) 
 // --- paging, filters, sorting ---------------------------------------------
 
 type paging struct{ page, perPage int }
+
+// parseList reads a list request's filters on fields and its paging; on a
+// bad query it answers 400 and reports false.
+func parseList(w http.ResponseWriter, q url.Values, fields map[string]fieldKind) ([]filter, paging, bool) {
+	filters, msg := parseFilters(q, fields)
+	if msg == "" {
+		var pg paging
+		if pg, msg = parsePaging(q); msg == "" {
+			return filters, pg, true
+		}
+	}
+	badRequest(w, msg)
+	return nil, paging{}, false
+}
 
 func parsePaging(q map[string][]string) (paging, string) {
 	pg := paging{page: 1, perPage: 50}

@@ -381,14 +381,8 @@ func (s *Sandbox) listAttachments(w http.ResponseWriter, r *http.Request, a acto
 		return
 	}
 	q := r.URL.Query()
-	filters, msg := parseFilters(q, attachmentFields)
-	if msg != "" {
-		badRequest(w, msg)
-		return
-	}
-	pg, msg := parsePaging(q)
-	if msg != "" {
-		badRequest(w, msg)
+	filters, pg, ok := parseList(w, q, attachmentFields)
+	if !ok {
 		return
 	}
 	s.mu.Lock()

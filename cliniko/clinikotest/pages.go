@@ -30,6 +30,7 @@ type accountView struct {
 	ID, Name, Shard, APIURL string
 	Users                   []userView
 	Patients                []patientView
+	Businesses              []Business
 }
 
 type fileView struct {
@@ -88,6 +89,11 @@ func (s *Sandbox) indexPage(w http.ResponseWriter, r *http.Request) {
 	var accts []accountView
 	for _, a := range s.accounts {
 		av := accountView{ID: a.ID, Name: a.Name, Shard: a.Shard, APIURL: s.APIURL(a.Shard)}
+		for _, id := range s.businessSeq {
+			if b := s.businesses[id]; b.AccountID == a.ID {
+				av.Businesses = append(av.Businesses, *b)
+			}
+		}
 		var users []*User
 		for _, u := range s.users {
 			if u.AccountID == a.ID {

@@ -183,38 +183,43 @@ type Sandbox struct {
 	failRate   float64
 	failStatus int
 
-	accounts    []*Account
-	users       map[string]*User
-	keys        map[string]*keyRec // by the key's part before the shard suffix
-	patients    map[string]*Patient
-	patientSeq  []string // ids in creation order
-	attachments map[string]*Attachment
-	attachSeq   []string
-	presigns    map[string]*presign // by issued key (with ${filename})
-	objects     map[string]*object  // uploaded temp objects, by final key
-	usedURLs    map[string]bool
-	nextID      int64
-	windows     map[string]*window
-	rateLimited int
-	requests    map[string]int
+	accounts       []*Account
+	users          map[string]*User
+	keys           map[string]*keyRec // by the key's part before the shard suffix
+	patients       map[string]*Patient
+	patientSeq     []string // ids in creation order
+	attachments    map[string]*Attachment
+	attachSeq      []string
+	businesses     map[string]*Business
+	businessSeq    []string            // ids in creation order
+	presigns       map[string]*presign // by issued key (with ${filename})
+	objects        map[string]*object  // uploaded temp objects, by final key
+	usedURLs       map[string]bool
+	nextID         int64
+	nextBusinessID int64
+	windows        map[string]*window
+	rateLimited    int
+	requests       map[string]int
 }
 
 // New starts a sandbox on a local port (unless WithURL was given). Close it
 // when done.
 func New(opts ...Option) *Sandbox {
 	s := &Sandbox{
-		now:         time.Now,
-		limit:       DefaultRateLimit,
-		users:       map[string]*User{},
-		keys:        map[string]*keyRec{},
-		patients:    map[string]*Patient{},
-		attachments: map[string]*Attachment{},
-		presigns:    map[string]*presign{},
-		objects:     map[string]*object{},
-		usedURLs:    map[string]bool{},
-		windows:     map[string]*window{},
-		requests:    map[string]int{},
-		nextID:      firstID,
+		now:            time.Now,
+		limit:          DefaultRateLimit,
+		users:          map[string]*User{},
+		keys:           map[string]*keyRec{},
+		patients:       map[string]*Patient{},
+		attachments:    map[string]*Attachment{},
+		presigns:       map[string]*presign{},
+		objects:        map[string]*object{},
+		usedURLs:       map[string]bool{},
+		windows:        map[string]*window{},
+		requests:       map[string]int{},
+		nextID:         firstID,
+		businesses:     map[string]*Business{},
+		nextBusinessID: firstBusinessID,
 	}
 	WithRandSeed(1)(s)
 	for _, o := range opts {
@@ -336,7 +341,7 @@ func (s *Sandbox) RateLimited() int {
 // RequestCount is how many requests an operation received: "get_user",
 // "list_patients", "get_patient", "presign", "storage_upload",
 // "create_attachment", "list_attachments", "get_attachment",
-// "attachment_content", "unknown".
+// "attachment_content", "list_businesses", "get_business", "unknown".
 func (s *Sandbox) RequestCount(op string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -354,11 +359,23 @@ func (s *Sandbox) Requests() map[string]int {
 	return out
 }
 
-// AddAccount creates an account on shard.
-func (s *Sandbox) AddAccount(shard, name string) *Account {
+// AddAccount creates an account on shard with the businesses given; with
+// none, it gets one business named name, in the country and time zone of
+// its shard (au: Australia/Sydney, ca: America/Toronto, uk:
+// Europe/London, eu: Europe/Dublin; another shard: Etc/UTC), as every
+// Cliniko account has at least one.
+func (s *Sandbox) AddAccount(shard, name string, businesses ...Business) *Account {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addAccountLocked(s.newIDLocked(), strings.ToLower(shard), name)
+	shard = strings.ToLower(shard)
+	a := s.addAccountLocked(s.newIDLocked(), shard, name)
+	if len(businesses) == 0 {
+		businesses = []Business{defaultBusiness(shard, name)}
+	}
+	for _, b := range businesses {
+		s.addBusinessLocked(a.ID, b)
+	}
+	return a
 }
 
 func (s *Sandbox) addAccountLocked(id, shard, name string) *Account {
@@ -568,7 +585,7 @@ func (s *Sandbox) newIDLocked() string {
 	for {
 		id := strconv.FormatInt(s.nextID, 10)
 		s.nextID++
-		if s.patients[id] == nil && s.users[id] == nil && s.attachments[id] == nil && !s.accountExistsLocked(id) {
+		if s.patients[id] == nil && s.users[id] == nil && s.attachments[id] == nil && s.businesses[id] == nil && !s.accountExistsLocked(id) {
 			return id
 		}
 	}

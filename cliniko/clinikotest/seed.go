@@ -31,6 +31,12 @@ const (
 	DemoPatientID = "1001"
 	// DemoArchivedPatientID is Amelia Archer, archived (404 by id).
 	DemoArchivedPatientID = "836447129235882010"
+	// DemoBusinessID is the one business of "Demo Physio Clinic" (au1,
+	// Australia/Sydney).
+	DemoBusinessID = "101"
+	// DemoUK2BusinessID is the one business of "Harbour Street
+	// Physiotherapy" (uk2, Europe/London).
+	DemoUK2BusinessID = "836447129235881301"
 )
 
 //go:embed seed.json
@@ -50,12 +56,14 @@ type seedFile struct {
 			User
 			APIKey string `json:"api_key"`
 		} `json:"users"`
-		Patients []Patient `json:"patients"`
+		Patients   []Patient  `json:"patients"`
+		Businesses []Business `json:"businesses"`
 	} `json:"accounts"`
 }
 
-// Seed loads accounts, users, keys and patients from a seed document (the
-// format of seed.json).
+// Seed loads accounts, businesses, users, keys and patients from a seed
+// document (the format of seed.json). An account without businesses gets
+// one, as with AddAccount.
 func (s *Sandbox) Seed(data []byte) error {
 	var f seedFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -71,6 +79,12 @@ func (s *Sandbox) Seed(data []byte) error {
 			id = s.newIDLocked()
 		}
 		a := s.addAccountLocked(id, strings.ToLower(fa.Shard), fa.Name)
+		if len(fa.Businesses) == 0 {
+			fa.Businesses = []Business{defaultBusiness(a.Shard, a.Name)}
+		}
+		for _, b := range fa.Businesses {
+			s.addBusinessLocked(a.ID, b)
+		}
 		for _, fu := range fa.Users {
 			u := fu.User
 			if u.ID == "" {
@@ -93,9 +107,11 @@ func (s *Sandbox) Seed(data []byte) error {
 }
 
 // NewDemo starts a sandbox loaded with the demo seed: "Demo Physio Clinic"
-// on au1 (an administrator, a practitioner, a receptionist and a scheduler;
-// twelve patients with names in many scripts, one archived, dates of birth
-// that are null, "" and invalid) and "Harbour Street Physiotherapy" on uk2.
+// on au1 (one business in Australia/Sydney, DemoBusinessID; an
+// administrator, a practitioner, a receptionist and a scheduler; twelve
+// patients with names in many scripts, one archived, dates of birth that are
+// null, "" and invalid) and "Harbour Street Physiotherapy" on uk2 (one
+// business in Europe/London).
 func NewDemo(opts ...Option) *Sandbox {
 	s := New(opts...)
 	if err := s.Seed(demoSeed); err != nil {

@@ -8,6 +8,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// The time-zone database in the binary: clinic times work on a machine
+	// or container without /usr/share/zoneinfo (about 450 KB).
+	_ "time/tzdata"
 
 	"github.com/physitrack/pmsbridge/internal/cli"
 )

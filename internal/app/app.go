@@ -134,7 +134,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode != ModeDev {
 		ack = m.cfg.Redis.AckReplicasFor()
 	}
-	so := store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack}
+	so := store.Options{Keys: keys, Now: opts.Now, AckReplicas: ack, DefaultTimeZone: m.cfg.TimeZone()}
 	if opts.Store != nil {
 		opts.Store(&so)
 	}

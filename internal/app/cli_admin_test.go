@@ -88,8 +88,8 @@ func TestAdminCLI(t *testing.T) {
 
 	var sub map[string]string
 	c.okJSON(&sub, nil, "subscription", "create", "--name", "City Physio")
-	if !strings.HasPrefix(sub["id"], "sub_") || sub["name"] != "City Physio" || len(sub) != 2 {
-		t.Fatalf("subscription create --json: %v, want {id, name} like the API", sub)
+	if !strings.HasPrefix(sub["id"], "sub_") || sub["name"] != "City Physio" || sub["time_zone"] != "Australia/Sydney" || len(sub) != 3 {
+		t.Fatalf("subscription create --json: %v, want {id, name, time_zone} like the API", sub)
 	}
 	if got, err := e.Store.GetSubscription(ctx, sub["id"]); err != nil || got.Name != "City Physio" {
 		t.Fatalf("the app does not see the new subscription: %+v %v", got, err)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
@@ -96,10 +97,17 @@ func seedDemo(ctx context.Context, st *store.Store) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.SetClinikoKey(ctx, p.ID, clinikotest.DemoAdminKey, store.ClinikoUser{ID: clinikotest.DemoAdminUserID, Name: "Dr Demo Practitioner", Email: DemoEmail, Role: "administrator", Shard: "au1"}); err != nil {
+	// The demo keys' Cliniko account, as saving them on the settings page
+	// records it: the sandbox's demo clinic (au1, Australia/Sydney).
+	acct := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: clinikotest.DemoBusinessID,
+		Name: "Demo Physio Clinic", CountryCode: "AU", TimeZone: "Australia/Sydney"}}, time.Now())
+	if err := st.SetClinikoKey(ctx, p.ID, clinikotest.DemoAdminKey, store.ClinikoUser{ID: clinikotest.DemoAdminUserID, Name: "Dr Demo Practitioner", Email: DemoEmail, Role: "administrator", Shard: "au1", Account: acct}); err != nil {
 		return nil, err
 	}
-	if err := st.SetClinikoKey(ctx, col.ID, clinikotest.DemoPractitionerKey, store.ClinikoUser{ID: "2", Name: "Priya Raman", Role: "practitioner", Shard: "au1"}); err != nil {
+	if err := st.SetClinikoKey(ctx, col.ID, clinikotest.DemoPractitionerKey, store.ClinikoUser{ID: "2", Name: "Priya Raman", Role: "practitioner", Shard: "au1", Account: acct}); err != nil {
+		return nil, err
+	}
+	if _, err := st.AdoptClinikoAccount(ctx, sub.ID, acct); err != nil {
 		return nil, err
 	}
 	return &Demo{SubscriptionID: sub.ID, PractitionerID: p.ID, ColleagueID: col.ID}, nil

@@ -186,7 +186,7 @@ func TestExercisesCatalogue(t *testing.T) {
 	if len(raw.Exercises) != len(cat) || len(cat) == 0 {
 		t.Fatalf("got %d exercises, want the %d of the catalogue", len(raw.Exercises), len(cat))
 	}
-	wantKeys := []string{"days_per_week", "hold_seconds", "id", "instructions", "name", "reps", "sets", "times_per_day"}
+	wantKeys := []string{"body_region", "days_per_week", "hold_seconds", "id", "instructions", "name", "reps", "sets", "times_per_day"}
 	for i, x := range raw.Exercises {
 		var keys []string
 		for k := range x {
@@ -196,7 +196,7 @@ func TestExercisesCatalogue(t *testing.T) {
 		if diff := cmp.Diff(wantKeys, keys); diff != "" {
 			t.Errorf("exercise %d keys (-want +got):\n%s", i, diff)
 		}
-		if x["id"] != cat[i].ID || x["name"] != cat[i].Name || x["sets"] != float64(cat[i].Sets) {
+		if x["id"] != cat[i].ID || x["name"] != cat[i].Name || x["sets"] != float64(cat[i].Sets) || x["body_region"] != cat[i].BodyRegion {
 			t.Errorf("exercise %d = %v, want %+v", i, x, cat[i])
 		}
 	}

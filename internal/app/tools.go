@@ -49,7 +49,7 @@ func OpenTools(ctx context.Context, cfg config.Config) (*Tools, error) {
 			return nil, err
 		}
 	}
-	st, err := store.New(rdb, store.Options{Keys: keys})
+	st, err := store.New(rdb, store.Options{Keys: keys, DefaultTimeZone: cfg.TimeZone()})
 	if err != nil {
 		rdb.Close()
 		return nil, err

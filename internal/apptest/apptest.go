@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
 	"github.com/physitrack/pmsbridge/config"
@@ -206,10 +207,12 @@ func nameOf(email string) string {
 }
 
 // SaveKey saves a Cliniko key for a practitioner as the settings page does
-// (checked against the sandbox with GET /user).
+// (checked against the sandbox with GET /user, its account read with
+// GET /businesses and adopted by the practitioner's subscription).
 func (e *Env) SaveKey(practitionerID, key string) {
 	e.T.Helper()
-	u, err := e.App.Cliniko.GetUser(context.Background(), clinikoAuth(key))
+	ctx := context.Background()
+	u, err := e.App.Cliniko.GetUser(ctx, clinikoAuth(key))
 	if err != nil {
 		e.T.Fatalf("apptest: key check: %v", err)
 	}
@@ -217,7 +220,19 @@ func (e *Env) SaveKey(practitionerID, key string) {
 	if i := strings.LastIndex(key, "-"); i >= 0 {
 		shard = key[i+1:]
 	}
-	if err := e.Store.SetClinikoKey(context.Background(), practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard}); err != nil {
+	bs, err := e.App.Cliniko.ListBusinesses(ctx, cliniko.Auth{Key: key, UserID: u.ID})
+	if err != nil {
+		e.T.Fatalf("apptest: businesses of the key: %v", err)
+	}
+	acct := bridge.ClinikoAccount(shard, bs, time.Now())
+	if err := e.Store.SetClinikoKey(ctx, practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard, Account: acct}); err != nil {
+		e.T.Fatal(err)
+	}
+	p, err := e.Store.GetPractitioner(ctx, practitionerID)
+	if err == nil {
+		_, err = e.Store.AdoptClinikoAccount(ctx, p.SubscriptionID, acct)
+	}
+	if err != nil {
 		e.T.Fatal(err)
 	}
 }

@@ -16,7 +16,7 @@ func (e *env) adminCmd() *cobra.Command {
 		Long: `Create subscriptions (clinics) and practitioners, deactivate practitioners, set
 a subscription's sharing groups and transfer patients. Mirrors the admin API (/admin/api/…).
 
-  pmsbridge admin subscription create --name "City Physio"
+  pmsbridge admin subscription create --name "City Physio" [--time-zone Australia/Perth]
   pmsbridge admin subscription list
   pmsbridge admin practitioner create --subscription sub_… --email a@b.example --name "Dr A" (password from PMSBRIDGE_NEW_PASSWORD or stdin)
   pmsbridge admin practitioner list --subscription sub_…
@@ -30,19 +30,20 @@ a subscription's sharing groups and transfer patients. Mirrors the admin API (/a
 	root.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 
 	sub := &cobra.Command{Use: "subscription", Short: "Subscriptions (clinics)", RunE: groupRunE}
-	var subName string
+	var subName, subTimeZone string
 	subCreate := e.toolsCmd("create", "Create a subscription", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
-		s, err := t.Store.CreateSubscription(cmd.Context(), subName)
+		s, err := t.Store.CreateSubscription(cmd.Context(), subName, store.WithTimeZone(subTimeZone))
 		if err != nil {
 			return storeErr(err)
 		}
 		if asJSON {
-			return e.printJSON(map[string]string{"id": s.ID, "name": s.Name})
+			return e.printJSON(map[string]string{"id": s.ID, "name": s.Name, "time_zone": s.TimeZone})
 		}
-		fmt.Fprintf(e.stdout, "Created subscription %s (%s)\n", s.ID, s.Name)
+		fmt.Fprintf(e.stdout, "Created subscription %s (%s, time zone %s)\n", s.ID, s.Name, s.TimeZone)
 		return nil
 	})
 	subCreate.Flags().StringVar(&subName, "name", "", "the clinic's name (required)")
+	subCreate.Flags().StringVar(&subTimeZone, "time-zone", "", "the clinic's IANA time zone, e.g. Australia/Perth (default: the region's, e.g. au: Australia/Sydney)")
 	subList := e.toolsCmd("list", "List subscriptions", "", cobra.NoArgs, func(cmd *cobra.Command, t *app.Tools, _ []string) error {
 		list, err := t.Store.ListSubscriptions(cmd.Context())
 		if err != nil {
@@ -52,9 +53,9 @@ a subscription's sharing groups and transfer patients. Mirrors the admin API (/a
 			return e.printJSON(map[string]any{"subscriptions": list})
 		}
 		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME")
+		fmt.Fprintln(tw, "ID\tNAME\tTIME ZONE")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\n", s.ID, s.Name)
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", s.ID, s.Name, s.TimeZone)
 		}
 		return tw.Flush()
 	})
