@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"net/http"
+
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -13,4 +15,7 @@ type Deps struct {
 	Jobs    *jobs.Client
 	// Keys encrypts patients' short-lived PDF links.
 	Keys *store.Keyring
+	// Queues is the queue monitor (asynqmon) served under QueuesPath/ to
+	// support staff; nil: none in this process.
+	Queues http.Handler
 }
