@@ -20,7 +20,7 @@ import (
 // (subscription id or exact name; subscription_id is the same), since, and
 // state=failed (default) or all.
 func jobQuery(q url.Values) (support.Query, string) {
-	out := support.Query{Type: q.Get("type"), Cause: q.Get("cause"), Since: q.Get("since")}
+	out := support.Query{Type: q.Get("type"), Cause: q.Get("cause"), Since: q.Get("since"), Search: q.Get("search")}
 	var problem string
 	out.Practitioner, problem = either(q, "practitioner", "practitioner_id")
 	if problem != "" {
@@ -69,30 +69,23 @@ func (s *Server) resolveJobQuery(w http.ResponseWriter, r *http.Request, q suppo
 
 // apiJobs lists the failure ledger with the query's filters.
 func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
-	s.listJobs(w, r, func(ctx context.Context, f store.FailureFilter) ([]support.Job, error) {
-		list, err := s.deps.Store.ListFailures(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		return support.Rows(ctx, s.deps.Store, list)
+	s.listJobs(w, r, func(ctx context.Context, f support.Filter) ([]support.Job, error) {
+		_, rows, err := support.Select(ctx, s.deps.Store, f)
+		return rows, err
 	})
 }
 
 // apiRecovered lists the jobs that succeeded after a replay in the last
 // day, with the listing's filters (since: recovered since).
 func (s *Server) apiRecovered(w http.ResponseWriter, r *http.Request) {
-	s.listJobs(w, r, func(ctx context.Context, f store.FailureFilter) ([]support.Job, error) {
-		list, err := s.deps.Store.ListRecovered(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		return support.RecoveredRows(ctx, s.deps.Store, list)
+	s.listJobs(w, r, func(ctx context.Context, f support.Filter) ([]support.Job, error) {
+		return support.SelectRecovered(ctx, s.deps.Store, f)
 	})
 }
 
 // listJobs answers {"jobs":[…]} with the rows that list finds for the
 // query's filters (400 for a bad filter).
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, list func(context.Context, store.FailureFilter) ([]support.Job, error)) {
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, list func(context.Context, support.Filter) ([]support.Job, error)) {
 	q, problem := jobQuery(r.URL.Query())
 	if problem != "" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": problem})
@@ -102,7 +95,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, list func(cont
 	if !ok {
 		return
 	}
-	rows, err := list(r.Context(), f.FailureFilter)
+	rows, err := list(r.Context(), f)
 	if err != nil {
 		s.storeError(w, r, err)
 		return
@@ -155,6 +148,7 @@ type replayRequest struct {
 	SubscriptionID string   `json:"subscription_id"`
 	Clinic         string   `json:"clinic"`
 	Since          string   `json:"since"`
+	Search         string   `json:"search"`
 	DryRun         bool     `json:"dry_run"`
 	By             string   `json:"by"`
 }
@@ -181,8 +175,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := store.ActingAs(r.Context(), store.Actor{Via: store.ViaAPI, Who: in.By})
-	filter := jobs.ReplayFilter{IDs: in.IDs}
-	q := url.Values{"type": {in.Type}, "cause": {in.Cause}, "since": {in.Since}, "practitioner": {in.Practitioner},
+	q := url.Values{"type": {in.Type}, "cause": {in.Cause}, "since": {in.Since}, "search": {in.Search}, "practitioner": {in.Practitioner},
 		"practitioner_id": {in.PractitionerID}, "clinic": {in.Clinic}, "subscription_id": {in.SubscriptionID}}
 	query, problem := jobQuery(q)
 	if problem != "" {
@@ -192,31 +185,38 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 	hasFilter := query != (support.Query{})
 	switch {
 	case len(in.IDs) > 0 && hasFilter:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids or filters (cause, type, clinic, practitioner, since), not both"})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids or filters (cause, type, clinic, practitioner, since, search), not both"})
 		return
 	case len(in.IDs) == 0 && !hasFilter:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or filters (cause, type, clinic, practitioner, since) to replay"})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or filters (cause, type, clinic, practitioner, since, search) to replay"})
 		return
-	case hasFilter:
+	}
+	var list []store.Failure
+	var rows []support.Job
+	if hasFilter {
 		f, ok := s.resolveJobQuery(w, r, query)
 		if !ok {
 			return
 		}
-		filter = f.Replay()
-	}
-	list, err := jobs.Matching(ctx, s.deps.Store, filter)
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": 0})
-		return
-	}
-	if err != nil {
-		s.storeError(w, r, err)
-		return
-	}
-	rows, err := support.Rows(ctx, s.deps.Store, list)
-	if err != nil {
-		s.storeError(w, r, err)
-		return
+		var err error
+		if list, rows, err = support.Select(ctx, s.deps.Store, f); err != nil {
+			s.storeError(w, r, err)
+			return
+		}
+	} else {
+		var err error
+		list, err = jobs.Matching(ctx, s.deps.Store, jobs.ReplayFilter{IDs: in.IDs})
+		if errors.Is(err, store.ErrNotFound) {
+			writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": 0})
+			return
+		}
+		if err == nil {
+			rows, err = support.Rows(ctx, s.deps.Store, list)
+		}
+		if err != nil {
+			s.storeError(w, r, err)
+			return
+		}
 	}
 	out := replayAnswer{Summary: support.Summary(rows, "failed job", "failed jobs"), Clinics: support.Clinics(rows), IDs: []string{}}
 	for _, x := range list {

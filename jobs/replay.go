@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -20,10 +19,6 @@ type ReplayFilter struct {
 	Type           string
 	Causes         []pmsbridge.Cause
 	PractitionerID string
-	// SubscriptionID selects one clinic's jobs (store.FailureFilter).
-	SubscriptionID string
-	// Since selects jobs whose last failure is at or after it.
-	Since time.Time
 }
 
 // ErrNotReplayable is returned for a ledger entry that cannot be re-created.
@@ -42,8 +37,7 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 		}
 		return out, nil
 	}
-	all, err := st.ListFailures(ctx, store.FailureFilter{Type: f.Type, PractitionerID: f.PractitionerID,
-		SubscriptionID: f.SubscriptionID, Since: f.Since, PermanentOnly: true})
+	all, err := st.ListFailures(ctx, store.FailureFilter{Type: f.Type, PractitionerID: f.PractitionerID, PermanentOnly: true})
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,10 @@ type Query struct {
 	Practitioner string
 	// Since is a time (RFC 3339) or a duration ago ("24h").
 	Since string
+	// Search keeps the jobs whose id, type, cause, reason, clinic,
+	// practitioner, patient (name only with the encryption key) or Cliniko
+	// user contains it, in any case.
+	Search string
 	// All includes jobs still being retried (after 3 attempts).
 	All bool
 }
@@ -50,28 +54,69 @@ type Filter struct {
 	store.FailureFilter
 	Clinic       *store.Subscription
 	Practitioner *store.Practitioner
+	// Search is Query.Search, trimmed.
+	Search string
 }
 
-// Empty reports whether the filter selects every job (bulk replays need
-// one).
+// Empty reports whether the filter selects every job.
 func (f Filter) Empty() bool {
 	x := f.FailureFilter
-	return x.Type == "" && x.Cause == "" && x.PractitionerID == "" && x.SubscriptionID == "" && x.Since.IsZero()
+	return x.Type == "" && x.Cause == "" && x.PractitionerID == "" && x.SubscriptionID == "" && x.Since.IsZero() && f.Search == ""
 }
 
-// Replay is the filter as a bulk replay's.
-func (f Filter) Replay() jobs.ReplayFilter {
-	r := jobs.ReplayFilter{Type: f.Type, PractitionerID: f.PractitionerID, SubscriptionID: f.SubscriptionID, Since: f.Since}
-	if f.Cause != "" {
-		r.Causes = []pmsbridge.Cause{f.Cause}
+// SelectRecovered returns the rows of the recently recovered jobs that f
+// selects (its Since: recovered since), newest first.
+func SelectRecovered(ctx context.Context, st *store.Store, f Filter) ([]Job, error) {
+	list, err := st.ListRecovered(ctx, f.FailureFilter)
+	if err != nil {
+		return nil, err
 	}
-	return r
+	rows, err := RecoveredRows(ctx, st, list)
+	if err != nil || f.Search == "" {
+		return rows, err
+	}
+	kept := []Job{}
+	for _, r := range rows {
+		if r.matches(f.Search) {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+// Select returns the ledger entries f selects, newest first, and their
+// rows (the same order): what a listing shows and what a bulk replay by
+// the same filter runs.
+func Select(ctx context.Context, st *store.Store, f Filter) ([]store.Failure, []Job, error) {
+	list, err := st.ListFailures(ctx, f.FailureFilter)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := Rows(ctx, st, list)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Search == "" {
+		return list, rows, nil
+	}
+	var keptList []store.Failure
+	kept := []Job{}
+	for i, r := range rows {
+		if r.matches(f.Search) {
+			keptList, kept = append(keptList, list[i]), append(kept, r)
+		}
+	}
+	return keptList, kept, nil
 }
 
 // Resolve checks q and looks up the clinic and the practitioner it names.
 // A bad value is a *QueryError; other errors are the store's.
 func (q Query) Resolve(ctx context.Context, st *store.Store, now time.Time) (Filter, error) {
-	f := Filter{FailureFilter: store.FailureFilter{Type: strings.TrimSpace(q.Type), Cause: pmsbridge.Cause(strings.TrimSpace(q.Cause)), PermanentOnly: !q.All}}
+	f := Filter{FailureFilter: store.FailureFilter{Type: strings.TrimSpace(q.Type), Cause: pmsbridge.Cause(strings.TrimSpace(q.Cause)), PermanentOnly: !q.All},
+		Search: strings.TrimSpace(q.Search)}
+	if len([]rune(f.Search)) > 200 {
+		return f, queryErrorf("search is too long: at most 200 characters")
+	}
 	if f.Cause != "" && !f.Cause.Valid() {
 		return f, queryErrorf("unknown cause %q; causes are: %s", f.Cause, CauseList())
 	}

@@ -255,6 +255,32 @@ func userText(name, role string) string {
 	return name + " (" + role + ")"
 }
 
+// matches reports whether any of the row's words contains search (any
+// case).
+func (j Job) matches(search string) bool {
+	fields := []string{j.ID, j.Type, j.Cause, j.Reason, j.PractitionerID, j.PatientID, j.ProgrammeID, j.UserText()}
+	if p := j.Practitioner; p != nil {
+		fields = append(fields, p.Name, p.Email)
+	}
+	if c := j.Clinic; c != nil {
+		fields = append(fields, c.ID, c.Name)
+	}
+	if p := j.Patient; p != nil {
+		fields = append(fields, p.Name)
+	}
+	for _, f := range fields {
+		if f != "" && containsFold(f, search) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub, ignoring case.
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
 // UserText is the row's Cliniko user in words ("" when none was used).
 func (j Job) UserText() string {
 	if j.ClinikoUser == nil {

@@ -424,3 +424,55 @@ func TestFailureChart(t *testing.T) {
 		t.Errorf("empty chart: %d segments\n%s", len(rects), empty)
 	}
 }
+
+// TestSelectSearch: a search keeps the rows whose words contain it, in any
+// case; a patient's name is searchable only with the encryption key.
+func TestSelectSearch(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	now := time.Now()
+	ids := func(st *store.Store, q support.Query) []string {
+		t.Helper()
+		f, err := q.Resolve(w.ctx, st, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, rows, err := support.Select(w.ctx, st, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != len(rows) {
+			t.Fatalf("%d entries, %d rows", len(list), len(rows))
+		}
+		out := []string{}
+		for i, r := range rows {
+			if list[i].TaskID != r.ID {
+				t.Errorf("entry %d is %s, row %s", i, list[i].TaskID, r.ID)
+			}
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		search string
+		want   []string
+	}{
+		{"scheduler", []string{w.upload.TaskID}},        // the Cliniko user
+		{"ZOË", []string{w.upload.TaskID}},              // the patient, with the key
+		{"olga@", []string{w.olgaUpload.TaskID}},        // a practitioner's email
+		{"other clinic", []string{w.olgaUpload.TaskID}}, // a clinic's name
+		{"no key", []string{w.imp.TaskID}},              // the reason
+		{"prg_gumyup", []string{w.upload.TaskID}},       // an id
+		{"nothing like it", []string{}},                 // nothing
+	} {
+		if diff := cmp.Diff(tc.want, ids(w.st, support.Query{Search: tc.search})); diff != "" {
+			t.Errorf("search %q (-want +got):\n%s", tc.search, diff)
+		}
+	}
+	if got := ids(w.keyless, support.Query{Search: "zoë"}); len(got) != 0 {
+		t.Errorf("without the key a patient's name found %v", got)
+	}
+	if got := ids(w.st, support.Query{Search: "forbidden", Clinic: "Other Clinic"}); !cmp.Equal(got, []string{w.olgaUpload.TaskID}) {
+		t.Errorf("search and clinic: %v", got)
+	}
+}

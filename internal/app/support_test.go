@@ -216,6 +216,8 @@ func TestSupportFailedJobs(t *testing.T) {
 			{"practitioner by email", "practitioner=" + url.QueryEscape("sam@clinic.example"), []string{uploadForbidden}},
 			{"clinic by name", "cause=cliniko_not_found&clinic=" + url.QueryEscape("Demo Physio Clinic"), sortedIDs(importArchived, importMissing)},
 			{"clinic by id", "type=programme:upload_pdf&subscription_id=" + sub, sortedIDs(append([]string{uploadForbidden}, invalid...)...)},
+			{"search for the Cliniko user", "search=" + url.QueryEscape("sam sched"), []string{uploadForbidden}},
+			{"search for a patient", "search=oliver", sortedIDs(invalid...)},
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				if got := jobIDs(failedJobs(t, e, tc.query)); !slices.Equal(got, tc.want) {
@@ -364,6 +366,12 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--clinic", "Demo Physio Clinic", "--cause", "cliniko_not_found"); code != 0 || !strings.Contains(out, "2 failed jobs of Demo Physio Clinic.") {
 			t.Errorf("jobs failed --clinic <name>: exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--search", "Shoulder"); code != 0 || !strings.Contains(out, "No failed jobs match.") {
+			t.Errorf("jobs failed --search for a programme title (not searchable): exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--search", "SAM@"); code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") {
+			t.Errorf("jobs failed --search <email part>: exit %d:\n%s", code, out)
 		}
 		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
 		for _, want := range []string{"cliniko_forbidden", samProg.ID, "cliniko.list_attachments", "403", "jobs replay " + uploadForbidden} {

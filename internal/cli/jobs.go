@@ -125,11 +125,7 @@ Causes: ` + support.CauseList(),
 			if err != nil {
 				return err
 			}
-			list, err := t.Store.ListFailures(cmd.Context(), filter.FailureFilter)
-			if err != nil {
-				return err
-			}
-			rows, err := support.Rows(cmd.Context(), t.Store, list)
+			_, rows, err := support.Select(cmd.Context(), t.Store, filter)
 			if err != nil {
 				return err
 			}
@@ -180,28 +176,13 @@ and without --yes it exits 2 and replays nothing; answering anything but "y"
 exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
 			ctx := store.ActingAs(cmd.Context(), store.Actor{Via: store.ViaCLI, Who: cliUser(replayBy)})
-			filter := jobs.ReplayFilter{IDs: args}
-			if len(args) == 0 {
-				resolved, err := r.resolve(ctx, t)
-				if err != nil {
-					return err
-				}
-				filter = resolved.Replay()
-			}
-			list, err := jobs.Matching(ctx, t.Store, filter)
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("a job id is not in the failure ledger (list them with: pmsbridge jobs failed)")
-			}
+			list, rows, err := e.replayable(ctx, t, args, &r)
 			if err != nil {
 				return err
 			}
 			if len(list) == 0 {
 				fmt.Fprintln(e.stdout, "No failed jobs match; nothing replayed.")
 				return nil
-			}
-			rows, err := support.Rows(ctx, t.Store, list)
-			if err != nil {
-				return err
 			}
 			if replayConfirms(args) {
 				if err := replayYes.ask("Replay "+support.Summary(rows, "failed job", "failed jobs")+"?", "Nothing replayed."); err != nil {
@@ -220,10 +201,10 @@ exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 		})
 	replay.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 && r.filtered() {
-			return usageError{errors.New("give job ids or filters (--cause, --type, --clinic, --practitioner, --since), not both")}
+			return usageError{errors.New("give job ids or filters (--cause, --type, --clinic, --practitioner, --since, --search), not both")}
 		}
 		if len(args) == 0 && !r.filtered() {
-			return usageError{errors.New("say what to replay: job ids, or --cause/--type/--clinic/--practitioner/--since")}
+			return usageError{errors.New("say what to replay: job ids, or --cause/--type/--clinic/--practitioner/--since/--search")}
 		}
 		if err := checkBy(replayBy); err != nil {
 			return err
@@ -290,11 +271,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 			if err != nil {
 				return err
 			}
-			list, err := t.Store.ListRecovered(cmd.Context(), filter.FailureFilter)
-			if err != nil {
-				return err
-			}
-			rows, err := support.RecoveredRows(cmd.Context(), t.Store, list)
+			rows, err := support.SelectRecovered(cmd.Context(), t.Store, filter)
 			if err != nil {
 				return err
 			}
@@ -316,10 +293,31 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 	return root
 }
 
+// replayable is what a replay runs: the ledger entries of ids, or those
+// the filters select (permanent failures only), with their rows.
+func (e *env) replayable(ctx context.Context, t *app.Tools, ids []string, f *listFlags) ([]store.Failure, []support.Job, error) {
+	if len(ids) == 0 {
+		filter, err := f.resolve(ctx, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		return support.Select(ctx, t.Store, filter)
+	}
+	list, err := jobs.Matching(ctx, t.Store, jobs.ReplayFilter{IDs: ids})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fmt.Errorf("a job id is not in the failure ledger (list them with: pmsbridge jobs failed)")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := support.Rows(ctx, t.Store, list)
+	return list, rows, err
+}
+
 // listFlags are the filters of the listing and replaying commands.
 type listFlags struct {
-	typ, cause, clinic, practitioner, since string
-	all, asJSON, wide                       bool
+	typ, cause, clinic, practitioner, since, search string
+	all, asJSON, wide                               bool
 }
 
 // add registers the filters on cmd; verb starts their help ("only", "replay
@@ -331,6 +329,7 @@ func (f *listFlags) add(cmd *cobra.Command, verb string) {
 	fl.StringVar(&f.clinic, "clinic", "", verb+" this clinic: a subscription id or the clinic's exact name")
 	fl.StringVar(&f.practitioner, "practitioner", "", verb+" this practitioner: an email or a practitioner id")
 	fl.StringVar(&f.since, "since", "", verb+" failures since a time (RFC 3339) or a duration ago (e.g. 24h)")
+	fl.StringVar(&f.search, "search", "", verb+" jobs whose id, reason, clinic, practitioner, patient or Cliniko user contains this text")
 	fl.BoolVar(&f.asJSON, "json", false, "print the {\"jobs\":[…]} JSON document")
 	if !strings.HasPrefix(verb, "replay") {
 		fl.BoolVar(&f.wide, "wide", false, "show whole ids, the state and the reason")
@@ -338,13 +337,13 @@ func (f *listFlags) add(cmd *cobra.Command, verb string) {
 }
 
 func (f *listFlags) filtered() bool {
-	return f.typ != "" || f.cause != "" || f.clinic != "" || f.practitioner != "" || f.since != ""
+	return f.typ != "" || f.cause != "" || f.clinic != "" || f.practitioner != "" || f.since != "" || f.search != ""
 }
 
 // resolve checks the filters and looks up the clinic and practitioner they
 // name; a bad one is a usage error (exit 2) that changes nothing.
 func (f *listFlags) resolve(ctx context.Context, t *app.Tools) (support.Filter, error) {
-	q := support.Query{Cause: f.cause, Type: f.typ, Clinic: f.clinic, Practitioner: f.practitioner, Since: f.since, All: f.all}
+	q := support.Query{Cause: f.cause, Type: f.typ, Clinic: f.clinic, Practitioner: f.practitioner, Since: f.since, Search: f.search, All: f.all}
 	filter, err := q.Resolve(ctx, t.Store, time.Now())
 	var qe *support.QueryError
 	if errors.As(err, &qe) {
