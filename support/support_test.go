@@ -476,3 +476,47 @@ func TestSelectSearch(t *testing.T) {
 		t.Errorf("search and clinic: %v", got)
 	}
 }
+
+// TestLoadPage: the page's lists, groups, summary and choices for a query;
+// a query that matches nobody is a problem to show, not an error.
+func TestLoadPage(t *testing.T) {
+	t.Parallel()
+	w := setup(t)
+	now := time.Now()
+	// Olga's job is replayed and recovers.
+	f := must(w.st.GetFailure(w.ctx, w.olgaUpload.TaskID))(t)
+	_ = must(w.st.MarkReplayed(store.ActingAs(w.ctx, store.Actor{Via: store.ViaAdminPage}), f))(t)
+	if err := w.st.ClearFailure(w.ctx, f.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := support.LoadPage(w.ctx, w.st, support.Query{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Problem != "" || len(p.Jobs) != 2 || p.Summary != "2 failed jobs of Demo Physio Clinic" || len(p.Recovered) != 1 || p.Recovered[0].ID != w.olgaUpload.TaskID {
+		t.Errorf("page: problem %q, %d jobs, summary %q, recovered %v", p.Problem, len(p.Jobs), p.Summary, p.Recovered)
+	}
+	var groups []string
+	for _, g := range p.Groups {
+		groups = append(groups, string(g.Cause)+": "+g.Summary+" — "+g.Support.Title)
+	}
+	want := []string{
+		"cliniko_forbidden: 1 failed job of Demo Physio Clinic — " + pmsbridge.CauseClinikoForbidden.Info().Support.Title,
+		"no_cliniko_key: 1 failed job of Demo Physio Clinic — " + pmsbridge.CauseNoClinikoKey.Info().Support.Title,
+	}
+	if diff := cmp.Diff(want, groups); diff != "" {
+		t.Errorf("groups (-want +got):\n%s", diff)
+	}
+	if len(p.Clinics) != 2 || p.Clinics[0].Name != "Demo Physio Clinic" || len(p.Causes) != len(pmsbridge.Causes) || len(p.Types) == 0 || len(p.Chart.Hours) != support.ChartHours || p.Chart.Total != 3 {
+		t.Errorf("choices: %d clinics, %d causes, %d types; chart %d hours, %d failures", len(p.Clinics), len(p.Causes), len(p.Types), len(p.Chart.Hours), p.Chart.Total)
+	}
+	// The other clinic: no failed job, one recovered.
+	p = must(support.LoadPage(w.ctx, w.st, support.Query{Clinic: "other clinic"}, now))(t)
+	if len(p.Jobs) != 0 || len(p.Groups) != 0 || len(p.Recovered) != 1 || p.Summary != "0 failed jobs" {
+		t.Errorf("other clinic: %d jobs, %d recovered, %q", len(p.Jobs), len(p.Recovered), p.Summary)
+	}
+	p = must(support.LoadPage(w.ctx, w.st, support.Query{Practitioner: "nobody@example.com"}, now))(t)
+	if !strings.Contains(p.Problem, "no practitioner has the email") || len(p.Jobs) != 0 || len(p.Clinics) != 2 {
+		t.Errorf("unknown email: problem %q, %d jobs", p.Problem, len(p.Jobs))
+	}
+}
