@@ -64,7 +64,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	s.countAttempt("access", err)
 	// The practitioner's page shows the patient's tries.
 	if rerr := s.deps.Store.RecordAttempt(ctx, att); rerr != nil {
-		s.log.WarnContext(ctx, "record access attempt", "request_id", requestID(ctx), "err", rerr)
+		s.logger(ctx).Warn("record access attempt", "err", rerr)
 	}
 	var le *store.LockedError
 	switch {
@@ -90,12 +90,12 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
 		return
 	case err != nil:
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	token, err := s.accessToken(prog)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	v := accessView{Programme: prog, PDFURL: "/access/pdf?t=" + url.QueryEscape(token)}

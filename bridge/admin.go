@@ -90,8 +90,7 @@ func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
 		if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
 			ok, err := s.deps.Store.AdminSessionValid(r.Context(), c.Value, s.adminGeneration())
 			if err != nil {
-				s.log.WarnContext(r.Context(), "admin session lookup", "request_id", requestID(r.Context()), "err", err)
-				s.unavailable(w, r)
+				s.Error(w, r, err)
 				return
 			}
 			if ok {
@@ -137,7 +136,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")
 		return
 	case err != nil:
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	if old, err := r.Cookie(adminCookie); err == nil && old.Value != "" {
@@ -145,7 +144,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	token, err := s.deps.Store.CreateAdminSession(r.Context(), s.adminGeneration(), clientFrom(r), adminSessionTTL)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: adminCookie, Value: token, Path: "/admin", HttpOnly: true,
@@ -158,8 +157,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) adminLogout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(adminCookie); err == nil && c.Value != "" {
 		if err := s.deps.Store.DeleteAdminSession(r.Context(), c.Value); err != nil {
-			s.log.WarnContext(r.Context(), "delete admin session", "request_id", requestID(r.Context()), "err", err)
-			s.unavailable(w, r)
+			s.Error(w, r, err)
 			return
 		}
 	}
@@ -183,21 +181,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
-// storeError maps store errors to API answers.
-func (s *Server) storeError(w http.ResponseWriter, r *http.Request, err error) {
-	switch {
-	case errors.Is(err, store.ErrInvalid):
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
-	case errors.Is(err, store.ErrConflict):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
-	case errors.Is(err, store.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
-	default:
-		s.log.ErrorContext(r.Context(), "admin api", "request_id", requestID(r.Context()), "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
-	}
-}
-
 func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name     string `json:"name"`
@@ -208,7 +191,7 @@ func (s *Server) apiCreateSubscription(w http.ResponseWriter, r *http.Request) {
 	}
 	sub, err := s.deps.Store.CreateSubscription(r.Context(), in.Name, store.WithTimeZone(in.TimeZone))
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"id": sub.ID, "name": sub.Name, "time_zone": sub.TimeZone})
@@ -239,7 +222,7 @@ func (s *Server) apiCreatePractitioner(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.deps.Store.CreatePractitioner(r.Context(), store.NewPractitioner{SubscriptionID: in.SubscriptionID, Email: in.Email, Name: in.Name, Password: in.Password})
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, practitionerJSON(p))
@@ -248,12 +231,12 @@ func (s *Server) apiCreatePractitioner(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiDeactivate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := s.deps.Store.Deactivate(r.Context(), id); err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	p, err := s.deps.Store.GetPractitioner(r.Context(), id)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, practitionerJSON(p))
@@ -269,7 +252,7 @@ func (s *Server) apiSharing(w http.ResponseWriter, r *http.Request) {
 	}
 	sh, err := s.deps.Store.SetSharing(r.Context(), r.PathValue("id"), in.Patients, in.Content)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, sh)
@@ -278,7 +261,7 @@ func (s *Server) apiSharing(w http.ResponseWriter, r *http.Request) {
 func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 	st, err := s.deps.Jobs.Stats(r.Context())
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
@@ -294,7 +277,7 @@ type causeGroup struct {
 func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
 	list, err := s.deps.Store.ListFailures(r.Context(), store.FailureFilter{})
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	byCause := map[pmsbridge.Cause]*causeGroup{}
@@ -355,9 +338,9 @@ func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
 		return
 	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), s.deps.Store, f)
+	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	http.Redirect(w, r, "/admin/?notice=replayed&n="+itoa(n), http.StatusSeeOther)
@@ -368,8 +351,8 @@ func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range r.PostForm["id"] {
-		if err := s.deps.Jobs.Delete(r.Context(), s.deps.Store, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.internalError(w, r, err)
+		if err := s.deps.Jobs.Delete(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.Error(w, r, err)
 			return
 		}
 	}

@@ -1,14 +1,163 @@
 package bridge
 
 import (
+	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 
 	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/flows"
+	"github.com/physitrack/pmsbridge/store"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// The one rule from errors to answers (answerFor), like wtf's
+// ErrorStatusCode: a handler that fails calls Error (pages) or errorJSON
+// (JSON) and nothing else decides a status. Only errors of our own are
+// logged, once, at ERROR, with the request's id; they answer 503 with
+// Retry-After (Redis unreachable, a record that cannot be read: the request
+// may simply be made again). 500 is left for a page that cannot be
+// rendered and a panic.
+
+// answer is how a request that failed is answered.
+type answer struct {
+	status int
+	// text is what the user reads: a refusal's message, or a short word
+	// for JSON.
+	text string
+	// cause is set for work that failed with a cause: its page comes from
+	// the cause table.
+	cause pmsbridge.Cause
+	// ours: an error of ours, logged; "try again".
+	ours bool
+}
+
+// tryAgainAfter is the Retry-After of an error of ours, in seconds.
+const tryAgainAfter = "5"
+
+// answerFor is the rule.
+func answerFor(err error) answer {
+	var (
+		refusal  *flows.Error
+		notOurs  *flows.NotSharedError
+		owner    *flows.OwnerOnlyError
+		bad      *badRequest
+		tooBig   *http.MaxBytesError
+		carrying interface{ ErrorCause() pmsbridge.Cause }
+		failed   *pmsbridge.Error
+	)
+	switch {
+	case errors.As(err, &refusal):
+		return answer{status: codeStatus[refusal.Code], text: refusal.Message}
+	case errors.As(err, &notOurs):
+		return answer{status: http.StatusNotFound, text: "no such patient"}
+	case errors.As(err, &owner):
+		return answer{status: http.StatusForbidden, text: "only the patient's owner may do this"}
+	case errors.As(err, &tooBig):
+		return answer{status: http.StatusRequestEntityTooLarge, text: "The form sent more than pmsbridge accepts. Shorten what you typed and try again."}
+	case errors.As(err, &bad):
+		return answer{status: http.StatusBadRequest, text: bad.text}
+	case errors.As(err, &carrying) || errors.As(err, &failed):
+		c := pmsbridge.CauseOf(err)
+		return answer{status: causeLookOf(c).status, cause: c, text: string(c)}
+	case errors.Is(err, store.ErrNotFound):
+		return answer{status: http.StatusNotFound, text: "not found"}
+	case errors.Is(err, store.ErrInvalid):
+		return answer{status: http.StatusUnprocessableEntity, text: err.Error()}
+	case errors.Is(err, store.ErrConflict):
+		return answer{status: http.StatusConflict, text: err.Error()}
+	}
+	return answer{status: http.StatusServiceUnavailable, text: "try again", ours: true}
+}
+
+// codeStatus is the HTTP status of each refusal code of the flows.
+var codeStatus = map[flows.Code]int{
+	flows.Invalid:      http.StatusUnprocessableEntity,
+	flows.Conflict:     http.StatusConflict,
+	flows.NotFound:     http.StatusNotFound,
+	flows.Unauthorized: http.StatusUnauthorized,
+}
+
+// badRequest is a request that cannot be read (a form that does not parse).
+type badRequest struct{ text string }
+
+func (e *badRequest) Error() string { return "bad request: " + e.text }
+
+// resumable marks err as met at a place the practitioner comes back to
+// after the fix (a key saved) or to try again (Cliniko was busy): the
+// receiver's click without its check.
+type resumable struct {
+	error
+	at string
+}
+
+func (e resumable) Unwrap() error { return e.error }
+
+func resumeAt(err error, at string) error { return resumable{err, at} }
+
+// Error answers a page request that failed with err (see answerFor): a
+// refusal's message, a colleague's patient, the owner-only rule, a cause's
+// page from the cause table, or "something went wrong on our side" (logged)
+// for an error of ours. Without a Cliniko key, the practitioner is sent to
+// the settings page, and back afterwards.
+func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+	a := answerFor(err)
+	var (
+		again   resumable
+		notOurs *flows.NotSharedError
+		owner   *flows.OwnerOnlyError
+	)
+	errors.As(err, &again)
+	switch {
+	case a.ours:
+		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", tryAgainAfter)
+		s.causeError(w, r, pmsbridge.CauseInternal, "", "")
+	case a.cause == pmsbridge.CauseNoClinikoKey:
+		target := "/settings/cliniko?need=key"
+		if again.at != "" {
+			target += "&next=" + url.QueryEscape(again.at)
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+	case a.cause != "":
+		var failed *pmsbridge.Error
+		reason := ""
+		if errors.As(err, &failed) {
+			reason = failed.Message
+		}
+		s.causeError(w, r, a.cause, reason, again.at)
+	case errors.As(err, &notOurs):
+		s.notShared(w, r, notOurs.Owner)
+	case errors.As(err, &owner):
+		s.ownerOnly(w, r, owner)
+	case a.status == http.StatusNotFound:
+		s.notFound(w, r)
+	case a.status == http.StatusRequestEntityTooLarge:
+		s.message(w, r, a.status, "Too much", message{Tone: "error", Heading: "That was too much to send", Paragraphs: []string{a.text}})
+	default:
+		s.message(w, r, a.status, "That did not work", message{Tone: "error", Heading: "That did not work",
+			Paragraphs: []string{a.text}, Links: []link{{Text: "Go to your patients", URL: "/patients"}}})
+	}
+}
+
+// errorJSON answers a JSON request that failed with err: the status of
+// answerFor and {"error": …} (with fields, name-value pairs, added). An
+// error of ours is logged and answers "try again".
+func (s *Server) errorJSON(w http.ResponseWriter, r *http.Request, err error, fields ...string) {
+	a := answerFor(err)
+	if a.ours {
+		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", tryAgainAfter)
+	}
+	body := map[string]string{"error": a.text}
+	for i := 0; i+1 < len(fields); i += 2 {
+		body[fields[i]] = fields[i+1]
+	}
+	writeJSON(w, a.status, body)
+}
 
 // causeLook is how a cause shows as a page. Its words come from the cause
 // table (pmsbridge.Cause.Info); only what is HTTP's is decided here.
@@ -19,8 +168,9 @@ type causeLook struct {
 	notYou bool   // it may be the wrong login: offer "not you? log out"
 }
 
-// causeLooks are the pages of the causes that practitioners meet; any other
-// cause is a 500 in the error tone.
+// causeLooks are the pages of the causes that practitioners meet and can do
+// something about. Any other cause is treated as ours, like an unexpected
+// error (its words are the internal cause's, pmsbridge.Cause.Info): 503.
 var causeLooks = map[pmsbridge.Cause]causeLook{
 	pmsbridge.CauseClinikoUnauthorized: {status: http.StatusForbidden, tone: "error"},
 	pmsbridge.CauseClinikoForbidden:    {status: http.StatusForbidden, tone: "error"},
@@ -32,6 +182,16 @@ var causeLooks = map[pmsbridge.Cause]causeLook{
 	pmsbridge.CauseNotLinked:           {status: http.StatusConflict, tone: "warn"},
 }
 
+// ourLook is the page of every other cause.
+var ourLook = causeLook{status: http.StatusServiceUnavailable, tone: "error"}
+
+func causeLookOf(c pmsbridge.Cause) causeLook {
+	if look, ok := causeLooks[c]; ok {
+		return look
+	}
+	return ourLook
+}
+
 // causePage is the one place where a failure's cause becomes a page for a
 // clinician: its status, and the cause table's heading, explanation and
 // steps. reason is the failure's own sentence; again, when not empty, is
@@ -39,10 +199,7 @@ var causeLooks = map[pmsbridge.Cause]causeLook{
 // by themselves (their retries ran out).
 func causePage(cause pmsbridge.Cause, reason, again string) (int, message) {
 	info := cause.Info()
-	look, ok := causeLooks[cause]
-	if !ok {
-		look = causeLook{status: http.StatusInternalServerError, tone: "error"}
-	}
+	look := causeLookOf(cause)
 	t := info.Clinician.Text
 	m := message{Tone: look.tone, Heading: t.Heading, Paragraphs: slices.Clone(t.Explain), Steps: t.Steps, NotYou: look.notYou}
 	if look.reason && reason != "" {
@@ -64,20 +221,43 @@ func (s *Server) causeError(w http.ResponseWriter, r *http.Request, cause pmsbri
 	s.message(w, r, status, m.Heading, m)
 }
 
-func (s *Server) badRequest(w http.ResponseWriter, r *http.Request, text string) {
-	s.message(w, r, http.StatusBadRequest, "Bad request", message{Tone: "error", Heading: "That did not work",
-		Paragraphs: []string{text}, Links: []link{{Text: "Go to your patients", URL: "/patients"}}})
+// notShared is the 404 page for a patient owned by a colleague who does not
+// share it.
+func (s *Server) notShared(w http.ResponseWriter, r *http.Request, owner string) {
+	if owner == "" {
+		owner = "a colleague"
+	}
+	s.message(w, r, http.StatusNotFound, "Patient owned by a colleague", message{Tone: "warn",
+		Heading: "This patient belongs to " + owner,
+		Paragraphs: []string{
+			owner + " owns this patient in pmsbridge and has not shared them with you, so you cannot open them.",
+			"To get access, ask " + owner + " to do one of these on the patient's page in pmsbridge:",
+		},
+		Steps: []string{
+			"Share the patient with you: you can then open them, and " + owner + " stays the owner.",
+			"Transfer the patient to you: you become the owner.",
+			"Or ask your clinic's pmsbridge administrator to put you both in the clinic's patient-sharing group.",
+		},
+		Links:  []link{{Text: "Go to your patients", URL: "/patients"}},
+		NotYou: true, NotYouNext: r.URL.RequestURI(),
+	})
 }
 
-// internalError logs err (never shown: it may hold details) and shows a
-// page with the request's reference.
-func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", err)
-	s.causeError(w, r, pmsbridge.CauseInternal, "", "")
-}
-
-func (s *Server) unavailable(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Retry-After", "5")
-	s.message(w, r, http.StatusServiceUnavailable, "Unavailable", message{Tone: "warn", Heading: "pmsbridge is briefly unavailable",
-		Paragraphs: []string{"We cannot reach our database right now. Please try again in a few seconds."}})
+// ownerOnly is the 403 page for a colleague who may open a patient but
+// tries to share, unshare or transfer them: only the owner (or support)
+// may give a patient away. It names the owner, so the colleague knows whom
+// to ask.
+func (s *Server) ownerOnly(w http.ResponseWriter, r *http.Request, e *flows.OwnerOnlyError) {
+	owner := e.Owner
+	if owner == "" {
+		owner = "their owner"
+	}
+	s.message(w, r, http.StatusForbidden, "Only the owner can do this", message{Tone: "warn",
+		Heading: "Only " + owner + " can share or transfer this patient",
+		Paragraphs: []string{
+			owner + " owns this patient. You can work with them here (assign programmes, refresh their details, fix their year of birth), but only " + owner + " can share them with colleagues, stop sharing them, or transfer them.",
+			"Ask " + owner + ", or your clinic's pmsbridge administrator, to do it.",
+		},
+		Links: []link{{Text: "Back to the patient", URL: "/patients/" + e.PatientID}},
+	})
 }

@@ -30,19 +30,17 @@ func (s *Server) limitBodies(next http.Handler) http.Handler {
 	})
 }
 
-// parseForm reads a posted form; on failure it has written the page: 413
-// when the body is over its cap, 400 when it cannot be read.
+// parseForm reads a posted form; on failure it has answered: 413 when the
+// body is over its cap, 400 when it cannot be read (see answerFor).
 func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) bool {
 	err := r.ParseForm()
 	if err == nil {
 		return true
 	}
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		s.message(w, r, http.StatusRequestEntityTooLarge, "Too much", message{Tone: "error", Heading: "That was too much to send",
-			Paragraphs: []string{"The form sent more than pmsbridge accepts. Shorten what you typed and try again."}})
-		return false
+	if !errors.As(err, &tooBig) {
+		err = &badRequest{"The form could not be read."}
 	}
-	s.badRequest(w, r, "The form could not be read.")
+	s.Error(w, r, err)
 	return false
 }

@@ -10,6 +10,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/physitrack/pmsbridge"
 )
 
 type ctxKey int
@@ -21,6 +23,11 @@ const (
 	ctxClinikoUser
 	ctxClient
 )
+
+// logger is the logger of the request in ctx: the server's, with the
+// request's id (see logRequests). Every line logged for a request goes
+// through it.
+func (s *Server) logger(ctx context.Context) *slog.Logger { return pmsbridge.Logger(ctx, s.log) }
 
 // requestID returns the id of the request in ctx ("" outside a request).
 func requestID(ctx context.Context) string {
@@ -70,12 +77,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		log := s.log.With("request_id", id)
+		ctx := pmsbridge.WithLogger(context.WithValue(r.Context(), ctxRequestID, id), log)
 		sw := &statusWriter{ResponseWriter: w}
 		r2 := r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.ErrorContext(ctx, "panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
+				log.ErrorContext(ctx, "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					http.Error(sw, "Internal error", http.StatusInternalServerError)
 				}
@@ -90,7 +98,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 				level = slog.LevelDebug
 			}
-			s.log.Log(ctx, level, "http request", "request_id", id, "method", r.Method,
+			log.Log(ctx, level, "http request", "method", r.Method,
 				"path", r.URL.Path, "status", sw.status, "bytes", sw.size,
 				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientFrom(r2))
 		}()

@@ -76,14 +76,14 @@ type pageData struct {
 func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
 	t, ok := loadPages()[name]
 	if !ok {
-		s.log.ErrorContext(r.Context(), "unknown page", "page", name)
+		s.logger(r.Context()).Error("unknown page", "page", name)
 		http.Error(w, "Internal error", http.StatusInternalServerError)
 		return
 	}
 	pd := pageData{Title: title, Region: s.cfg.Region, RegionName: s.regionName(), RequestID: requestID(r.Context()), Me: practitionerFrom(r.Context()), Data: data}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
-		s.log.ErrorContext(r.Context(), "render page", "page", name, "err", err)
+		s.logger(r.Context()).Error("render page", "page", name, "err", err)
 		http.Error(w, "Internal error", http.StatusInternalServerError)
 		return
 	}

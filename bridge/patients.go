@@ -3,47 +3,30 @@ package bridge
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/store"
 	"golang.org/x/text/collate"
 	"golang.org/x/text/language"
 )
 
-// loadPatient loads the patient of the {id} path value and checks that the
-// logged-in practitioner may open it; on failure it has written the page.
+// loadPatient loads the patient of the {id} path value, whom the logged-in
+// practitioner must be allowed to open; on failure it has answered (a page,
+// or JSON under /api/).
 func (s *Server) loadPatient(w http.ResponseWriter, r *http.Request) (store.Patient, bool) {
-	id := r.PathValue("id")
-	pr := practitionerFrom(r.Context())
-	p, err := s.deps.Store.GetPatient(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
-		if strings.HasPrefix(r.URL.Path, "/api/") {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such patient"})
-			return p, false
-		}
-		s.notFound(w, r)
-		return p, false
-	}
+	p, err := s.flows.OpenPatient(r.Context(), *practitionerFrom(r.Context()), r.PathValue("id"))
 	if err != nil {
-		s.internalError(w, r, err)
-		return p, false
-	}
-	acc, err := s.deps.Store.CanOpen(r.Context(), *pr, p)
-	if err != nil {
-		s.internalError(w, r, err)
-		return p, false
-	}
-	if !acc.Allowed {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such patient"})
-			return p, false
+			s.errorJSON(w, r, err)
+		} else {
+			s.Error(w, r, err)
 		}
-		s.notShared(w, r, acc)
 		return p, false
 	}
 	return p, true
@@ -59,7 +42,7 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
 	list, err := s.deps.Store.ListPatientsVisibleTo(r.Context(), *pr)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	attention := r.URL.Query().Get("attention") == "birth-year"
@@ -87,13 +70,16 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 		return coll.CompareString(a.FirstName, b.FirstName) < 0
 	})
 	hasKey := clinikoUserFrom(r.Context()) != nil
-	s.page(w, r, http.StatusOK, "patients", "Patients", struct {
-		Rows      []patientRow
-		Attention bool
-		Needs     int
-		Total     int
-		HasKey    bool
-	}{rows, attention, needs, len(list), hasKey})
+	s.page(w, r, http.StatusOK, "patients", "Patients", patientsData{rows, attention, needs, len(list), hasKey})
+}
+
+// patientsData is what the patients page shows.
+type patientsData struct {
+	Rows      []patientRow
+	Attention bool // only those whose year of birth needs attention
+	Needs     int  // how many need attention
+	Total     int
+	HasKey    bool // the practitioner has a Cliniko key saved
 }
 
 // practitionerNames maps the subscription's practitioner ids to names.
@@ -198,21 +184,29 @@ func (s *Server) patientPage(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.patientView(r, p)
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	v.Notice = patientNotices[r.URL.Query().Get("done")]
-	s.page(w, r, http.StatusOK, "patient", strings.TrimSpace(p.FirstName+" "+p.LastName), v)
+	s.page(w, r, http.StatusOK, "patient", p.Name(), v)
 }
 
-func (s *Server) patientFormError(w http.ResponseWriter, r *http.Request, p store.Patient, status int, msg string) {
-	v, err := s.patientView(r, p)
-	if err != nil {
-		s.internalError(w, r, err)
+// patientError answers a form post about patient p that failed with err:
+// a refusal the practitioner can act on shows on the patient's page, with
+// its status (answerFor); anything else is Error's.
+func (s *Server) patientError(w http.ResponseWriter, r *http.Request, p store.Patient, err error) {
+	var refusal *flows.Error
+	if !errors.As(err, &refusal) || refusal.Code == flows.NotFound {
+		s.Error(w, r, err)
 		return
 	}
-	v.Error = msg
-	s.page(w, r, status, "patient", strings.TrimSpace(p.FirstName+" "+p.LastName), v)
+	v, verr := s.patientView(r, p)
+	if verr != nil {
+		s.Error(w, r, verr)
+		return
+	}
+	v.Error = refusal.Message
+	s.page(w, r, answerFor(err).status, "patient", p.Name(), v)
 }
 
 // PatientJSON is the patient document of GET /api/patients/{id}.
@@ -273,8 +267,7 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	v, err := s.patientView(r, p)
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "patient json", "request_id", requestID(r.Context()), "err", err)
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
+		s.errorJSON(w, r, err)
 		return
 	}
 	out := PatientJSON{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, Email: p.Email, Mobile: p.Mobile, Gender: p.Gender,
@@ -303,25 +296,8 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// colleagueByEmail finds an active practitioner of the same subscription.
-func (s *Server) colleagueByEmail(r *http.Request, email string) (store.Practitioner, string) {
-	pr := practitionerFrom(r.Context())
-	email = strings.TrimSpace(email)
-	if email == "" {
-		return store.Practitioner{}, "Enter your colleague's pmsbridge login email address."
-	}
-	c, err := s.deps.Store.PractitionerByEmail(r.Context(), email)
-	if err != nil || c.SubscriptionID != pr.SubscriptionID {
-		return c, "No colleague in your clinic logs in with " + email + ". Check the address."
-	}
-	if !c.Active {
-		return c, c.Name + "'s account is deactivated."
-	}
-	return c, ""
-}
-
 // patientForm loads the {id} patient for a form post and parses the form;
-// on failure it has written the page.
+// on failure it has answered.
 func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Patient, bool) {
 	p, ok := s.loadPatient(w, r)
 	if !ok {
@@ -333,157 +309,98 @@ func (s *Server) patientForm(w http.ResponseWriter, r *http.Request) (store.Pati
 	return p, true
 }
 
-// colleagueForm is patientForm for the patient's owner only (sharing and
-// transfer: a colleague who may open the patient may not give them away),
-// plus the colleague named by the form's email field.
-func (s *Server) colleagueForm(w http.ResponseWriter, r *http.Request) (store.Patient, store.Practitioner, bool) {
+// shareAction reads the sharing form's action: share (the default) or
+// unshare.
+func shareAction(form url.Values) flows.ShareAction {
+	switch form.Get("action") {
+	case "", "share":
+		return flows.ShareOn
+	case "unshare":
+		return flows.ShareOff
+	}
+	return flows.ShareUnknown
+}
+
+// share is POST /patients/{id}/share: email, action=share|unshare.
+func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.patientForm(w, r)
 	if !ok {
-		return p, store.Practitioner{}, false
-	}
-	if p.OwnerID != practitionerFrom(r.Context()).ID {
-		s.ownerOnly(w, r, p)
-		return p, store.Practitioner{}, false
-	}
-	c, problem := s.colleagueByEmail(r, r.PostForm.Get("email"))
-	if problem != "" {
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, problem)
-		return p, c, false
-	}
-	return p, c, true
-}
-
-// audit records a practitioner's action on a patient.
-func (s *Server) audit(r *http.Request, patientID, op, detail string) {
-	if err := s.deps.Store.Audit(r.Context(), store.AuditEntry{PractitionerID: practitionerFrom(r.Context()).ID, PatientID: patientID, Op: op, Detail: detail}); err != nil {
-		s.log.WarnContext(r.Context(), "audit", "err", err)
-	}
-}
-
-func (s *Server) share(w http.ResponseWriter, r *http.Request) {
-	p, c, ok := s.colleagueForm(w, r)
-	if !ok {
 		return
 	}
-	var err error
+	action := shareAction(r.PostForm)
+	if _, err := s.flows.Share(r.Context(), *practitionerFrom(r.Context()), p, r.PostForm.Get("email"), action); err != nil {
+		s.patientError(w, r, p, err)
+		return
+	}
 	done := "shared"
-	switch r.PostForm.Get("action") {
-	case "", "share":
-		if c.ID == p.OwnerID {
-			s.patientFormError(w, r, p, http.StatusUnprocessableEntity, c.Name+" already owns this patient.")
-			return
-		}
-		err = s.deps.Store.Share(r.Context(), p.ID, c.ID)
-	case "unshare":
-		err = s.deps.Store.Unshare(r.Context(), p.ID, c.ID)
+	if action == flows.ShareOff {
 		done = "unshared"
-	default:
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, "Choose share or unshare.")
-		return
 	}
-	if errors.Is(err, store.ErrInvalid) {
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, "That colleague cannot be given this patient.")
-		return
-	}
-	if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	s.audit(r, p.ID, "patient."+done, "with "+c.ID)
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+done, http.StatusSeeOther)
 }
 
+// transfer is POST /patients/{id}/transfer: email.
 func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
-	p, c, ok := s.colleagueForm(w, r)
+	p, ok := s.patientForm(w, r)
 	if !ok {
 		return
 	}
-	if c.ID == p.OwnerID {
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, c.Name+" already owns this patient.")
+	stillMine, err := s.flows.Transfer(r.Context(), *practitionerFrom(r.Context()), p, r.PostForm.Get("email"))
+	if err != nil {
+		s.patientError(w, r, p, err)
 		return
 	}
-	if err := s.deps.Store.Transfer(r.Context(), p.ID, c.ID); errors.Is(err, store.ErrInvalid) {
-		s.patientFormError(w, r, p, http.StatusUnprocessableEntity, "The patient cannot be transferred to that colleague.")
-		return
-	} else if err != nil {
-		s.internalError(w, r, err)
-		return
-	}
-	s.audit(r, p.ID, "patient.transferred", "to "+c.ID)
 	// The practitioner may no longer be able to open the patient.
 	target := "/patients?done=transferred"
-	if acc, err := s.deps.Store.CanOpen(r.Context(), *practitionerFrom(r.Context()), withOwner(p, c.ID)); err == nil && acc.Allowed {
+	if stillMine {
 		target = "/patients/" + p.ID + "?done=transferred"
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
-// withOwner is p as it is after a transfer to owner.
-func withOwner(p store.Patient, owner string) store.Patient {
-	p.OwnerID = owner
-	return p
-}
-
+// refresh is POST /patients/{id}/refresh: read the details from Cliniko
+// again.
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.loadPatient(w, r)
 	if !ok {
 		return
 	}
-	if p.Link == nil {
-		s.patientFormError(w, r, p, http.StatusConflict, "This patient is not linked to Cliniko, so there is nothing to refresh.")
-		return
-	}
-	pr := practitionerFrom(r.Context())
-	if clinikoUserFrom(r.Context()) == nil {
-		http.Redirect(w, r, "/settings/cliniko?need=key", http.StatusSeeOther)
-		return
-	}
-	if _, err := s.deps.Jobs.EnqueueRefresh(r.Context(), jobs.RefreshPayload{PractitionerID: pr.ID, PatientID: p.ID}, true); err != nil {
-		s.internalError(w, r, err)
+	hasKey := clinikoUserFrom(r.Context()) != nil
+	if err := s.flows.Refresh(r.Context(), *practitionerFrom(r.Context()), hasKey, p); err != nil {
+		s.patientError(w, r, p, err)
 		return
 	}
 	http.Redirect(w, r, "/patients/"+p.ID+"?done=refreshing", http.StatusSeeOther)
 }
 
-// birthYear sets the year of birth by hand (year=YYYY) or takes Cliniko's
-// year back (action=use_cliniko).
+// birthYearForm reads the birth-year form: year=YYYY (0 when it is not a
+// number), or action=use_cliniko to take Cliniko's year back.
+func birthYearForm(form url.Values) (year int, useCliniko bool) {
+	if form.Get("action") == "use_cliniko" {
+		return 0, true
+	}
+	year, _ = strconv.Atoi(strings.TrimSpace(form.Get("year")))
+	return year, false
+}
+
+// birthYear is POST /patients/{id}/birth-year: set the year of birth by
+// hand, or take Cliniko's back.
 func (s *Server) birthYear(w http.ResponseWriter, r *http.Request) {
 	p, ok := s.patientForm(w, r)
 	if !ok {
 		return
 	}
-	action := r.PostForm.Get("action")
-	var year int
-	if action != "use_cliniko" {
-		y, err := strconv.Atoi(strings.TrimSpace(r.PostForm.Get("year")))
-		now := s.cfg.Now().UTC().Year()
-		if err != nil || y < 1900 || y > now {
-			s.patientFormError(w, r, p, http.StatusUnprocessableEntity, "Enter the year of birth as four digits, between 1900 and "+itoa(now)+".")
-			return
-		}
-		year = y
+	pr := *practitionerFrom(r.Context())
+	year, useCliniko := birthYearForm(r.PostForm)
+	done, err := "year", error(nil)
+	if useCliniko {
+		done, err = "cliniko", s.flows.UseClinikoYear(r.Context(), pr, p)
+	} else {
+		err = s.flows.SetBirthYear(r.Context(), pr, p, year)
 	}
-	changed := true
-	_, err := s.deps.Store.UpdatePatient(r.Context(), p.ID, func(x *store.Patient) error {
-		if action == "use_cliniko" {
-			changed = x.UseClinikoYear()
-			return nil
-		}
-		x.SetManualYear(year)
-		return nil
-	})
 	if err != nil {
-		s.internalError(w, r, err)
+		s.patientError(w, r, p, err)
 		return
 	}
-	if !changed {
-		s.patientFormError(w, r, p, http.StatusConflict, "There is no differing year from Cliniko to use.")
-		return
-	}
-	done := "year"
-	if action == "use_cliniko" {
-		done = "cliniko"
-	}
-	s.audit(r, p.ID, "patient.birth_year."+done, "")
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+done, http.StatusSeeOther)
 }

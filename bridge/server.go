@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -33,9 +34,6 @@ type Config struct {
 	// only from these peers is X-Forwarded-For believed. Empty: the client
 	// is the connection's peer.
 	TrustedProxies []netip.Prefix
-	// ImportWait is how long the receiver waits for a new patient's import
-	// before showing the waiting page. Default 2s.
-	ImportWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -54,17 +52,45 @@ type Checks struct {
 	Workers func(ctx context.Context) error
 }
 
+// Readiness is the outcome of the checks: each part as "ok" or what is
+// wrong with it ("redis": "unreachable", "workers": "down").
+type Readiness struct {
+	Ready bool
+	Parts map[string]string
+}
+
+// readyTimeout bounds one round of the checks.
+const readyTimeout = 2 * time.Second
+
+// Ready runs the checks: what /readyz answers and the pmsbridge_ready
+// gauge reports. Redis must answer, and this process's workers (if any)
+// be up.
+func (c Checks) Ready(ctx context.Context) Readiness {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	res := Readiness{Ready: true, Parts: map[string]string{"redis": "ok"}}
+	if err := c.Redis(ctx); err != nil {
+		res.Ready, res.Parts["redis"] = false, "unreachable"
+	}
+	if c.Workers != nil {
+		res.Parts["workers"] = "ok"
+		if err := c.Workers(ctx); err != nil {
+			res.Ready, res.Parts["workers"] = false, "down"
+		}
+	}
+	return res
+}
+
 // Server is the HTTP handler of pmsbridge.
 type Server struct {
 	cfg     Config
 	deps    Deps
+	flows   *flows.Flows
 	log     *slog.Logger
 	checks  Checks
 	reg     *prometheus.Registry
 	metrics *metrics
 	handler http.Handler
-	// refreshSlots bounds the background refresh enqueues of clicks.
-	refreshSlots chan struct{}
 }
 
 type metrics struct {
@@ -101,13 +127,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // New builds the server. reg is the process's Prometheus registry; /metrics
 // serves it.
 func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *slog.Logger) *Server {
-	if cfg.ImportWait == 0 {
-		cfg.ImportWait = 2 * time.Second
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, log: log, checks: checks, reg: reg, metrics: newMetrics(reg), refreshSlots: make(chan struct{}, 64)}
+	s := &Server{cfg: cfg, deps: deps, flows: deps.Flows, log: log, checks: checks, reg: reg, metrics: newMetrics(reg)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
@@ -131,28 +154,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	res := map[string]string{}
+	rd := s.checks.Ready(r.Context())
+	res := map[string]string{"status": "ready"}
+	for k, v := range rd.Parts {
+		res[k] = v
+	}
 	status := http.StatusOK
-	if err := s.checks.Redis(ctx); err != nil {
-		res["redis"] = "unreachable"
-		status = http.StatusServiceUnavailable
-	} else {
-		res["redis"] = "ok"
-	}
-	if s.checks.Workers != nil {
-		if err := s.checks.Workers(ctx); err != nil {
-			res["workers"] = "down"
-			status = http.StatusServiceUnavailable
-		} else {
-			res["workers"] = "ok"
-		}
-	}
-	if status == http.StatusOK {
-		res["status"] = "ready"
-	} else {
-		res["status"] = "not ready"
+	if !rd.Ready {
+		res["status"], status = "not ready", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, res)
 }

@@ -40,8 +40,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		sess, err := s.deps.Store.GetSession(r.Context(), c.Value)
 		if err != nil {
 			if !errors.Is(err, store.ErrNotFound) {
-				s.log.WarnContext(r.Context(), "session lookup", "request_id", requestID(r.Context()), "err", err)
-				s.unavailable(w, r)
+				s.Error(w, r, err)
 				return
 			}
 			s.clearSessionCookie(w)
@@ -52,8 +51,7 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			// Redis trouble or a record we cannot read: not a reason to end
 			// the session (the cookie would be gone for good).
-			s.log.WarnContext(r.Context(), "session practitioner lookup", "request_id", requestID(r.Context()), "err", err)
-			s.unavailable(w, r)
+			s.Error(w, r, err)
 			return
 		}
 		if err != nil || !pr.Active {
@@ -175,7 +173,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.page(w, r, http.StatusUnauthorized, "login", "Log in", loginData{Email: email, Next: next, Error: "That email address and password do not match an active account. Check them and try again."})
 		return
 	case err != nil:
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	// A new session on every login (no session fixation); an old one on this
@@ -185,7 +183,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token, _, err := s.deps.Store.CreateSession(r.Context(), pr.ID, clientFrom(r), r.UserAgent())
 	if err != nil {
-		s.internalError(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
 	s.setSessionCookie(w, token)
@@ -198,7 +196,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
 		if err := s.deps.Store.DeleteSession(r.Context(), c.Value); err != nil {
-			s.log.WarnContext(r.Context(), "delete session", "err", err)
+			s.logger(r.Context()).Warn("delete session", "err", err)
 		}
 	}
 	s.clearSessionCookie(w)

@@ -61,7 +61,7 @@ func (s *Server) resolveJobQuery(w http.ResponseWriter, r *http.Request, q suppo
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return f, false
 	case err != nil:
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return f, false
 	}
 	return f, true
@@ -97,7 +97,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, list func(cont
 	}
 	rows, err := list(r.Context(), f)
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"jobs": rows})
@@ -112,7 +112,7 @@ func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -126,11 +126,11 @@ func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.deps.Store.GetFailure(ctx, id); err != nil {
-		s.storeError(w, r, err)
+		s.errorJSON(w, r, err)
 		return
 	}
-	if err := s.deps.Jobs.Delete(ctx, s.deps.Store, id); err != nil {
-		s.storeError(w, r, err)
+	if err := s.deps.Jobs.Delete(ctx, id); err != nil {
+		s.errorJSON(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
@@ -200,12 +200,12 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		}
 		var err error
 		if list, rows, err = support.Select(ctx, s.deps.Store, f); err != nil {
-			s.storeError(w, r, err)
+			s.errorJSON(w, r, err)
 			return
 		}
 	} else {
 		var err error
-		list, err = jobs.Matching(ctx, s.deps.Store, jobs.ReplayFilter{IDs: in.IDs})
+		list, err = s.deps.Jobs.Matching(ctx, jobs.ReplayFilter{IDs: in.IDs})
 		if errors.Is(err, store.ErrNotFound) {
 			writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": 0})
 			return
@@ -214,7 +214,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 			rows, err = support.Rows(ctx, s.deps.Store, list)
 		}
 		if err != nil {
-			s.storeError(w, r, err)
+			s.errorJSON(w, r, err)
 			return
 		}
 	}
@@ -228,7 +228,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
-	n, err := s.deps.Jobs.ReplayList(ctx, s.deps.Store, list)
+	n, err := s.deps.Jobs.ReplayList(ctx, list)
 	out.Replayed = &n
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "admin api replay", "request_id", requestID(r.Context()), "replayed", n, "err", err)

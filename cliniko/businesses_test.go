@@ -9,26 +9,26 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 func TestListBusinesses(t *testing.T) {
 	b := setup(t, cliniko.Config{})
-	other := b.sb.AddAccount("au1", "Other Clinic on au1", clinikotest.Business{BusinessName: "Kiwi Physio Ltd",
+	other := b.sb.AddAccount("au1", "Other Clinic on au1", sandbox.Business{BusinessName: "Kiwi Physio Ltd",
 		DisplayName: "Kiwi Physio", CountryCode: "nz", TimeZone: "Auckland", TimeZoneIdentifier: "Pacific/Auckland"})
 	otherBiz := other.Businesses()[0]
-	_, otherKey := other.AddUser("Kiri", "Ngata", "kiri@kiwi.example", clinikotest.RoleScheduler)
-	legacy := b.sb.AddAccount("ca1", "No Advanced Zones", clinikotest.Business{BusinessName: "Maple Rehab", CountryCode: "CA", TimeZone: "Eastern Time (US & Canada)"})
-	_, legacyKey := legacy.AddUser("Lee", "Maple", "lee@maple.example", clinikotest.RoleAdministrator)
+	_, otherKey := other.AddUser("Kiri", "Ngata", "kiri@kiwi.example", sandbox.RoleScheduler)
+	legacy := b.sb.AddAccount("ca1", "No Advanced Zones", sandbox.Business{BusinessName: "Maple Rehab", CountryCode: "CA", TimeZone: "Eastern Time (US & Canada)"})
+	_, legacyKey := legacy.AddUser("Lee", "Maple", "lee@maple.example", sandbox.RoleAdministrator)
 	tests := []struct {
 		desc string
 		key  string
 		want []cliniko.Business
 	}{
-		{desc: "demo account on au1", key: clinikotest.DemoAdminKey, want: []cliniko.Business{{ID: clinikotest.DemoBusinessID,
+		{desc: "demo account on au1", key: sandbox.DemoAdminKey, want: []cliniko.Business{{ID: sandbox.DemoBusinessID,
 			BusinessName: "Demo Physio Clinic", DisplayName: "Demo Physio Clinic", CountryCode: "AU", TimeZone: "Sydney",
 			TimeZoneIdentifier: "Australia/Sydney"}}},
-		{desc: "uk2 account", key: clinikotest.DemoUK2AdminKey, want: []cliniko.Business{{ID: clinikotest.DemoUK2BusinessID,
+		{desc: "uk2 account", key: sandbox.DemoUK2AdminKey, want: []cliniko.Business{{ID: sandbox.DemoUK2BusinessID,
 			BusinessName: "Harbour Street Physiotherapy Ltd", DisplayName: "Harbour Street Physiotherapy", CountryCode: "GB",
 			TimeZone: "London", TimeZoneIdentifier: "Europe/London"}}},
 		{desc: "another account on the same shard sees only its own; a scheduler may read them", key: otherKey,
@@ -59,9 +59,9 @@ func TestListBusinessesPaged(t *testing.T) {
 	b := setup(t, cliniko.Config{})
 	acct := b.sb.AddAccount("au2", "Franchise")
 	for i := range 130 {
-		acct.AddBusiness(clinikotest.Business{BusinessName: fmt.Sprintf("Franchise %03d", i), CountryCode: "AU", TimeZoneIdentifier: "Australia/Perth"})
+		acct.AddBusiness(sandbox.Business{BusinessName: fmt.Sprintf("Franchise %03d", i), CountryCode: "AU", TimeZoneIdentifier: "Australia/Perth"})
 	}
-	_, key := acct.AddUser("Fran", "Chise", "fran@franchise.example", clinikotest.RoleReceptionist)
+	_, key := acct.AddUser("Fran", "Chise", "fran@franchise.example", sandbox.RoleReceptionist)
 	got, err := b.client.ListBusinesses(context.Background(), cliniko.Auth{Key: key, UserID: "x"})
 	if err != nil {
 		t.Fatal(err)
@@ -90,18 +90,18 @@ func TestListBusinessesPaged(t *testing.T) {
 func TestListBusinessesErrors(t *testing.T) {
 	tests := []struct {
 		desc         string
-		arrange      func(*clinikotest.Sandbox)
+		arrange      func(*sandbox.Sandbox)
 		key          string
 		wantCause    pmsbridge.Cause
 		wantRequests int
 	}{
-		{desc: "revoked key", arrange: func(sb *clinikotest.Sandbox) { sb.RevokeKey(clinikotest.DemoAdminKey) },
-			key: clinikotest.DemoAdminKey, wantCause: pmsbridge.CauseClinikoUnauthorized, wantRequests: 1},
+		{desc: "revoked key", arrange: func(sb *sandbox.Sandbox) { sb.RevokeKey(sandbox.DemoAdminKey) },
+			key: sandbox.DemoAdminKey, wantCause: pmsbridge.CauseClinikoUnauthorized, wantRequests: 1},
 		{desc: "bad shard: nothing sent", key: "MS0abc-zz9z", wantCause: pmsbridge.CauseClinikoUnauthorized},
-		{desc: "5xx retried, then given up", arrange: func(sb *clinikotest.Sandbox) { sb.FailNextOp("list_businesses", 3, 503) },
-			key: clinikotest.DemoAdminKey, wantCause: pmsbridge.CauseClinikoUnavailable, wantRequests: 3},
-		{desc: "429 not retried", arrange: func(sb *clinikotest.Sandbox) { sb.FailNextOp("list_businesses", 1, 429) },
-			key: clinikotest.DemoAdminKey, wantCause: pmsbridge.CauseClinikoRateLimited, wantRequests: 1},
+		{desc: "5xx retried, then given up", arrange: func(sb *sandbox.Sandbox) { sb.FailNextOp("list_businesses", 3, 503) },
+			key: sandbox.DemoAdminKey, wantCause: pmsbridge.CauseClinikoUnavailable, wantRequests: 3},
+		{desc: "429 not retried", arrange: func(sb *sandbox.Sandbox) { sb.FailNextOp("list_businesses", 1, 429) },
+			key: sandbox.DemoAdminKey, wantCause: pmsbridge.CauseClinikoRateLimited, wantRequests: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -132,7 +132,7 @@ func TestListBusinessesAfterRetry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0].ID != clinikotest.DemoBusinessID {
+	if len(got) != 1 || got[0].ID != sandbox.DemoBusinessID {
 		t.Errorf("got %+v, want the demo business", got)
 	}
 }

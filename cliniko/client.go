@@ -5,7 +5,7 @@
 // patient attachment upload. See cliniko-api.md for the API's behaviour and
 // README.md in this directory for the choices made where it is unconfirmed.
 //
-// The package cliniko/clinikotest provides an in-process Cliniko sandbox to
+// The package cliniko/sandbox provides an in-process Cliniko sandbox to
 // test against.
 package cliniko
 

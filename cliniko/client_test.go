@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -24,7 +24,7 @@ const testUA = "pmsbridge tests (dev@pmsbridge.example)"
 var fixedNow = time.Date(2026, 11, 22, 10, 0, 30, 0, time.UTC)
 
 type bundle struct {
-	sb     *clinikotest.Sandbox
+	sb     *sandbox.Sandbox
 	client *cliniko.Client
 	admin  cliniko.Auth
 
@@ -40,10 +40,10 @@ func (b *bundle) Calls() []cliniko.Call {
 
 // setup starts a demo sandbox (fixed clock, no rate limit unless sbOpts say
 // otherwise) and a client on a fresh Redis database.
-func setup(t *testing.T, cfg cliniko.Config, sbOpts ...clinikotest.Option) *bundle {
+func setup(t *testing.T, cfg cliniko.Config, sbOpts ...sandbox.Option) *bundle {
 	t.Helper()
-	opts := append([]clinikotest.Option{clinikotest.WithClock(func() time.Time { return fixedNow }), clinikotest.WithRateLimit(0)}, sbOpts...)
-	b := &bundle{sb: clinikotest.NewDemo(opts...)}
+	opts := append([]sandbox.Option{sandbox.WithClock(func() time.Time { return fixedNow }), sandbox.WithRateLimit(0)}, sbOpts...)
+	b := &bundle{sb: sandbox.NewDemo(opts...)}
 	t.Cleanup(b.sb.Close)
 	cfg.BaseURL = b.sb.BaseURL()
 	if cfg.UserAgent == "" {
@@ -66,7 +66,7 @@ func setup(t *testing.T, cfg cliniko.Config, sbOpts ...clinikotest.Option) *bund
 		t.Fatal(err)
 	}
 	b.client = c
-	b.admin = cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: clinikotest.DemoAdminUserID}
+	b.admin = cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: sandbox.DemoAdminUserID}
 	return b
 }
 
@@ -140,22 +140,22 @@ func TestConfigValidate(t *testing.T) {
 func TestGetUser(t *testing.T) {
 	b := setup(t, cliniko.Config{})
 	acct := b.sb.AddAccount("au1", "Legacy Clinic")
-	legacy, _ := acct.AddUser("Lee", "Legacy", "lee@legacy.example", clinikotest.RolePractitioner)
+	legacy, _ := acct.AddUser("Lee", "Legacy", "lee@legacy.example", sandbox.RolePractitioner)
 	acct.AddKey(legacy.ID, "MS0legacykeywithoutshardsuffix")
 	tests := []struct {
 		desc string
 		key  string
 		want cliniko.User
 	}{
-		{desc: "au1 administrator", key: clinikotest.DemoAdminKey, want: cliniko.User{ID: "1", FirstName: "Demo",
+		{desc: "au1 administrator", key: sandbox.DemoAdminKey, want: cliniko.User{ID: "1", FirstName: "Demo",
 			LastName: "Practitioner", Email: "demo@clinic.example", Role: "administrator", Shard: "au1", Active: true}},
-		{desc: "scheduler may read /user", key: clinikotest.DemoSchedulerKey, want: cliniko.User{ID: "4", FirstName: "Sam",
+		{desc: "scheduler may read /user", key: sandbox.DemoSchedulerKey, want: cliniko.User{ID: "4", FirstName: "Sam",
 			LastName: "Scheduler", Email: "scheduler@clinic.example", Role: "scheduler", Shard: "au1", Active: true}},
-		{desc: "uk2 account", key: clinikotest.DemoUK2AdminKey, want: cliniko.User{ID: "836447129235881101", FirstName: "Olivia",
+		{desc: "uk2 account", key: sandbox.DemoUK2AdminKey, want: cliniko.User{ID: "836447129235881101", FirstName: "Olivia",
 			LastName: "Bennett", Email: "olivia@harbour.example", Role: "administrator", Shard: "uk2", Active: true}},
 		{desc: "key without suffix is au1", key: "MS0legacykeywithoutshardsuffix", want: cliniko.User{ID: legacy.ID, FirstName: "Lee",
 			LastName: "Legacy", Email: "lee@legacy.example", Role: "practitioner", Shard: "au1", Active: true}},
-		{desc: "suffix may be omitted from a suffixed key", key: strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1"),
+		{desc: "suffix may be omitted from a suffixed key", key: strings.TrimSuffix(sandbox.DemoAdminKey, "-au1"),
 			want: cliniko.User{ID: "1", FirstName: "Demo", LastName: "Practitioner", Email: "demo@clinic.example",
 				Role: "administrator", Shard: "au1", Active: true}},
 	}
@@ -214,19 +214,19 @@ func ptr[T any](v T) *T { return &v }
 // TestCauses drives every cause code through the real sandbox.
 func TestCauses(t *testing.T) {
 	ctx := context.Background()
-	admin := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: clinikotest.DemoAdminUserID}
+	admin := cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: sandbox.DemoAdminUserID}
 	getPatient := func(id string) func(*bundle, cliniko.Auth) error {
 		return func(b *bundle, a cliniko.Auth) error { _, err := b.client.GetPatient(ctx, a, id); return err }
 	}
 	getUser := func(b *bundle, a cliniko.Auth) error { _, err := b.client.GetUser(ctx, a); return err }
 	upload := func(b *bundle, a cliniko.Auth) error {
-		_, err := b.client.UploadAttachment(ctx, a, clinikotest.DemoPatientID, "p.pdf", "Programme", []byte("%PDF-1.4"))
+		_, err := b.client.UploadAttachment(ctx, a, sandbox.DemoPatientID, "p.pdf", "Programme", []byte("%PDF-1.4"))
 		return err
 	}
 	tests := []struct {
 		desc       string
 		cfg        cliniko.Config
-		arrange    func(*clinikotest.Sandbox)
+		arrange    func(*sandbox.Sandbox)
 		auth       cliniko.Auth
 		call       func(*bundle, cliniko.Auth) error
 		wantCause  pmsbridge.Cause
@@ -237,28 +237,28 @@ func TestCauses(t *testing.T) {
 		wantRetryAt  time.Time
 		wantIs       error
 	}{
-		{desc: "revoked key", arrange: func(sb *clinikotest.Sandbox) { sb.RevokeKey(clinikotest.DemoAdminKey) },
+		{desc: "revoked key", arrange: func(sb *sandbox.Sandbox) { sb.RevokeKey(sandbox.DemoAdminKey) },
 			auth: admin, call: getUser, wantCause: pmsbridge.CauseClinikoUnauthorized, wantStatus: 401, wantOp: "get_user", wantRequests: 1},
 		{desc: "unknown key", auth: cliniko.Auth{Key: "MS0nosuchkey-au1"}, call: getUser,
 			wantCause: pmsbridge.CauseClinikoUnauthorized, wantStatus: 401, wantOp: "get_user", wantRequests: 1},
-		{desc: "wrong shard", auth: cliniko.Auth{Key: strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1") + "-au2"}, call: getUser,
+		{desc: "wrong shard", auth: cliniko.Auth{Key: strings.TrimSuffix(sandbox.DemoAdminKey, "-au1") + "-au2"}, call: getUser,
 			wantCause: pmsbridge.CauseClinikoUnauthorized, wantStatus: 401, wantOp: "get_user", wantRequests: 1},
 		{desc: "bad shard suffix: nothing sent", auth: cliniko.Auth{Key: "MS0abc-x1y"}, call: getUser,
 			wantCause: pmsbridge.CauseClinikoUnauthorized, wantOp: "get_user", wantRequests: 0, wantIs: cliniko.ErrBadShard},
-		{desc: "scheduler may not upload", auth: cliniko.Auth{Key: clinikotest.DemoSchedulerKey, UserID: "4"}, call: upload,
+		{desc: "scheduler may not upload", auth: cliniko.Auth{Key: sandbox.DemoSchedulerKey, UserID: "4"}, call: upload,
 			wantCause: pmsbridge.CauseClinikoForbidden, wantStatus: 403, wantOp: "presign", wantRequests: 1},
-		{desc: "role changed to scheduler", arrange: func(sb *clinikotest.Sandbox) { sb.SetRole("1", clinikotest.RoleScheduler) },
+		{desc: "role changed to scheduler", arrange: func(sb *sandbox.Sandbox) { sb.SetRole("1", sandbox.RoleScheduler) },
 			auth: admin, call: upload, wantCause: pmsbridge.CauseClinikoForbidden, wantStatus: 403, wantOp: "presign", wantRequests: 1},
-		{desc: "archived patient", auth: admin, call: getPatient(clinikotest.DemoArchivedPatientID),
+		{desc: "archived patient", auth: admin, call: getPatient(sandbox.DemoArchivedPatientID),
 			wantCause: pmsbridge.CauseClinikoNotFound, wantStatus: 404, wantOp: "get_patient", wantRequests: 1},
 		{desc: "patient of another account", auth: admin, call: getPatient("836447129235881201"),
 			wantCause: pmsbridge.CauseClinikoNotFound, wantStatus: 404, wantOp: "get_patient", wantRequests: 1},
 		{desc: "not an id: nothing sent", auth: admin, call: getPatient("1001/../users"),
 			wantCause: pmsbridge.CauseInvalidPayload, wantOp: "get_patient", wantRequests: 0},
-		{desc: "429 injected: RetryAt from X-RateLimit-Reset, not retried", arrange: func(sb *clinikotest.Sandbox) { sb.FailNext(1, 429) },
+		{desc: "429 injected: RetryAt from X-RateLimit-Reset, not retried", arrange: func(sb *sandbox.Sandbox) { sb.FailNext(1, 429) },
 			auth: admin, call: getUser, wantCause: pmsbridge.CauseClinikoRateLimited, wantStatus: 429, wantOp: "get_user", wantRequests: 1,
 			wantRetryAt: time.Date(2026, 11, 22, 10, 1, 0, 0, time.UTC)},
-		{desc: "429 from the sandbox's own limit", arrange: func(sb *clinikotest.Sandbox) {
+		{desc: "429 from the sandbox's own limit", arrange: func(sb *sandbox.Sandbox) {
 			sb.SetRateLimit(1)
 			_, _ = sb.Patient("1001")
 		}, auth: admin, call: func(b *bundle, a cliniko.Auth) error {
@@ -268,16 +268,16 @@ func TestCauses(t *testing.T) {
 			return getUser(b, a)
 		}, wantCause: pmsbridge.CauseClinikoRateLimited, wantStatus: 429, wantOp: "get_user", wantRequests: 2,
 			wantRetryAt: time.Date(2026, 11, 22, 10, 1, 0, 0, time.UTC)},
-		{desc: "5xx exhausts GET retries", cfg: cliniko.Config{GetRetries: 2}, arrange: func(sb *clinikotest.Sandbox) { sb.FailNext(3, 502) },
+		{desc: "5xx exhausts GET retries", cfg: cliniko.Config{GetRetries: 2}, arrange: func(sb *sandbox.Sandbox) { sb.FailNext(3, 502) },
 			auth: admin, call: getPatient("1001"), wantCause: pmsbridge.CauseClinikoUnavailable, wantStatus: 502, wantOp: "get_patient", wantRequests: 3},
-		{desc: "POST never retried", arrange: func(sb *clinikotest.Sandbox) { sb.FailNextOp("create_attachment", 1, 503) },
+		{desc: "POST never retried", arrange: func(sb *sandbox.Sandbox) { sb.FailNextOp("create_attachment", 1, 503) },
 			auth: admin, call: upload, wantCause: pmsbridge.CauseClinikoUnavailable, wantStatus: 503, wantOp: "create_attachment", wantRequests: 1},
-		{desc: "storage retried once only", arrange: func(sb *clinikotest.Sandbox) { sb.FailNextOp("storage_upload", 2, 500) },
+		{desc: "storage retried once only", arrange: func(sb *sandbox.Sandbox) { sb.FailNextOp("storage_upload", 2, 500) },
 			auth: admin, call: upload, wantCause: pmsbridge.CauseClinikoUnavailable, wantStatus: 500, wantOp: "storage_upload", wantRequests: 2},
 		// The timeout leaves a loaded machine ample time for each request to
 		// reach the sandbox (which counts it) before the client gives up.
 		{desc: "timeout, retried, then given up", cfg: cliniko.Config{Timeout: 400 * time.Millisecond, GetRetries: 1},
-			arrange: func(sb *clinikotest.Sandbox) { sb.SetLatency(5 * time.Second) }, auth: admin, call: getUser,
+			arrange: func(sb *sandbox.Sandbox) { sb.SetLatency(5 * time.Second) }, auth: admin, call: getUser,
 			wantCause: pmsbridge.CauseClinikoUnavailable, wantOp: "get_user", wantRequests: 2, wantIs: context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
@@ -336,7 +336,7 @@ func TestGetRetriesThenSucceeds(t *testing.T) {
 
 func TestUnauthorizedMessage(t *testing.T) {
 	b := setup(t, cliniko.Config{})
-	b.sb.RevokeKey(clinikotest.DemoAdminKey)
+	b.sb.RevokeKey(sandbox.DemoAdminKey)
 	_, err := b.client.GetUser(context.Background(), b.admin)
 	want := "Cliniko did not accept the API key: it may have been revoked, or it belongs to another Cliniko region."
 	if got := pmsbridge.MessageOf(err); got != want {
@@ -347,16 +347,16 @@ func TestUnauthorizedMessage(t *testing.T) {
 func TestPatientsUpdatedSince(t *testing.T) {
 	b := setup(t, cliniko.Config{})
 	acct := b.sb.AddAccount("au3", "Busy Clinic")
-	_, key := acct.AddUser("Busy", "Admin", "busy@clinic.example", clinikotest.RoleAdministrator)
+	_, key := acct.AddUser("Busy", "Admin", "busy@clinic.example", sandbox.RoleAdministrator)
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var ids []string
 	for i := range 252 {
-		p := acct.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("P%03d", i), LastName: "Test",
+		p := acct.AddPatient(sandbox.Patient{FirstName: fmt.Sprintf("P%03d", i), LastName: "Test",
 			CreatedAt: base, UpdatedAt: base.Add(time.Duration(251-i) * time.Minute)}) // reverse order of creation
 		ids = append(ids, p.ID)
 	}
 	b.sb.ArchivePatient(ids[0]) // hidden from the listing (its updated_at becomes fixedNow)
-	old := acct.AddPatient(clinikotest.Patient{FirstName: "Old", LastName: "Change", UpdatedAt: base.Add(-time.Hour)})
+	old := acct.AddPatient(sandbox.Patient{FirstName: "Old", LastName: "Change", UpdatedAt: base.Add(-time.Hour)})
 	_ = old
 
 	var pages []cliniko.Page
@@ -397,7 +397,7 @@ func TestPatientsUpdatedSince(t *testing.T) {
 	}
 
 	t.Run("only changes after the watermark", func(t *testing.T) {
-		b.sb.EditPatient(ids[5], func(p *clinikotest.Patient) { p.DateOfBirth = ptr("1980-01-01") })
+		b.sb.EditPatient(ids[5], func(p *sandbox.Patient) { p.DateOfBirth = ptr("1980-01-01") })
 		var got []string
 		for pg, err := range b.client.PatientsUpdatedSince(context.Background(), cliniko.Auth{Key: key}, base.Add(300*time.Minute)) {
 			if err != nil {
@@ -441,11 +441,11 @@ func TestUploadAttachment(t *testing.T) {
 	b := setup(t, cliniko.Config{})
 	ctx := context.Background()
 	pdf := []byte("%PDF-1.4\n% programme\n")
-	at, err := b.client.UploadAttachment(ctx, b.admin, clinikotest.DemoPatientID, "Knee rehab v1.pdf", "Knee rehab, week 1", pdf)
+	at, err := b.client.UploadAttachment(ctx, b.admin, sandbox.DemoPatientID, "Knee rehab v1.pdf", "Knee rehab, week 1", pdf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := cliniko.Attachment{ID: at.ID, PatientID: clinikotest.DemoPatientID, Description: "Knee rehab, week 1",
+	want := cliniko.Attachment{ID: at.ID, PatientID: sandbox.DemoPatientID, Description: "Knee rehab, week 1",
 		Filename: "Knee_rehab_v1.pdf", ContentType: "application/pdf", Size: int64(len(pdf)),
 		ProcessingCompleted: true, CreatedAt: fixedNow.Truncate(time.Second)}
 	if diff := cmp.Diff(want, at); diff != "" {
@@ -454,7 +454,7 @@ func TestUploadAttachment(t *testing.T) {
 	if len(at.ID) != 18 {
 		t.Errorf("id %q is not an 18-digit id", at.ID)
 	}
-	stored := b.sb.Attachments(clinikotest.DemoPatientID)
+	stored := b.sb.Attachments(sandbox.DemoPatientID)
 	if len(stored) != 1 || string(stored[0].Content) != string(pdf) {
 		t.Fatalf("sandbox has %d attachments (content ok: %v)", len(stored), len(stored) == 1 && string(stored[0].Content) == string(pdf))
 	}
@@ -464,10 +464,10 @@ func TestUploadAttachment(t *testing.T) {
 	var ops []string
 	for _, c := range b.Calls() {
 		ops = append(ops, fmt.Sprintf("%s %s %d", c.Op, c.Method, c.Status))
-		if c.PatientID != clinikotest.DemoPatientID {
+		if c.PatientID != sandbox.DemoPatientID {
 			t.Errorf("%s: PatientID = %q", c.Op, c.PatientID)
 		}
-		if strings.Contains(c.Path, "?") || strings.Contains(c.Path, clinikotest.DemoAdminKey) {
+		if strings.Contains(c.Path, "?") || strings.Contains(c.Path, sandbox.DemoAdminKey) {
 			t.Errorf("%s: path %q", c.Op, c.Path)
 		}
 	}
@@ -475,7 +475,7 @@ func TestUploadAttachment(t *testing.T) {
 		t.Errorf("calls (-want +got):\n%s", diff)
 	}
 
-	list, err := b.client.ListAttachments(ctx, b.admin, clinikotest.DemoPatientID)
+	list, err := b.client.ListAttachments(ctx, b.admin, sandbox.DemoPatientID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,16 +485,16 @@ func TestUploadAttachment(t *testing.T) {
 
 	t.Run("storage failure once is retried", func(t *testing.T) {
 		b.sb.FailNextOp("storage_upload", 1, 503)
-		if _, err := b.client.UploadAttachment(ctx, b.admin, clinikotest.DemoPatientID, "b.pdf", "B", pdf); err != nil {
+		if _, err := b.client.UploadAttachment(ctx, b.admin, sandbox.DemoPatientID, "b.pdf", "B", pdf); err != nil {
 			t.Fatal(err)
 		}
-		if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 2 {
+		if n := len(b.sb.Attachments(sandbox.DemoPatientID)); n != 2 {
 			t.Errorf("attachments = %d, want 2", n)
 		}
 	})
 
 	t.Run("receptionist may upload", func(t *testing.T) {
-		_, err := b.client.UploadAttachment(ctx, cliniko.Auth{Key: clinikotest.DemoReceptionistKey, UserID: "3"},
+		_, err := b.client.UploadAttachment(ctx, cliniko.Auth{Key: sandbox.DemoReceptionistKey, UserID: "3"},
 			"836447129235882004", "c.pdf", "C", pdf)
 		if err != nil {
 			t.Fatal(err)
@@ -529,7 +529,7 @@ func TestListAttachmentsPaged(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	sb := sandbox.NewDemo(sandbox.WithRateLimit(0))
 	t.Cleanup(sb.Close)
 	reg := prometheus.NewRegistry()
 	m := cliniko.NewMetrics(reg)
@@ -538,7 +538,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: "1"}
+	a := cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: "1"}
 	_, _ = c.GetUser(context.Background(), a)
 	sb.FailNext(1, 429)
 	_, _ = c.GetUser(context.Background(), a)

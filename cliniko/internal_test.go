@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -131,14 +131,14 @@ func TestSafeFilename(t *testing.T) {
 // TestCreateAttachmentBadUploadURL sends step 3 with upload URLs Cliniko
 // did not issue (the public client always builds the right one).
 func TestCreateAttachmentBadUploadURL(t *testing.T) {
-	sb := clinikotest.NewDemo()
+	sb := sandbox.NewDemo()
 	t.Cleanup(sb.Close)
 	c, err := New(Config{BaseURL: sb.BaseURL(), UserAgent: "pmsbridge tests (dev@pmsbridge.example)", RequestsPerMinute: 6000},
 		BudgetForTests(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := Auth{Key: clinikotest.DemoAdminKey, UserID: clinikotest.DemoAdminUserID}
+	a := Auth{Key: sandbox.DemoAdminKey, UserID: sandbox.DemoAdminUserID}
 	ctx := context.Background()
 	tests := []struct{ desc, url string }{
 		{"foreign bucket", "https://evil.example/bucket/1/patients/1001/attachments/temp/x/a.pdf"},
@@ -147,7 +147,7 @@ func TestCreateAttachmentBadUploadURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
-			_, err := c.createAttachment(ctx, a, "au1", clinikotest.DemoPatientID, tt.url, "x")
+			_, err := c.createAttachment(ctx, a, "au1", sandbox.DemoPatientID, tt.url, "x")
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("got %v, want *Error", err)

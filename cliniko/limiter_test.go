@@ -11,7 +11,7 @@ import (
 
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // spacing is the limiter's gap between two requests of one user at rpm
@@ -27,7 +27,7 @@ func spacing(rpm int) time.Duration {
 // rest at once with a retry time, however fast or slow the machine is
 // (nothing here depends on timing: the next slot is a minute away).
 func TestLimiterSharedBudgets(t *testing.T) {
-	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	sb := sandbox.NewDemo(sandbox.WithRateLimit(0))
 	t.Cleanup(sb.Close)
 	shared := cliniko.BudgetForTests(t)
 	newClient := func() *cliniko.Client {
@@ -39,8 +39,8 @@ func TestLimiterSharedBudgets(t *testing.T) {
 	}
 	clients := []*cliniko.Client{newClient(), newClient()} // two processes
 	users := []cliniko.Auth{
-		{Key: clinikotest.DemoAdminKey, UserID: "1"},
-		{Key: clinikotest.DemoPractitionerKey, UserID: "2"},
+		{Key: sandbox.DemoAdminKey, UserID: "1"},
+		{Key: sandbox.DemoPractitionerKey, UserID: "2"},
 	}
 	ctx := cliniko.WithoutWaiting(context.Background())
 	const calls = 50
@@ -84,12 +84,12 @@ func TestLimiterSharedBudgets(t *testing.T) {
 //
 //	go test ./cliniko -run '^$' -bench LimiterTwoUsers -benchtime 3x
 func BenchmarkLimiterTwoUsers(b *testing.B) {
-	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	sb := sandbox.NewDemo(sandbox.WithRateLimit(0))
 	b.Cleanup(sb.Close)
 	const rpm = 6000 // one request per ~10 ms per user
 	users := []cliniko.Auth{
-		{Key: clinikotest.DemoAdminKey, UserID: "1"},
-		{Key: clinikotest.DemoPractitionerKey, UserID: "2"},
+		{Key: sandbox.DemoAdminKey, UserID: "1"},
+		{Key: sandbox.DemoPractitionerKey, UserID: "2"},
 	}
 	var used, minUsed float64
 	runs := 0
@@ -142,7 +142,7 @@ func BenchmarkLimiterTwoUsers(b *testing.B) {
 // at once, sends nothing, and leaves other users alone; without the option
 // the call waits for its slot.
 func TestWithoutWaiting(t *testing.T) {
-	sb := clinikotest.NewDemo(clinikotest.WithRateLimit(0))
+	sb := sandbox.NewDemo(sandbox.WithRateLimit(0))
 	t.Cleanup(sb.Close)
 	var waits []time.Duration
 	var mu sync.Mutex
@@ -158,7 +158,7 @@ func TestWithoutWaiting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: "1"}
+	admin := cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: "1"}
 	ctx := context.Background()
 	if _, err := c.GetUser(ctx, admin); err != nil {
 		t.Fatal(err)
@@ -179,7 +179,7 @@ func TestWithoutWaiting(t *testing.T) {
 	if n := sb.RequestCount("get_user"); n != 1 {
 		t.Errorf("requests = %d, want 1 (the refused call sends nothing)", n)
 	}
-	if _, err := c.GetUser(cliniko.WithoutWaiting(ctx), cliniko.Auth{Key: clinikotest.DemoReceptionistKey, UserID: "3"}); err != nil {
+	if _, err := c.GetUser(cliniko.WithoutWaiting(ctx), cliniko.Auth{Key: sandbox.DemoReceptionistKey, UserID: "3"}); err != nil {
 		t.Errorf("another user was refused: %v", err)
 	}
 	// WithMaxWait shorter than the slot: refused; longer: it waits.
@@ -217,14 +217,14 @@ func runUploadBurst(tb testing.TB) uploadBurst {
 	realStart := time.Now()
 	base := time.Date(2026, 11, 22, 10, 0, 50, 0, time.UTC) // a boundary 0.7 s in
 	clock := func() time.Time { return base.Add(speed * time.Since(realStart)) }
-	sb := clinikotest.NewDemo(clinikotest.WithClock(clock), clinikotest.WithRateLimit(clinikotest.DefaultRateLimit))
+	sb := sandbox.NewDemo(sandbox.WithClock(clock), sandbox.WithRateLimit(sandbox.DefaultRateLimit))
 	defer sb.Close()
-	const rpm = clinikotest.DefaultRateLimit * speed
+	const rpm = sandbox.DefaultRateLimit * speed
 	c, err := cliniko.New(cliniko.Config{BaseURL: sb.BaseURL(), UserAgent: testUA, RequestsPerMinute: rpm}, cliniko.BudgetForTests(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	admin := cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: "1"}
+	admin := cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: "1"}
 	patients := []string{"1001", "1002", "836447129235882001", "836447129235882002", "836447129235882003", "836447129235882004"}
 	const uploads = 60
 	jobs := make(chan int)

@@ -150,7 +150,7 @@ func AuditObserver(st *store.Store, log *slog.Logger) func(context.Context, clin
 			PractitionerID: a.practitionerID, PatientID: a.patientID,
 			Op: "cliniko." + c.Op, Status: c.Status, Detail: detail,
 		}); err != nil {
-			log.Warn("audit log", "err", err)
+			pmsbridge.Logger(ctx, log).Warn("audit log", "err", err)
 		}
 	}
 }

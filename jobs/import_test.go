@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -83,7 +83,7 @@ func TestImport(t *testing.T) {
 	}
 	// setup imported Zoë through the handler directly.
 	want := imported{FirstName: "Zoë", LastName: "O'Brien", Email: "zoe.obrien@patient.example", Mobile: "61400111222", Gender: "Female",
-		YearOfBirth: 1985, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko, Owner: b.pr.ID, ClinikoID: clinikotest.DemoPatientID, Shard: "au1"}
+		YearOfBirth: 1985, Status: pmsbridge.BirthYearOK, Source: pmsbridge.BirthYearFromCliniko, Owner: b.pr.ID, ClinikoID: sandbox.DemoPatientID, Shard: "au1"}
 	if diff := cmp.Diff(want, importedOf(b.patient)); diff != "" {
 		t.Errorf("Zoë (-want +got):\n%s", diff)
 	}
@@ -91,7 +91,7 @@ func TestImport(t *testing.T) {
 
 // mobileOf and genderOf read the sandbox's record the way the contract
 // says: a Mobile number first, else any number; gender identity, else sex.
-func mobileOf(p clinikotest.Patient) string {
+func mobileOf(p sandbox.Patient) string {
 	for _, n := range p.PhoneNumbers {
 		if n.Type == "Mobile" {
 			return n.Number
@@ -103,7 +103,7 @@ func mobileOf(p clinikotest.Patient) string {
 	return ""
 }
 
-func genderOf(p clinikotest.Patient) string {
+func genderOf(p sandbox.Patient) string {
 	switch {
 	case p.GenderIdentity != "":
 		return p.GenderIdentity
@@ -125,10 +125,10 @@ func TestImportPermanentFailures(t *testing.T) {
 		wantGets  int // get_patient requests by the failed import
 	}{
 		{"revoked key", "1002", func(t *testing.T, b *bundle) string {
-			b.sb.RevokeKey(clinikotest.DemoAdminKey)
+			b.sb.RevokeKey(sandbox.DemoAdminKey)
 			return b.pr.ID
 		}, pmsbridge.CauseClinikoUnauthorized, 1},
-		{"archived patient", clinikotest.DemoArchivedPatientID, func(t *testing.T, b *bundle) string { return b.pr.ID },
+		{"archived patient", sandbox.DemoArchivedPatientID, func(t *testing.T, b *bundle) string { return b.pr.ID },
 			pmsbridge.CauseClinikoNotFound, 1},
 		{"no key", "1002", func(t *testing.T, b *bundle) string {
 			return b.practitioner(t, "nokey@clinic.example", "No Key", "").ID
@@ -231,7 +231,7 @@ func TestEnqueueImportOnce(t *testing.T) {
 	if f := b.failure(t, id); f.Cause != pmsbridge.CauseNoClinikoKey {
 		t.Errorf("cause %s, want no_cliniko_key", f.Cause)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, nokey.ID, sandbox.DemoPractitionerKey)
 	if _, err := b.jc.EnqueueImport(b.ctx, p); err != nil {
 		t.Fatalf("enqueue after failure: %v", err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -27,7 +27,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, nil)
 	_ = w
-	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 
 	prog := b.programme(t, "", b.patient, sched, "Ankle")
@@ -48,7 +48,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	want := store.Failure{TaskID: uploadID, Queue: QueuePDF, Type: TypeUploadPDF, Permanent: true,
 		Cause: pmsbridge.CauseClinikoForbidden, PractitionerID: sched.ID, PatientID: b.patient.ID,
 		ProgrammeID: prog.ID, Version: 1, Attempts: 1,
-		KeyUser: &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: clinikotest.RoleScheduler}}
+		KeyUser: &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler}}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(store.Failure{}, "Reason", "FirstFailedAt", "LastFailedAt", "Payload")); diff != "" {
 		t.Errorf("upload's ledger entry (-want +got):\n%s", diff)
 	}
@@ -80,7 +80,7 @@ func TestLedgerAndReplay(t *testing.T) {
 		{"by practitioner and another cause", ReplayFilter{PractitionerID: sched.ID, Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}}, nil},
 		{"by ids", ReplayFilter{IDs: []string{importID}}, []string{importID}},
 	} {
-		m, err := Matching(b.ctx, b.st, tt.f)
+		m, err := b.jc.Matching(b.ctx, tt.f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,15 +90,15 @@ func TestLedgerAndReplay(t *testing.T) {
 	}
 
 	// The scheduler gets a practitioner's key: replay their key failures.
-	b.setKey(t, sched.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, sched.ID, sandbox.DemoPractitionerKey)
 	asCLI := store.ActingAs(b.ctx, store.Actor{Via: store.ViaCLI, Who: "ann@desk"})
-	n, err := b.jc.ReplayMatching(asCLI, b.st, ReplayFilter{PractitionerID: sched.ID,
+	n, err := b.jc.ReplayMatching(asCLI, ReplayFilter{PractitionerID: sched.ID,
 		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
 	}
 	b.waitDone(t, QueuePDF, uploadID)
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	waitFor(t, 5*time.Second, "the upload's ledger entry to clear", func() bool {
 		_, err := b.st.GetFailure(b.ctx, uploadID)
 		return err != nil
@@ -116,7 +116,7 @@ func TestLedgerAndReplay(t *testing.T) {
 	if diff := cmp.Diff([]string{"failed", "replayed", "succeeded"}, steps); diff != "" {
 		t.Fatalf("upload's history (-want +got):\n%s", diff)
 	}
-	if h[0].KeyUser == nil || h[0].KeyUser.Role != clinikotest.RoleScheduler || h[0].Cause != pmsbridge.CauseClinikoForbidden || h[1].By == nil || h[1].By.String() != "CLI (ann@desk)" {
+	if h[0].KeyUser == nil || h[0].KeyUser.Role != sandbox.RoleScheduler || h[0].Cause != pmsbridge.CauseClinikoForbidden || h[1].By == nil || h[1].By.String() != "CLI (ann@desk)" {
 		t.Errorf("history: failure %+v, replay %+v", h[0], h[1])
 	}
 	if rec, err := b.st.ListRecovered(b.ctx, store.FailureFilter{SubscriptionID: b.sub.ID}); err != nil || len(rec) != 1 || rec[0].TaskID != uploadID {
@@ -128,8 +128,8 @@ func TestLedgerAndReplay(t *testing.T) {
 	if err := b.jc.Inspector().DeleteTask(QueueImport, importID); err != nil {
 		t.Fatal(err)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoAdminKey)
-	if err := b.jc.Replay(b.ctx, b.st, b.failure(t, importID)); err != nil {
+	b.setKey(t, nokey.ID, sandbox.DemoAdminKey)
+	if err := b.jc.Replay(b.ctx, b.failure(t, importID)); err != nil {
 		t.Fatal(err)
 	}
 	b.waitState(t, QueueImport, importID, StateDone)
@@ -170,12 +170,12 @@ func TestReplayRace(t *testing.T) {
 	for _, cid := range clinikoIDs {
 		b.importDirect(t, b.pr, cid)
 	}
-	b.setKey(t, nokey.ID, clinikotest.DemoPractitionerKey)
+	b.setKey(t, nokey.ID, sandbox.DemoPractitionerKey)
 	slow := redis.NewClient(b.rdb.Options())
 	t.Cleanup(func() { slow.Close() })
 	slow.AddHook(latencyHook(20 * time.Millisecond))
 	slowStore := b.newStore(t, slow)
-	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, slowStore, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
+	n, err := NewClient(slow, slowStore).ReplayMatching(b.ctx, ReplayFilter{Causes: []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != len(clinikoIDs) {
 		t.Fatalf("ReplayMatching = %d, %v", n, err)
 	}
@@ -244,7 +244,7 @@ func TestLedgerBeyondArchiveCap(t *testing.T) {
 	if len(all) != n || all[0].TaskID != fmt.Sprintf("task-%05d", n-1) || all[n-1].TaskID != "task-00000" {
 		t.Errorf("ListFailures: %d entries, want %d newest first", len(all), n)
 	}
-	imports, err := Matching(b.ctx, b.st, ReplayFilter{Type: TypeImportPatient})
+	imports, err := b.jc.Matching(b.ctx, ReplayFilter{Type: TypeImportPatient})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +328,7 @@ func TestSyncFailuresOneEntryPerPractitioner(t *testing.T) {
 		t.Fatalf("ledger holds %d sync failures (%+v), want 1 for the practitioner", len(list), list)
 	}
 	// Replaying it runs a sync now; success clears the entry.
-	if err := b.jc.Replay(b.ctx, b.st, list[0]); err != nil {
+	if err := b.jc.Replay(b.ctx, list[0]); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 15*time.Second, "the replayed sync to clear the ledger", func() bool {
@@ -368,7 +368,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 			if err := b.st.RecordFailure(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.jc.Replay(b.ctx, b.st, f); err != nil {
+			if err := b.jc.Replay(b.ctx, f); err != nil {
 				t.Fatal(err)
 			}
 			info, err := b.jc.Inspector().GetTaskInfo(spec.queue, id)
@@ -390,7 +390,7 @@ func TestLedgerNamesTheKeyOfTheAttempt(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t, nil)
-	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
 	patient := b.importDirect(t, sched, "836447129235882001") // owned by the Scheduler
 	prog := b.programme(t, "", patient, nokey, "Hip")
@@ -400,14 +400,14 @@ func TestLedgerNamesTheKeyOfTheAttempt(t *testing.T) {
 	}
 	b.waitState(t, QueuePDF, id, StateFailed)
 	f := b.failure(t, id)
-	want := &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: clinikotest.RoleScheduler}
+	want := &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler}
 	if f.PractitionerID != nokey.ID || f.Cause != pmsbridge.CauseClinikoForbidden {
 		t.Errorf("entry: practitioner %s, cause %s; want the assigner and cliniko_forbidden", f.PractitionerID, f.Cause)
 	}
 	if diff := cmp.Diff(want, f.KeyUser); diff != "" {
 		t.Errorf("key user (-want +got):\n%s", diff)
 	}
-	if strings.Contains(string(mustJSONForTest(t, f)), clinikotest.DemoSchedulerKey) {
+	if strings.Contains(string(mustJSONForTest(t, f)), sandbox.DemoSchedulerKey) {
 		t.Errorf("the ledger entry holds the key")
 	}
 }

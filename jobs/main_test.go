@@ -14,7 +14,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
@@ -36,13 +36,13 @@ type bundle struct {
 	rdb      *redis.Client
 	keys     *store.Keyring
 	st       *store.Store
-	sb       *clinikotest.Sandbox
+	sb       *sandbox.Sandbox
 	cl       *cliniko.Client
 	jc       *Client
 	h        *Handlers
 	sub      store.Subscription
 	pr       store.Practitioner
-	patient  store.Patient // linked to clinikotest.DemoPatientID
+	patient  store.Patient // linked to sandbox.DemoPatientID
 	adminKey cliniko.Auth
 
 	mu     sync.Mutex
@@ -51,7 +51,7 @@ type bundle struct {
 
 // options adjust what setup builds.
 type options struct {
-	sandbox []clinikotest.Option
+	sandbox []sandbox.Option
 	cliniko cliniko.Config
 	deps    func(*Deps)
 }
@@ -71,7 +71,7 @@ func setup(t *testing.T, o ...func(*options)) *bundle {
 		t.Fatal(err)
 	}
 	b.st = b.newStore(t, b.rdb)
-	b.sb = clinikotest.NewDemo(append([]clinikotest.Option{clinikotest.WithRateLimit(0)}, opts.sandbox...)...)
+	b.sb = sandbox.NewDemo(append([]sandbox.Option{sandbox.WithRateLimit(0)}, opts.sandbox...)...)
 	t.Cleanup(b.sb.Close)
 	cfg := opts.cliniko
 	cfg.BaseURL, cfg.UserAgent = b.sb.BaseURL(), testUA
@@ -92,13 +92,13 @@ func setup(t *testing.T, o ...func(*options)) *bundle {
 		opts.deps(&deps)
 	}
 	b.h = NewHandlers(deps)
-	b.adminKey = cliniko.Auth{Key: clinikotest.DemoAdminKey, UserID: clinikotest.DemoAdminUserID}
+	b.adminKey = cliniko.Auth{Key: sandbox.DemoAdminKey, UserID: sandbox.DemoAdminUserID}
 
 	if b.sub, err = b.st.CreateSubscription(b.ctx, "Demo Physio Clinic"); err != nil {
 		t.Fatal(err)
 	}
-	b.pr = b.practitioner(t, "demo@clinic.example", "Dr Demo Practitioner", clinikotest.DemoAdminKey)
-	b.patient = b.importDirect(t, b.pr, clinikotest.DemoPatientID)
+	b.pr = b.practitioner(t, "demo@clinic.example", "Dr Demo Practitioner", sandbox.DemoAdminKey)
+	b.patient = b.importDirect(t, b.pr, sandbox.DemoPatientID)
 	return b
 }
 
@@ -114,9 +114,9 @@ func (b *bundle) newStore(t *testing.T, rdb redis.UniversalClient) *store.Store 
 
 // clinikoUsers are the demo seed's users by key, as GET /user reports them.
 var clinikoUsers = map[string]store.ClinikoUser{
-	clinikotest.DemoAdminKey:        {ID: "1", Name: "Demo Practitioner", Role: clinikotest.RoleAdministrator, Shard: "au1"},
-	clinikotest.DemoPractitionerKey: {ID: "2", Name: "Priya Raman", Role: clinikotest.RolePractitioner, Shard: "au1"},
-	clinikotest.DemoSchedulerKey:    {ID: "4", Name: "Sam Scheduler", Role: clinikotest.RoleScheduler, Shard: "au1"},
+	sandbox.DemoAdminKey:        {ID: "1", Name: "Demo Practitioner", Role: sandbox.RoleAdministrator, Shard: "au1"},
+	sandbox.DemoPractitionerKey: {ID: "2", Name: "Priya Raman", Role: sandbox.RolePractitioner, Shard: "au1"},
+	sandbox.DemoSchedulerKey:    {ID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler, Shard: "au1"},
 }
 
 // practitioner adds a practitioner to the bundle's subscription, with key

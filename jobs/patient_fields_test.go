@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -23,61 +23,61 @@ func TestImportOddClinikoFields(t *testing.T) {
 	long := func(s string, n int) string { return strings.Repeat(s, n) }
 	tests := []struct {
 		desc  string
-		in    clinikotest.Patient
+		in    sandbox.Patient
 		check func(t *testing.T, p store.Patient)
 	}{
-		{"first name of 10,000 letters", clinikotest.Patient{FirstName: long("Zoë", 3334), LastName: "O'Brien"}, func(t *testing.T, p store.Patient) {
+		{"first name of 10,000 letters", sandbox.Patient{FirstName: long("Zoë", 3334), LastName: "O'Brien"}, func(t *testing.T, p store.Patient) {
 			wantCut(t, "first name", p.FirstName, "ZoëZoë", maxNameRunes)
 			if p.LastName != "O'Brien" {
 				t.Errorf("last name %q", p.LastName)
 			}
 		}},
-		{"last name of 5,000 four-byte characters", clinikotest.Patient{FirstName: "Ann", LastName: long("𠜎", 5000)}, func(t *testing.T, p store.Patient) {
+		{"last name of 5,000 four-byte characters", sandbox.Patient{FirstName: "Ann", LastName: long("𠜎", 5000)}, func(t *testing.T, p store.Patient) {
 			wantCut(t, "last name", p.LastName, "𠜎𠜎", maxNameRunes)
 		}},
-		{"last name of 450 three-byte characters (over the byte bound, under the rune bound)", clinikotest.Patient{FirstName: "Ann", LastName: long("佐", 90)}, func(t *testing.T, p store.Patient) {
+		{"last name of 450 three-byte characters (over the byte bound, under the rune bound)", sandbox.Patient{FirstName: "Ann", LastName: long("佐", 90)}, func(t *testing.T, p store.Patient) {
 			if p.LastName != long("佐", 90) {
 				t.Errorf("a 90-character name was changed: %q", p.LastName)
 			}
 		}},
-		{"control characters and line breaks", clinikotest.Patient{FirstName: "Zo\x00ë\x07\x1b[31m", LastName: "O'Brien\r\n\tJr\u202e.", Gender: "Fe\x00male"}, func(t *testing.T, p store.Patient) {
+		{"control characters and line breaks", sandbox.Patient{FirstName: "Zo\x00ë\x07\x1b[31m", LastName: "O'Brien\r\n\tJr\u202e.", Gender: "Fe\x00male"}, func(t *testing.T, p store.Patient) {
 			if p.FirstName != "Zoë[31m" || p.LastName != "O'Brien Jr." || p.Gender != "Female" {
 				t.Errorf("names %q %q, gender %q", p.FirstName, p.LastName, p.Gender)
 			}
 		}},
-		{"invalid UTF-8", clinikotest.Patient{LastName: "Ok", Raw: map[string]json.RawMessage{"first_name": json.RawMessage("\"Jos\xe9 \xff\xfe\"")}}, func(t *testing.T, p store.Patient) {
+		{"invalid UTF-8", sandbox.Patient{LastName: "Ok", Raw: map[string]json.RawMessage{"first_name": json.RawMessage("\"Jos\xe9 \xff\xfe\"")}}, func(t *testing.T, p store.Patient) {
 			if !utf8.ValidString(p.FirstName) || !strings.HasPrefix(p.FirstName, "Jos") || !strings.Contains(p.FirstName, "\uFFFD") {
 				t.Errorf("first name %q: want valid UTF-8 with the bad bytes replaced", p.FirstName)
 			}
 		}},
-		{"email of 1,000 characters", clinikotest.Patient{FirstName: "Ann", LastName: "Lee", Email: long("a", 990) + "@example.com"}, func(t *testing.T, p store.Patient) {
+		{"email of 1,000 characters", sandbox.Patient{FirstName: "Ann", LastName: "Lee", Email: long("a", 990) + "@example.com"}, func(t *testing.T, p store.Patient) {
 			if p.Email != "" {
 				t.Errorf("email %q: an address too long to be real is dropped, not shortened", p.Email)
 			}
 		}},
-		{"email with a line break", clinikotest.Patient{FirstName: "Ann", LastName: "Lee", Email: "ann@example.com\r\nBcc: x@evil.example"}, func(t *testing.T, p store.Patient) {
+		{"email with a line break", sandbox.Patient{FirstName: "Ann", LastName: "Lee", Email: "ann@example.com\r\nBcc: x@evil.example"}, func(t *testing.T, p store.Patient) {
 			if p.Email != "" {
 				t.Errorf("email %q, want none", p.Email)
 			}
 		}},
-		{"5,000 phone numbers", clinikotest.Patient{FirstName: "Ann", LastName: "Lee", PhoneNumbers: manyPhones(5000)}, func(t *testing.T, p store.Patient) {
+		{"5,000 phone numbers", sandbox.Patient{FirstName: "Ann", LastName: "Lee", PhoneNumbers: manyPhones(5000)}, func(t *testing.T, p store.Patient) {
 			if p.Mobile != "61400000042" {
 				t.Errorf("mobile %q, want the first Mobile number", p.Mobile)
 			}
 		}},
-		{"a mobile number of 1,000 digits", clinikotest.Patient{FirstName: "Ann", LastName: "Lee",
-			PhoneNumbers: []clinikotest.Phone{{Type: "Mobile", Number: long("4", 1000)}, {Type: "Home", Number: "(02) 9555 4444"}}}, func(t *testing.T, p store.Patient) {
+		{"a mobile number of 1,000 digits", sandbox.Patient{FirstName: "Ann", LastName: "Lee",
+			PhoneNumbers: []sandbox.Phone{{Type: "Mobile", Number: long("4", 1000)}, {Type: "Home", Number: "(02) 9555 4444"}}}, func(t *testing.T, p store.Patient) {
 			if p.Mobile != "(02) 9555 4444" {
 				t.Errorf("mobile %q: a number too long to be real is skipped, the next usable one taken", p.Mobile)
 			}
 		}},
-		{"date of birth of 2,000 characters", clinikotest.Patient{FirstName: "Ann", LastName: "Lee", DateOfBirth: dob(long("1985-", 400))}, func(t *testing.T, p store.Patient) {
+		{"date of birth of 2,000 characters", sandbox.Patient{FirstName: "Ann", LastName: "Lee", DateOfBirth: dob(long("1985-", 400))}, func(t *testing.T, p store.Patient) {
 			if p.BirthYearStatus != pmsbridge.BirthYearInvalid {
 				t.Errorf("birth year status %q, want invalid", p.BirthYearStatus)
 			}
 			wantCut(t, "raw birth date", p.BirthYearRaw, "1985-1985-", maxRawBirthDateRunes)
 		}},
-		{"gender of 600 characters", clinikotest.Patient{FirstName: "Ann", LastName: "Lee", GenderIdentity: long("non-binary ", 60)}, func(t *testing.T, p store.Patient) {
+		{"gender of 600 characters", sandbox.Patient{FirstName: "Ann", LastName: "Lee", GenderIdentity: long("non-binary ", 60)}, func(t *testing.T, p store.Patient) {
 			wantCut(t, "gender", p.Gender, "non-binary non-binary", maxGenderRunes)
 		}},
 	}
@@ -101,12 +101,12 @@ func wantCut(t *testing.T, what, got, prefix string, maxRunes int) {
 }
 
 // manyPhones is n home numbers with one Mobile number among them.
-func manyPhones(n int) []clinikotest.Phone {
-	out := make([]clinikotest.Phone, n)
+func manyPhones(n int) []sandbox.Phone {
+	out := make([]sandbox.Phone, n)
 	for i := range out {
-		out[i] = clinikotest.Phone{Type: "Home", Number: fmt.Sprintf("612955%05d", i)}
+		out[i] = sandbox.Phone{Type: "Home", Number: fmt.Sprintf("612955%05d", i)}
 	}
-	out[n/2] = clinikotest.Phone{Type: "Mobile", Number: "61400000042"}
+	out[n/2] = sandbox.Phone{Type: "Mobile", Number: "61400000042"}
 	return out
 }
 

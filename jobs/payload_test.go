@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // idFields are the only fields a task payload may carry: ids and numbers.
@@ -41,7 +41,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 	}
 
 	secrets := []string{b.patient.FirstName, b.patient.LastName, b.patient.Email, b.patient.Mobile, "1985-03-14",
-		clinikotest.DemoAdminKey, strings.Split(clinikotest.DemoAdminKey, "-")[0], b.pr.Email, b.pr.Name, prog.Title, prog.Code}
+		sandbox.DemoAdminKey, strings.Split(sandbox.DemoAdminKey, "-")[0], b.pr.Email, b.pr.Name, prog.Title, prog.Code}
 	seen := map[string]bool{}
 	for queue := range Queues {
 		tasks, err := b.jc.Inspector().ListPendingTasks(queue, asynq.PageSize(100))

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -102,7 +102,7 @@ func TestReconcileRequeuesLostUpload(t *testing.T) {
 	if st := b.pdfState(t, p); st.State != pmsbridge.PDFUploaded {
 		t.Fatalf("pdf state %+v", st)
 	}
-	if n := len(b.attachmentsWith(clinikotest.DemoPatientID, AttachmentMarker(p.ID, p.Version))); n != 1 {
+	if n := len(b.attachmentsWith(sandbox.DemoPatientID, AttachmentMarker(p.ID, p.Version))); n != 1 {
 		t.Errorf("%d attachments, want 1", n)
 	}
 	if got := b.reconcile(t)[store.OwedPDF]; len(got) != 0 {

@@ -25,7 +25,8 @@ type ReplayFilter struct {
 var ErrNotReplayable = errors.New("this job cannot be replayed")
 
 // Matching returns the ledger entries that f selects.
-func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Failure, error) {
+func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure, error) {
+	st := c.st
 	if len(f.IDs) > 0 {
 		var out []store.Failure
 		for _, id := range f.IDs {
@@ -53,19 +54,19 @@ func Matching(ctx context.Context, st *store.Store, f ReplayFilter) ([]store.Fai
 // ReplayMatching replays every ledger entry f selects and reports how many
 // were queued again. The replays are written to each job's history as
 // asked by the actor of ctx (store.ActingAs).
-func (c *Client) ReplayMatching(ctx context.Context, st *store.Store, f ReplayFilter) (int, error) {
-	list, err := Matching(ctx, st, f)
+func (c *Client) ReplayMatching(ctx context.Context, f ReplayFilter) (int, error) {
+	list, err := c.Matching(ctx, f)
 	if err != nil {
 		return 0, err
 	}
-	return c.ReplayList(ctx, st, list)
+	return c.ReplayList(ctx, list)
 }
 
 // ReplayList replays ledger entries in order and reports how many were
 // queued again before an error stopped it.
-func (c *Client) ReplayList(ctx context.Context, st *store.Store, list []store.Failure) (int, error) {
+func (c *Client) ReplayList(ctx context.Context, list []store.Failure) (int, error) {
 	for i, x := range list {
-		if err := c.Replay(ctx, st, x); err != nil {
+		if err := c.Replay(ctx, x); err != nil {
 			return i, fmt.Errorf("replay %s: %w", x.TaskID, err)
 		}
 	}
@@ -77,7 +78,8 @@ func (c *Client) ReplayList(ctx context.Context, st *store.Store, list []store.F
 // ledger when asynq has already dropped it). The ledger entry stays, reset,
 // until the job succeeds. The job's history says the replay was asked by
 // the actor of ctx (store.ActingAs; "unknown" when ctx names none).
-func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) error {
+func (c *Client) Replay(ctx context.Context, f store.Failure) error {
+	st := c.st
 	spec, ok := taskSpecs[f.Type]
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
 		return ErrNotReplayable
@@ -122,8 +124,8 @@ func (c *Client) Replay(ctx context.Context, st *store.Store, f store.Failure) e
 // Delete gives up on a failed job: its ledger entry goes, and so does
 // asynq's archived copy (a job still queued or running is left to run).
 // The job's history says who gave up: the actor of ctx (store.ActingAs).
-func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) error {
-	f, err := st.GetFailure(ctx, taskID)
+func (c *Client) Delete(ctx context.Context, taskID string) error {
+	f, err := c.st.GetFailure(ctx, taskID)
 	if err != nil {
 		return err
 	}
@@ -132,5 +134,5 @@ func (c *Client) Delete(ctx context.Context, st *store.Store, taskID string) err
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}
-	return st.DeleteFailure(ctx, taskID)
+	return c.st.DeleteFailure(ctx, taskID)
 }

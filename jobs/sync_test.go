@@ -12,7 +12,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -20,12 +20,12 @@ func ptr[T any](v T) *T { return &v }
 
 // addChanged adds n patients to the demo account, changed one second apart
 // from t0 on (so each page of 100 ends at a distinct second).
-func (b *bundle) addChanged(n int, t0 time.Time) []clinikotest.Patient {
+func (b *bundle) addChanged(n int, t0 time.Time) []sandbox.Patient {
 	acct := b.sb.Accounts()[0]
-	out := make([]clinikotest.Patient, n)
+	out := make([]sandbox.Patient, n)
 	for i := range out {
 		at := t0.Add(time.Duration(i) * time.Second)
-		out[i] = acct.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("Sync%03d", i), LastName: "Patient",
+		out[i] = acct.AddPatient(sandbox.Patient{FirstName: fmt.Sprintf("Sync%03d", i), LastName: "Patient",
 			Email: fmt.Sprintf("sync%03d@patient.example", i), DateOfBirth: ptr("1970-01-01"), CreatedAt: at, UpdatedAt: at})
 	}
 	return out
@@ -153,10 +153,10 @@ func TestSyncWhileClinikoChanges(t *testing.T) {
 			b := setup(t)
 			t0 := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
 			acct := b.sb.Accounts()[0]
-			cps := make([]clinikotest.Patient, 250)
+			cps := make([]sandbox.Patient, 250)
 			for i := range cps {
 				at := t0.Add(time.Duration(i) * tc.gap)
-				cps[i] = acct.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("Sync%03d", i), LastName: "Patient",
+				cps[i] = acct.AddPatient(sandbox.Patient{FirstName: fmt.Sprintf("Sync%03d", i), LastName: "Patient",
 					DateOfBirth: ptr("1970-01-01"), CreatedAt: at, UpdatedAt: at})
 			}
 			linked := b.importDirect(t, b.pr, cps[100].ID)
@@ -209,7 +209,7 @@ func TestSyncRespectsRateLimit(t *testing.T) {
 	realStart := time.Now()
 	clock := func() time.Time { return realStart.Add(speed * time.Since(realStart)) }
 	b := setup(t, func(o *options) {
-		o.sandbox = append(o.sandbox, clinikotest.WithClock(clock), clinikotest.WithRateLimit(2))
+		o.sandbox = append(o.sandbox, sandbox.WithClock(clock), sandbox.WithRateLimit(2))
 		o.cliniko.RequestsPerMinute = 2 * speed
 	})
 	t0 := time.Now().UTC().Truncate(time.Second).Add(-2 * time.Hour)
@@ -285,7 +285,7 @@ func TestRefresh(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.startWorker(t, nil)
-	b.sb.EditPatient(clinikotest.DemoPatientID, func(p *clinikotest.Patient) { p.Email = "zoe@new.example" })
+	b.sb.EditPatient(sandbox.DemoPatientID, func(p *sandbox.Patient) { p.Email = "zoe@new.example" })
 	p := RefreshPayload{PractitionerID: b.pr.ID, PatientID: b.patient.ID}
 	if ok, err := b.jc.EnqueueRefresh(b.ctx, p, false); err != nil || !ok {
 		t.Fatalf("EnqueueRefresh = %v, %v", ok, err)
@@ -298,14 +298,14 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("after the refresh: email %q, archived %v", got.Email, got.Link.ArchivedInCliniko)
 	}
 
-	b.sb.ArchivePatient(clinikotest.DemoPatientID)
+	b.sb.ArchivePatient(sandbox.DemoPatientID)
 	if ok, err := b.jc.EnqueueRefresh(b.ctx, p, true); err != nil || !ok {
 		t.Fatalf("forced EnqueueRefresh = %v, %v", ok, err)
 	}
 	waitFor(t, 10*time.Second, "the link to be marked archived", func() bool { return b.getPatient(t, b.patient.ID).Link.ArchivedInCliniko })
 	b.waitDone(t, QueueImport, "refresh:"+b.patient.ID)
 	got := b.getPatient(t, b.patient.ID)
-	if got.FirstName != "Zoë" || got.Link.ClinikoPatientID != clinikotest.DemoPatientID {
+	if got.FirstName != "Zoë" || got.Link.ClinikoPatientID != sandbox.DemoPatientID {
 		t.Errorf("patient after archiving: %+v", got)
 	}
 	b.noFailure(t, "refresh:"+b.patient.ID)

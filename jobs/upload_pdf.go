@@ -116,7 +116,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 			return h.uploaded(ctx, prog, a.ID)
 		}
 	}
-	body, err := h.Render(ProgrammeDocument(ctx, h.Store, prog, patient, h.AccessURL))
+	body, err := h.Render(h.programmeDocument(ctx, prog, patient))
 	if err != nil {
 		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
 	}
@@ -206,15 +206,9 @@ func (h *Handlers) uploadKey(ctx context.Context, assignerID string, patient sto
 		"Neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account.")
 }
 
-// ProgrammeDocument gathers what a programme version's PDF shows: the
-// same for the upload to Cliniko and the download in the app.
-func ProgrammeDocument(ctx context.Context, st *store.Store, prog pmsbridge.Programme, patient store.Patient, accessURL string) PDFDocument {
-	doc := PDFDocument{Programme: prog, PatientName: strings.TrimSpace(patient.FirstName + " " + patient.LastName), AccessURL: accessURL}
-	if pr, err := st.GetPractitioner(ctx, prog.PractitionerID); err == nil {
-		doc.Practitioner = pr.Name
-	}
-	if sub, err := st.GetSubscription(ctx, patient.SubscriptionID); err == nil {
-		doc.Clinic = sub.Name
-	}
-	return doc
+// programmeDocument is what a programme version's PDF shows; the download
+// in the app (flows.ProgrammePDF) reads the same byline.
+func (h *Handlers) programmeDocument(ctx context.Context, prog pmsbridge.Programme, patient store.Patient) PDFDocument {
+	by := h.Store.BylineOf(ctx, prog, patient)
+	return PDFDocument{Programme: prog, PatientName: patient.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic, AccessURL: h.AccessURL}
 }

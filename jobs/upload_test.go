@@ -16,7 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -43,8 +43,8 @@ func pdfText(t *testing.T, pdf []byte) string {
 
 // attachmentsWith returns a Cliniko patient's attachments whose description
 // carries marker.
-func (b *bundle) attachmentsWith(clinikoID, marker string) []clinikotest.Attachment {
-	var out []clinikotest.Attachment
+func (b *bundle) attachmentsWith(clinikoID, marker string) []sandbox.Attachment {
+	var out []sandbox.Attachment
 	for _, a := range b.sb.Attachments(clinikoID) {
 		if strings.Contains(a.Description, marker) {
 			out = append(out, a)
@@ -55,7 +55,7 @@ func (b *bundle) attachmentsWith(clinikoID, marker string) []clinikotest.Attachm
 
 // checkOneAttachment checks that programme version p is in Cliniko exactly
 // once and that its PDF state records that attachment.
-func (b *bundle) checkOneAttachment(t *testing.T, p pmsbridge.Programme, clinikoID string) clinikotest.Attachment {
+func (b *bundle) checkOneAttachment(t *testing.T, p pmsbridge.Programme, clinikoID string) sandbox.Attachment {
 	t.Helper()
 	got := b.attachmentsWith(clinikoID, AttachmentMarker(p.ID, p.Version))
 	if len(got) != 1 {
@@ -82,11 +82,11 @@ func TestUploadPDF(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitDone(t, QueuePDF, id)
-	a := b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	a := b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	if !bytes.HasPrefix(a.Content, []byte("%PDF-")) || a.ContentType != "application/pdf" {
 		t.Errorf("attachment is %s, starts %q; want a PDF", a.ContentType, a.Content[:min(8, len(a.Content))])
 	}
-	if a.Filename != PDFFilename(prog.ID, prog.Version) || a.UserID != clinikotest.DemoAdminUserID {
+	if a.Filename != PDFFilename(prog.ID, prog.Version) || a.UserID != sandbox.DemoAdminUserID {
 		t.Errorf("filename %q by user %s", a.Filename, a.UserID)
 	}
 	if !strings.Contains(a.Description, "Knee rehab, week 1") {
@@ -110,7 +110,7 @@ func TestUploadPDF(t *testing.T) {
 	if diff := cmp.Diff(before, b.sb.Requests()); diff != "" {
 		t.Errorf("a redelivered upload called Cliniko (-before +after):\n%s", diff)
 	}
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 
 	// Version 2: a second attachment, the same code.
 	v2 := b.programme(t, prog.ID, b.patient, b.pr, "Knee rehab, week 2")
@@ -125,9 +125,9 @@ func TestUploadPDF(t *testing.T) {
 		t.Fatalf("version 2 has version 1's task id %s", id)
 	}
 	b.waitDone(t, QueuePDF, id2)
-	a2 := b.checkOneAttachment(t, v2, clinikotest.DemoPatientID)
-	if a2.ID == a.ID || len(b.sb.Attachments(clinikotest.DemoPatientID)) != 2 {
-		t.Errorf("attachments %d, want 2 distinct", len(b.sb.Attachments(clinikotest.DemoPatientID)))
+	a2 := b.checkOneAttachment(t, v2, sandbox.DemoPatientID)
+	if a2.ID == a.ID || len(b.sb.Attachments(sandbox.DemoPatientID)) != 2 {
+		t.Errorf("attachments %d, want 2 distinct", len(b.sb.Attachments(sandbox.DemoPatientID)))
 	}
 	if text := pdfText(t, a2.Content); !strings.Contains(text, prog.Code) {
 		t.Errorf("version 2's PDF lacks the code %q", prog.Code)
@@ -148,7 +148,7 @@ func TestUploadLostResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.waitDone(t, QueuePDF, id)
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	if n := b.sb.RequestCount("create_attachment"); n != 1 {
 		t.Errorf("create_attachment requests = %d, want 1", n)
 	}
@@ -178,7 +178,7 @@ func TestUploadWorkerDiesBeforeCreate(t *testing.T) {
 		t.Fatalf("cancelled run: %v (%v), want a retry", err, Decide(err))
 	}
 	b.setOnCall(nil)
-	if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 0 {
+	if n := len(b.sb.Attachments(sandbox.DemoPatientID)); n != 0 {
 		t.Fatalf("%d attachments after the cancelled run, want 0", n)
 	}
 	if st := b.pdfState(t, prog); st.State == pmsbridge.PDFUploaded {
@@ -200,7 +200,7 @@ func TestUploadWorkerDiesBeforeCreate(t *testing.T) {
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)
 	}
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	if n := b.sb.RequestCount("storage_upload"); n != 2 {
 		t.Errorf("storage uploads = %d, want 2", n)
 	}
@@ -221,19 +221,19 @@ func TestUploadNotPossible(t *testing.T) {
 		wantReason string          // in the state's reason
 	}{
 		{"scheduler key", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
-			sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", clinikotest.DemoSchedulerKey)
-			return b.programme(t, "", b.patient, sched, "Ankle"), clinikotest.DemoPatientID
+			sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
+			return b.programme(t, "", b.patient, sched, "Ankle"), sandbox.DemoPatientID
 		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden}, pmsbridge.CauseClinikoForbidden, "role"},
 		{"no key for assigner nor owner", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			if err := b.st.DeleteClinikoKey(b.ctx, b.pr.ID); err != nil {
 				t.Fatal(err)
 			}
 			other := b.practitioner(t, "nokey@clinic.example", "No Key", "")
-			return b.programme(t, "", b.patient, other, "Ankle"), clinikotest.DemoPatientID
+			return b.programme(t, "", b.patient, other, "Ankle"), sandbox.DemoPatientID
 		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseNoClinikoKey}, pmsbridge.CauseNoClinikoKey, "has a Cliniko API key"},
 		{"not linked", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			b.unlink(t, b.patient.ID)
-			return b.programme(t, "", b.patient, b.pr, "Ankle"), clinikotest.DemoPatientID
+			return b.programme(t, "", b.patient, b.pr, "Ankle"), sandbox.DemoPatientID
 		}, StateDone, store.PDFState{State: pmsbridge.PDFNotLinked, Cause: pmsbridge.CauseNotLinked}, "", "not linked"},
 	}
 	for _, tt := range tests {
@@ -280,9 +280,9 @@ func TestUploadUsesOwnersKey(t *testing.T) {
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)
 	}
-	a := b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
-	if a.UserID != clinikotest.DemoAdminUserID {
-		t.Errorf("uploaded by Cliniko user %s, want the owner's (%s)", a.UserID, clinikotest.DemoAdminUserID)
+	a := b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
+	if a.UserID != sandbox.DemoAdminUserID {
+		t.Errorf("uploaded by Cliniko user %s, want the owner's (%s)", a.UserID, sandbox.DemoAdminUserID)
 	}
 }
 
@@ -322,8 +322,8 @@ func TestUploadBurst(t *testing.T) {
 	base := realStart.Truncate(time.Minute).Add(50 * time.Second)
 	clock := func() time.Time { return base.Add(speed * time.Since(realStart)) }
 	b := setup(t, func(o *options) {
-		o.sandbox = append(o.sandbox, clinikotest.WithClock(clock), clinikotest.WithRateLimit(clinikotest.DefaultRateLimit))
-		o.cliniko.RequestsPerMinute = clinikotest.DefaultRateLimit * speed
+		o.sandbox = append(o.sandbox, sandbox.WithClock(clock), sandbox.WithRateLimit(sandbox.DefaultRateLimit))
+		o.cliniko.RequestsPerMinute = sandbox.DefaultRateLimit * speed
 		o.deps = func(d *Deps) {
 			// The PDF itself is TestUploadPDF's business; keep the burst
 			// about Cliniko's budget.
@@ -332,7 +332,7 @@ func TestUploadBurst(t *testing.T) {
 			}
 		}
 	})
-	clinikoIDs := []string{clinikotest.DemoPatientID, "1002", "836447129235882001", "836447129235882002", "836447129235882003", "836447129235882004"}
+	clinikoIDs := []string{sandbox.DemoPatientID, "1002", "836447129235882001", "836447129235882002", "836447129235882003", "836447129235882004"}
 	patients := []store.Patient{b.patient}
 	for _, cid := range clinikoIDs[1:] {
 		patients = append(patients, b.importDirect(t, b.pr, cid))
@@ -406,7 +406,7 @@ func TestUploadLateFailureKeepsUploaded(t *testing.T) {
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)
 	}
-	a := b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	a := b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 	late := &busyError{what: "upload of this programme version"}
 	b.h.HandleError(b.ctx, newTask(TypeUploadPDF, uploadPayload(prog)), permanent(late))
 	if st := b.pdfState(t, prog); st.State != pmsbridge.PDFUploaded || st.AttachmentID != a.ID {
@@ -432,7 +432,7 @@ func TestUploadLockLostBeforeCreate(t *testing.T) {
 		t.Fatalf("run whose lock was taken: %v, want a snooze", err)
 	}
 	b.setOnCall(nil)
-	if n := len(b.sb.Attachments(clinikotest.DemoPatientID)); n != 0 || b.sb.RequestCount("create_attachment") != 0 {
+	if n := len(b.sb.Attachments(sandbox.DemoPatientID)); n != 0 || b.sb.RequestCount("create_attachment") != 0 {
 		t.Fatalf("%d attachments, %d create calls; want none", n, b.sb.RequestCount("create_attachment"))
 	}
 	if got := b.rdb.Get(b.ctx, lockKey).Val(); got != "another-worker" {
@@ -442,5 +442,5 @@ func TestUploadLockLostBeforeCreate(t *testing.T) {
 	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
 		t.Fatal(err)
 	}
-	b.checkOneAttachment(t, prog, clinikotest.DemoPatientID)
+	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
 }

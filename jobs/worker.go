@@ -38,6 +38,12 @@ type WorkerConfig struct {
 	// ShutdownTimeout is how long running tasks may finish on shutdown
 	// before they are handed back to the queue. Default 8s.
 	ShutdownTimeout time.Duration
+	// Dial opens a Redis connection for the periodic scheduler alone. The
+	// scheduler closes its connection when it stops; asynq (v0.26) refuses
+	// to close a connection it was handed and logs that as an error, so it
+	// gets one of its own. Default: a new client with the options of the
+	// worker's client (which must then be a *redis.Client).
+	Dial func() redis.UniversalClient
 }
 
 // WithDefaults returns a copy with every unset field at its default.
@@ -66,12 +72,12 @@ func (c WorkerConfig) WithDefaults() WorkerConfig {
 type Worker struct {
 	cfg     WorkerConfig
 	log     *slog.Logger
+	rdb     redis.UniversalClient
 	fast    *asynq.Server
 	main    *asynq.Server
-	sched   *asynq.Scheduler
+	sched   *asynq.Scheduler // made by Start when there are periodic tasks
 	handler asynq.Handler
 	periods []periodic
-	started bool
 }
 
 type periodic struct {
@@ -106,11 +112,29 @@ func NewWorker(rdb redis.UniversalClient, cfg WorkerConfig, handler asynq.Handle
 	return &Worker{
 		cfg:     cfg,
 		log:     log,
+		rdb:     rdb,
 		fast:    asynq.NewServerFromRedisClient(rdb, fast),
 		main:    asynq.NewServerFromRedisClient(rdb, main),
-		sched:   asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{Logger: logger, LogLevel: asynqLogLevel(log), Location: time.UTC}),
 		handler: handler,
 	}
+}
+
+// dialer is asynq's RedisConnOpt for a connection that the scheduler owns:
+// it closes it on shutdown.
+type dialer func() redis.UniversalClient
+
+func (d dialer) MakeRedisClient() any { return d() }
+
+// schedulerConn is how the scheduler's own connection is opened.
+func (w *Worker) schedulerConn() (dialer, error) {
+	if w.cfg.Dial != nil {
+		return w.cfg.Dial, nil
+	}
+	c, ok := w.rdb.(*redis.Client)
+	if !ok {
+		return nil, fmt.Errorf("the scheduler needs WorkerConfig.Dial for a %T", w.rdb)
+	}
+	return func() redis.UniversalClient { return redis.NewClient(c.Options()) }, nil
 }
 
 // Every registers a periodic task, run every interval by the scheduler
@@ -130,27 +154,34 @@ func (w *Worker) Start() error {
 		w.fast.Shutdown()
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if len(w.periods) == 0 {
+		return nil
+	}
+	conn, err := w.schedulerConn()
+	if err != nil {
+		w.Shutdown()
+		return err
+	}
+	logger := asynqLogger{w.log.With("component", "asynq")}
+	w.sched = asynq.NewScheduler(conn, &asynq.SchedulerOpts{Logger: logger, LogLevel: asynqLogLevel(w.log), Location: time.UTC})
 	for _, p := range w.periods {
 		if _, err := w.sched.Register(p.spec, p.task, p.opts...); err != nil {
 			w.Shutdown()
 			return fmt.Errorf("schedule %s: %w", p.task.Type(), err)
 		}
 	}
-	if len(w.periods) > 0 {
-		if err := w.sched.Start(); err != nil {
-			w.Shutdown()
-			return fmt.Errorf("start scheduler: %w", err)
-		}
+	if err := w.sched.Start(); err != nil {
+		w.Shutdown()
+		return fmt.Errorf("start scheduler: %w", err)
 	}
-	w.started = true
 	return nil
 }
 
 // Shutdown stops taking tasks, lets running ones finish for up to
 // ShutdownTimeout and hands the rest back to their queues.
 func (w *Worker) Shutdown() {
-	if len(w.periods) > 0 && w.started {
-		w.sched.Shutdown()
+	if w.sched != nil {
+		w.sched.Shutdown() // closes its own connection
 	}
 	done := make(chan struct{}, 2)
 	go func() { w.fast.Shutdown(); done <- struct{}{} }()

@@ -48,6 +48,9 @@ type Patient struct {
 }
 
 // Link ties a Cliniko patient, in a subscription and on a Cliniko shard, to
+// Name is the patient's full name for display, e.g. "Zoë O'Brien".
+func (p Patient) Name() string { return strings.TrimSpace(p.FirstName + " " + p.LastName) }
+
 // our patient. Links are per subscription: two clinics never collide.
 type Link struct {
 	SubscriptionID    string    `json:"subscription_id"`

@@ -329,6 +329,25 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 	return s.openVersion(id, version, field)
 }
 
+// Byline is who a programme version comes from, as its PDF names them.
+type Byline struct {
+	Practitioner string // the prescribing practitioner's name
+	Clinic       string // the patient's subscription's (clinic's) name
+}
+
+// BylineOf reads the byline of programme version prog of patient p. A name
+// that cannot be read is left empty: the PDF is still made without it.
+func (s *Store) BylineOf(ctx context.Context, prog pmsbridge.Programme, p Patient) Byline {
+	var b Byline
+	if pr, err := s.GetPractitioner(ctx, prog.PractitionerID); err == nil {
+		b.Practitioner = pr.Name
+	}
+	if sub, err := s.GetSubscription(ctx, p.SubscriptionID); err == nil {
+		b.Clinic = sub.Name
+	}
+	return b
+}
+
 // ListProgrammes returns every version of every programme of patient
 // patientID, grouped by programme: programmes newest first (by the creation
 // of their first version), and within one programme the highest version

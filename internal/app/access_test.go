@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
 
@@ -72,7 +72,7 @@ func accessSetup(t *testing.T, clock *stepClock, clinikoID string) (*apptest.Env
 func accessSetupWith(t *testing.T, o apptest.Options, clinikoID string) (*apptest.Env, *apptest.Browser, string, string) {
 	t.Helper()
 	e := apptest.Start(t, o)
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	_, pid := b.Open(clinikoID)
 	if pid == "" {
@@ -88,7 +88,7 @@ func TestPatientAccess(t *testing.T) {
 	// mixing the two shows.
 	start := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Minute)
 	clock := newStepClock(start)
-	e, _, _, code := accessSetup(t, clock, clinikotest.DemoPatientID) // Zoë, born 1985
+	e, _, _, code := accessSetup(t, clock, sandbox.DemoPatientID) // Zoë, born 1985
 	patient := e.NewBrowser()
 
 	t.Run("form", func(t *testing.T) {
@@ -201,7 +201,7 @@ func otherCode(code string, n int) string {
 func TestPatientAccessIPLimit(t *testing.T) {
 	t.Parallel()
 	clock := newStepClock(time.Now().UTC())
-	e, _, _, code := accessSetup(t, clock, clinikotest.DemoPatientID)
+	e, _, _, code := accessSetup(t, clock, sandbox.DemoPatientID)
 	patient := e.NewBrowser()
 	for i := 1; i <= 30; i++ {
 		c := fmt.Sprintf("%c%c%s", 'a'+i/26, 'a'+i%26, otherCode(code, 1)[2:]) // 30 different unknown codes

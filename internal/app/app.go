@@ -21,8 +21,9 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,16 +66,21 @@ type Options struct {
 
 // Main is a running pmsbridge process.
 type Main struct {
-	opts    Options
-	cfg     config.Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	rdb     redis.UniversalClient
+	opts Options
+	cfg  config.Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	rdb  redis.UniversalClient
+	// dial opens another connection to the same Redis (for a part that
+	// must own its connection: the scheduler).
+	dial    func() redis.UniversalClient
 	mini    *miniredis.Miniredis
-	sandbox *clinikotest.Sandbox
+	sandbox *sandbox.Sandbox
 	Store   *store.Store
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
+	// Flows are the workflows the HTTP side runs (nil without HTTP).
+	Flows   *flows.Flows
 	worker  *jobs.Worker
 	server  *http.Server
 	ln      net.Listener
@@ -120,7 +126,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis.url: %w", err)
 		}
-		m.rdb = ru.Client()
+		m.dial = ru.Client
+		m.rdb = m.dial()
 		if err := checkRedis(ctx, m.rdb, opts.RedisWait, m.log); err != nil {
 			return nil, err
 		}
@@ -174,17 +181,19 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	if opts.Mode.works() {
 		wc := opts.Worker
 		wc.Concurrency = m.cfg.Worker.Concurrency
+		wc.Dial = m.dial
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
 		})
-		// The worker's logger ends asynq's false alarm on shutdown (asynqlog.go).
-		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, slog.New(quietSharedClose{m.log.Handler()}))
+		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
 		m.worker.Every(jobs.ReconcileInterval, jobs.NewReconcileTask())
 	}
 
 	if opts.Mode.serves() {
+		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Log: m.log,
+			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now})
 		checks := bridge.Checks{Redis: func(ctx context.Context) error { return m.rdb.Ping(ctx).Err() }}
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
@@ -206,7 +215,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
 			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies, QueuesActions: m.cfg.Admin.QueuesActions,
-		}, bridge.Deps{Store: m.Store, Cliniko: m.Cliniko, Jobs: m.Jobs, Keys: keys, Queues: queueMonitor(m.rdb, m.cfg.Admin)}, checks, m.reg, m.log)
+		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys, Queues: queueMonitor(m.rdb, m.cfg.Admin)}, checks, m.reg, m.log)
 		m.server = &http.Server{
 			Handler:           srv,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -236,7 +245,7 @@ func (m *Main) Config() config.Config { return m.cfg }
 func (m *Main) Redis() redis.UniversalClient { return m.rdb }
 
 // Sandbox is the dev-mode Cliniko sandbox (nil in other modes).
-func (m *Main) Sandbox() *clinikotest.Sandbox { return m.sandbox }
+func (m *Main) Sandbox() *sandbox.Sandbox { return m.sandbox }
 
 // Demo is the dev-mode demo data (nil in other modes).
 func (m *Main) Demo() *Demo { return m.demo }

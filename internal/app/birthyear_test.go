@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/bridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
 
@@ -52,7 +52,7 @@ func yearOf(doc bridge.PatientJSON) int {
 func TestBirthYears(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	imported := map[string]string{} // Cliniko id → our id
 	for _, cid := range []string{"1001", "1002", "836447129235882001", "836447129235882005", "836447129235882006", "836447129235882008"} {
@@ -162,7 +162,7 @@ func TestBirthYears(t *testing.T) {
 			t.Errorf("refresh with an equal Cliniko year: %s/%s, want ok/manual", doc.BirthYearStatus, doc.BirthYearSource)
 		}
 
-		e.Sandbox.EditPatient(cid, func(p *clinikotest.Patient) { d := "1991-07-21"; p.DateOfBirth = &d })
+		e.Sandbox.EditPatient(cid, func(p *sandbox.Patient) { d := "1991-07-21"; p.DateOfBirth = &d })
 		doc = refreshFromCliniko(t, e, b, pid, func(d bridge.PatientJSON) bool { return d.BirthYearStatus == "mismatch" })
 		if yearOf(doc) != 1990 || doc.ClinikoYear == nil || *doc.ClinikoYear != 1991 || doc.BirthYearSource != "manual" {
 			t.Errorf("mismatch: year %d, cliniko year %v, source %s; want 1990, 1991, manual", yearOf(doc), doc.ClinikoYear, doc.BirthYearSource)
@@ -186,7 +186,7 @@ func TestBirthYears(t *testing.T) {
 		attention(t, "836447129235882005", "836447129235882006")
 
 		// From now on Cliniko's changes come through.
-		e.Sandbox.EditPatient(cid, func(p *clinikotest.Patient) { d := "1992-07-21"; p.DateOfBirth = &d })
+		e.Sandbox.EditPatient(cid, func(p *sandbox.Patient) { d := "1992-07-21"; p.DateOfBirth = &d })
 		doc = refreshFromCliniko(t, e, b, pid, func(d bridge.PatientJSON) bool { return yearOf(d) == 1992 })
 		if doc.BirthYearStatus != "ok" || doc.BirthYearSource != "cliniko" {
 			t.Errorf("after a Cliniko change: %s/%s, want ok/cliniko", doc.BirthYearStatus, doc.BirthYearSource)

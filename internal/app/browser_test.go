@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
 
@@ -23,7 +23,7 @@ import (
 // and then assign a programme with the form.
 func TestBrowserOpenFromClinikoAndAssign(t *testing.T) {
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	demo := clinic.Practitioners["demo@clinic.example"]
 
 	// The whole test, browser start included, gets 45 s at most; each step
@@ -32,9 +32,9 @@ func TestBrowserOpenFromClinikoAndAssign(t *testing.T) {
 
 	var patientURL string
 	ok := t.Run("OpenFromClinikoAndLogIn", func(t *testing.T) {
-		sandboxPage := e.Sandbox.URL() + "/sandbox/patients/" + clinikotest.DemoPatientID
+		sandboxPage := e.Sandbox.URL() + "/sandbox/patients/" + sandbox.DemoPatientID
 		step(t, ctx, "open the sandbox patient page", chromedp.Navigate(sandboxPage))
-		button := chromedp.CSS(`a[href$="/cliniko_patient_import?patient_id=` + clinikotest.DemoPatientID + `"]`)
+		button := chromedp.CSS(`a[href$="/cliniko_patient_import?patient_id=` + sandbox.DemoPatientID + `"]`)
 		label := run(t, ctx, "read the Open button", chromedp.Text(button, chromedp.NodeVisible))
 		if strings.TrimSpace(label) != "Open in pmsbridge" {
 			t.Fatalf("sandbox button reads %q, want %q", label, "Open in pmsbridge")

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
 	"github.com/physitrack/pmsbridge/store"
@@ -99,9 +99,9 @@ func TestKeySaveRecordsClinikoAccount(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
 	ctx := context.Background()
-	other := e.Sandbox.AddAccount("au1", "Kiwi Physio", clinikotest.Business{BusinessName: "Kiwi Physio",
+	other := e.Sandbox.AddAccount("au1", "Kiwi Physio", sandbox.Business{BusinessName: "Kiwi Physio",
 		CountryCode: "NZ", TimeZoneIdentifier: "Pacific/Auckland"})
-	_, otherKey := other.AddUser("Kiri", "Ngata", "kiri@kiwi.example", clinikotest.RolePractitioner)
+	_, otherKey := other.AddUser("Kiri", "Ngata", "kiri@kiwi.example", sandbox.RolePractitioner)
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"a@clinic.example": "", "b@clinic.example": "", "c@clinic.example": ""})
 	subID := clinic.Subscription.ID
 	if clinic.Subscription.TimeZoneSet() {
@@ -134,13 +134,13 @@ func TestKeySaveRecordsClinikoAccount(t *testing.T) {
 
 	// Another clinic's key saved first would claim the account: the page
 	// engineer's warning relies on the first key being the clinic's own.
-	u := save("a@clinic.example", clinikotest.DemoPractitionerKey)
-	want := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: clinikotest.DemoBusinessID, Name: "Demo Physio Clinic",
+	u := save("a@clinic.example", sandbox.DemoPractitionerKey)
+	want := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: sandbox.DemoBusinessID, Name: "Demo Physio Clinic",
 		CountryCode: "AU", TimeZone: "Australia/Sydney"}}, u.Account.CheckedAt)
 	if diff := cmp.Diff(want, u.Account); diff != "" || u.Account.CheckedAt.IsZero() {
 		t.Errorf("saved account (-want +got):\n%s", diff)
 	}
-	if got := []string{accountID(), zone()}; !cmp.Equal(got, []string{"au1:" + clinikotest.DemoBusinessID, "Australia/Sydney cliniko"}) {
+	if got := []string{accountID(), zone()}; !cmp.Equal(got, []string{"au1:" + sandbox.DemoBusinessID, "Australia/Sydney cliniko"}) {
 		t.Errorf("after the clinic's key: [account zone] = %v", got)
 	}
 
@@ -148,16 +148,16 @@ func TestKeySaveRecordsClinikoAccount(t *testing.T) {
 	if u.Account.ID() != "au1:"+other.Businesses()[0].ID || u.Account.Same(want) {
 		t.Errorf("other clinic's key: account %q", u.Account.ID())
 	}
-	if got := []string{accountID(), zone()}; !cmp.Equal(got, []string{"au1:" + clinikotest.DemoBusinessID, "Australia/Sydney cliniko"}) {
+	if got := []string{accountID(), zone()}; !cmp.Equal(got, []string{"au1:" + sandbox.DemoBusinessID, "Australia/Sydney cliniko"}) {
 		t.Errorf("after another clinic's key: [account zone] = %v, want unchanged", got)
 	}
 
 	e.Sandbox.FailNextOp("list_businesses", 3, http.StatusServiceUnavailable)
-	u = save("c@clinic.example", clinikotest.DemoAdminKey)
-	if u.Account.Known() || u.ID != clinikotest.DemoAdminUserID {
+	u = save("c@clinic.example", sandbox.DemoAdminKey)
+	if u.Account.Known() || u.ID != sandbox.DemoAdminUserID {
 		t.Errorf("businesses unreadable: saved %+v, want the user without an account", u)
 	}
-	if accountID() != "au1:"+clinikotest.DemoBusinessID {
+	if accountID() != "au1:"+sandbox.DemoBusinessID {
 		t.Errorf("an unreadable account changed the subscription's: %q", accountID())
 	}
 }
@@ -172,13 +172,13 @@ func TestChosenTimeZoneKeptOnKeySave(t *testing.T) {
 	if _, err := e.Store.SetSubscriptionTimeZone(ctx, clinic.Subscription.ID, "Australia/Perth"); err != nil {
 		t.Fatal(err)
 	}
-	r := e.Login("a@clinic.example").PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoAdminKey}})
+	r := e.Login("a@clinic.example").PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoAdminKey}})
 	wantRedirect(t, "save", r, "/settings/cliniko?done=saved&replayed=0")
 	sub, err := e.Store.GetSubscription(ctx, clinic.Subscription.ID)
 	if err != nil || sub.TimeZone != "Australia/Perth" || sub.TimeZoneSource != store.TimeZoneChosen {
 		t.Errorf("after the key save: %+v (%v), want the chosen Australia/Perth", sub, err)
 	}
-	if a, ok, _ := e.Store.SubscriptionClinikoAccount(ctx, clinic.Subscription.ID, "au1"); !ok || a.ID() != "au1:"+clinikotest.DemoBusinessID {
+	if a, ok, _ := e.Store.SubscriptionClinikoAccount(ctx, clinic.Subscription.ID, "au1"); !ok || a.ID() != "au1:"+sandbox.DemoBusinessID {
 		t.Errorf("the key's account was not recorded: %v %q", ok, a.ID())
 	}
 }

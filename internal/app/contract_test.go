@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
 
@@ -48,9 +48,9 @@ func getJSON(t *testing.T, b *apptest.Browser, path string) map[string]any {
 func TestContractJSONShapes(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey, "nokey@clinic.example": ""})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey, "nokey@clinic.example": ""})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -60,9 +60,9 @@ func TestContractJSONShapes(t *testing.T) {
 		b    *apptest.Browser
 		id   string
 	}{
-		{"done", b, clinikotest.DemoPatientID},
+		{"done", b, sandbox.DemoPatientID},
 		{"failed: no import on record", b, "987654"},
-		{"failed: no Cliniko key", e.Login("nokey@clinic.example"), clinikotest.DemoPatientID},
+		{"failed: no Cliniko key", e.Login("nokey@clinic.example"), sandbox.DemoPatientID},
 	} {
 		wantKeys(t, "import status "+tc.desc, getJSON(t, tc.b, "/imports/status?patient_id="+tc.id), importKeys...)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
@@ -76,8 +76,10 @@ func (m *Main) startDevServices() error {
 	if err := m.mini.Start(); err != nil {
 		return fmt.Errorf("start embedded redis: %w", err)
 	}
-	m.rdb = redis.NewClient(&redis.Options{Addr: m.mini.Addr()})
-	m.sandbox = clinikotest.NewDemo()
+	addr := m.mini.Addr()
+	m.dial = func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: addr}) }
+	m.rdb = m.dial()
+	m.sandbox = sandbox.NewDemo()
 	m.cfg.Cliniko.BaseURL = m.sandbox.BaseURL()
 	return nil
 }
@@ -99,12 +101,12 @@ func seedDemo(ctx context.Context, st *store.Store) (*Demo, error) {
 	}
 	// The demo keys' Cliniko account, as saving them on the settings page
 	// records it: the sandbox's demo clinic (au1, Australia/Sydney).
-	acct := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: clinikotest.DemoBusinessID,
+	acct := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: sandbox.DemoBusinessID,
 		Name: "Demo Physio Clinic", CountryCode: "AU", TimeZone: "Australia/Sydney"}}, time.Now())
-	if err := st.SetClinikoKey(ctx, p.ID, clinikotest.DemoAdminKey, store.ClinikoUser{ID: clinikotest.DemoAdminUserID, Name: "Dr Demo Practitioner", Email: DemoEmail, Role: "administrator", Shard: "au1", Account: acct}); err != nil {
+	if err := st.SetClinikoKey(ctx, p.ID, sandbox.DemoAdminKey, store.ClinikoUser{ID: sandbox.DemoAdminUserID, Name: "Dr Demo Practitioner", Email: DemoEmail, Role: "administrator", Shard: "au1", Account: acct}); err != nil {
 		return nil, err
 	}
-	if err := st.SetClinikoKey(ctx, col.ID, clinikotest.DemoPractitionerKey, store.ClinikoUser{ID: "2", Name: "Priya Raman", Role: "practitioner", Shard: "au1", Account: acct}); err != nil {
+	if err := st.SetClinikoKey(ctx, col.ID, sandbox.DemoPractitionerKey, store.ClinikoUser{ID: "2", Name: "Priya Raman", Role: "practitioner", Shard: "au1", Account: acct}); err != nil {
 		return nil, err
 	}
 	if _, err := st.AdoptClinikoAccount(ctx, sub.ID, acct); err != nil {
@@ -125,7 +127,7 @@ func (m *Main) printDevBanner() {
 	fmt.Fprintf(&b, "   or colleague    %s / %s\n", DemoColleagueEmail, DemoColleaguePassword)
 	fmt.Fprintf(&b, " Cliniko sandbox:  %s\n", m.sandbox.URL())
 	fmt.Fprintf(&b, "   open a patient there and press \"Open in pmsbridge\"\n")
-	fmt.Fprintf(&b, "   demo Cliniko API key: %s\n", clinikotest.DemoAdminKey)
+	fmt.Fprintf(&b, "   demo Cliniko API key: %s\n", sandbox.DemoAdminKey)
 	fmt.Fprintf(&b, " Admin:            %s/admin/  (token %s)\n", m.url, m.cfg.Admin.Token)
 	fmt.Fprintf(&b, " Webhook secret:   %s\n", m.cfg.Webhooks.Secret)
 	fmt.Fprintf(&b, " Health:           %s/healthz\n", m.url)

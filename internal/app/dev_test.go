@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/app"
 )
 
@@ -53,7 +53,7 @@ func TestDevModeZeroSetUp(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	resp, err := c.PostForm(m.URL()+"/login", url.Values{"email": {app.DemoEmail}, "password": {app.DemoPassword},
-		"next": {"/cliniko_patient_import?patient_id=" + clinikotest.DemoPatientID}})
+		"next": {"/cliniko_patient_import?patient_id=" + sandbox.DemoPatientID}})
 	if err != nil {
 		t.Fatal(err)
 	}

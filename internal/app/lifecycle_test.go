@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/apptest"
@@ -62,13 +62,13 @@ func TestReadinessFollowsRedis(t *testing.T) {
 func TestShutdownRequeuesRunningTask(t *testing.T) {
 	t.Parallel()
 	redisURL := redistest.URL(t)
-	sb := clinikotest.NewDemo()
+	sb := sandbox.NewDemo()
 	t.Cleanup(sb.Close)
 	e := apptest.Start(t, apptest.Options{RedisURL: redisURL, Sandbox: sb})
-	clinic := e.SeedClinic("Shutdown Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Shutdown Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	sb.SetLatency(8 * time.Second) // the import is mid-call when we stop
-	r := b.Get("/cliniko_patient_import?patient_id=" + clinikotest.DemoPatientID)
+	r := b.Get("/cliniko_patient_import?patient_id=" + sandbox.DemoPatientID)
 	if r.StatusCode != http.StatusAccepted {
 		t.Fatalf("click with a slow Cliniko: %d, want 202 (the waiting page)", r.StatusCode)
 	}
@@ -76,7 +76,7 @@ func TestShutdownRequeuesRunningTask(t *testing.T) {
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	insp := asynq.NewInspectorFromRedisClient(rdb)
-	taskID := jobs.ImportTaskID(clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
+	taskID := jobs.ImportTaskID(clinic.Subscription.ID, "au1", sandbox.DemoPatientID)
 	e.Eventually("the import to be running", func() bool {
 		info, err := insp.GetTaskInfo(jobs.QueueImport, taskID)
 		return err == nil && info.State == asynq.TaskStateActive
@@ -93,7 +93,7 @@ func TestShutdownRequeuesRunningTask(t *testing.T) {
 	secrets := e.Config.Secrets // the records are encrypted with e's key
 	e2 := apptest.Start(t, apptest.Options{RedisURL: redisURL, Sandbox: sb, Configure: func(c *config.Config) { c.Secrets = secrets }})
 	e2.Eventually("the requeued import to finish", func() bool {
-		_, err := e2.Store.FindLink(context.Background(), clinic.Subscription.ID, "au1", clinikotest.DemoPatientID)
+		_, err := e2.Store.FindLink(context.Background(), clinic.Subscription.ID, "au1", sandbox.DemoPatientID)
 		return err == nil
 	})
 }

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +16,10 @@ func registerReady(reg prometheus.Registerer, checks bridge.Checks) {
 		Name: "pmsbridge_ready",
 		Help: "1 when this process is ready (what /readyz checks: Redis answers and the process's workers are up), else 0; evaluated on each scrape.",
 	}, func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if checks.Redis(ctx) != nil || (checks.Workers != nil && checks.Workers(ctx) != nil) {
-			return 0
+		if checks.Ready(context.Background()).Ready {
+			return 1
 		}
-		return 1
+		return 0
 	}))
 }
 

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -154,19 +154,19 @@ func clickAndSettle(b *apptest.Browser, baseURL, clinikoID string) openOutcome {
 func TestLoginClickImportPatientPage(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 
 	b := e.NewBrowser()
-	r := b.Get("/cliniko_patient_import?patient_id=" + clinikotest.DemoPatientID)
+	r := b.Get("/cliniko_patient_import?patient_id=" + sandbox.DemoPatientID)
 	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/login?next=") {
 		t.Fatalf("no session: got %d to %q, want 303 to /login?next=…", r.StatusCode, r.Location())
 	}
 	next := r.Location()
-	r = b.PostForm("/login", map[string][]string{"email": {"demo@clinic.example"}, "password": {apptest.Password}, "next": {"/cliniko_patient_import?patient_id=" + clinikotest.DemoPatientID}})
-	if r.StatusCode != http.StatusSeeOther || r.Location() != "/cliniko_patient_import?patient_id="+clinikotest.DemoPatientID {
+	r = b.PostForm("/login", map[string][]string{"email": {"demo@clinic.example"}, "password": {apptest.Password}, "next": {"/cliniko_patient_import?patient_id=" + sandbox.DemoPatientID}})
+	if r.StatusCode != http.StatusSeeOther || r.Location() != "/cliniko_patient_import?patient_id="+sandbox.DemoPatientID {
 		t.Fatalf("login: got %d to %q (login page was %s)", r.StatusCode, r.Location(), next)
 	}
-	_, id := b.Open(clinikotest.DemoPatientID)
+	_, id := b.Open(sandbox.DemoPatientID)
 	if id == "" {
 		t.Fatal("did not land on a patient page")
 	}
@@ -175,7 +175,7 @@ func TestLoginClickImportPatientPage(t *testing.T) {
 		t.Fatalf("patient page: %d, body lacks the patient's name", page.StatusCode)
 	}
 	// A repeat click goes straight to the same patient.
-	_, again := b.Open(clinikotest.DemoPatientID)
+	_, again := b.Open(sandbox.DemoPatientID)
 	if again != id {
 		t.Fatalf("repeat click: got patient %q, want %q", again, id)
 	}
@@ -187,12 +187,12 @@ func TestLoginClickImportPatientPage(t *testing.T) {
 func TestOpenRepeatClickRefreshesDebounced(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 
 	// A healthy Cliniko: the first click waits for the import and goes
 	// straight to the new patient, without the waiting page.
-	r := b.Get(importPath + clinikotest.DemoPatientID)
+	r := b.Get(importPath + sandbox.DemoPatientID)
 	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/patients/pat_") {
 		t.Fatalf("first click: %d to %q, want 303 to the new patient", r.StatusCode, r.Location())
 	}
@@ -207,8 +207,8 @@ func TestOpenRepeatClickRefreshesDebounced(t *testing.T) {
 
 	// The patient changes in Cliniko; the next click shows them at once
 	// (no waiting for Cliniko) and refreshes them in the background.
-	e.Sandbox.EditPatient(clinikotest.DemoPatientID, func(p *clinikotest.Patient) { p.FirstName = "Zoey" })
-	r = b.Get(importPath + clinikotest.DemoPatientID)
+	e.Sandbox.EditPatient(sandbox.DemoPatientID, func(p *sandbox.Patient) { p.FirstName = "Zoey" })
+	r = b.Get(importPath + sandbox.DemoPatientID)
 	wantRedirect(t, "repeat click", r, "/patients/"+id)
 	e.Eventually("the refresh to read the new name", func() bool {
 		return strings.Contains(b.Get("/patients/"+id).Body, "Zoey")
@@ -223,9 +223,9 @@ func TestOpenRepeatClickRefreshesDebounced(t *testing.T) {
 	}
 
 	// More clicks within the debounce window: same patient, no more reads.
-	e.Sandbox.EditPatient(clinikotest.DemoPatientID, func(p *clinikotest.Patient) { p.FirstName = "Zed" })
+	e.Sandbox.EditPatient(sandbox.DemoPatientID, func(p *sandbox.Patient) { p.FirstName = "Zed" })
 	for i := 0; i < 3; i++ {
-		wantRedirect(t, "click within the debounce window", b.Get(importPath+clinikotest.DemoPatientID), "/patients/"+id)
+		wantRedirect(t, "click within the debounce window", b.Get(importPath+sandbox.DemoPatientID), "/patients/"+id)
 	}
 	time.Sleep(400 * time.Millisecond) // time for a wrongly queued refresh to run
 	if n := e.Sandbox.RequestCount("get_patient"); n != reads {
@@ -259,7 +259,7 @@ func TestOpenConcurrentClicksMakeOnePatient(t *testing.T) {
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			emails := []string{"first@" + tc.slug + ".example", "second@" + tc.slug + ".example"}
-			clinic := e.SeedClinic(tc.slug, map[string]string{emails[0]: clinikotest.DemoAdminKey, emails[1]: clinikotest.DemoPractitionerKey})
+			clinic := e.SeedClinic(tc.slug, map[string]string{emails[0]: sandbox.DemoAdminKey, emails[1]: sandbox.DemoPractitionerKey})
 			if tc.group {
 				if _, err := e.Store.SetSharing(context.Background(), clinic.Subscription.ID,
 					[]string{clinic.Practitioners[emails[0]].ID, clinic.Practitioners[emails[1]].ID}, nil); err != nil {
@@ -282,7 +282,7 @@ func TestOpenConcurrentClicksMakeOnePatient(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						<-start
-						results <- click{email, clickAndSettle(b, e.URL, clinikotest.DemoPatientID)}
+						results <- click{email, clickAndSettle(b, e.URL, sandbox.DemoPatientID)}
 					}()
 				}
 			}
@@ -291,10 +291,10 @@ func TestOpenConcurrentClicksMakeOnePatient(t *testing.T) {
 			close(results)
 
 			links := linksOf(t, e, clinic.Subscription.ID, "au1")
-			if len(links) != 1 || links[clinikotest.DemoPatientID] == "" {
-				t.Fatalf("links after concurrent clicks: %v, want exactly one for %s", links, clinikotest.DemoPatientID)
+			if len(links) != 1 || links[sandbox.DemoPatientID] == "" {
+				t.Fatalf("links after concurrent clicks: %v, want exactly one for %s", links, sandbox.DemoPatientID)
 			}
-			id := links[clinikotest.DemoPatientID]
+			id := links[sandbox.DemoPatientID]
 			patient, err := e.Store.GetPatient(context.Background(), id)
 			if err != nil {
 				t.Fatal(err)
@@ -349,7 +349,7 @@ func TestOpenConcurrentClicksMakeOnePatient(t *testing.T) {
 func TestOpenRejectsBadPatientID(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	anon := e.NewBrowser()
 
@@ -396,9 +396,9 @@ func TestOpenRejectsBadPatientID(t *testing.T) {
 		t.Errorf("bad links created %d patients", len(ps))
 	}
 	// A good id with leading zeros is the same Cliniko patient.
-	_, id := b.Open("0" + clinikotest.DemoPatientID)
-	if id == "" || linksOf(t, e, clinic.Subscription.ID, "au1")[clinikotest.DemoPatientID] != id {
-		t.Errorf("patient_id=0%s: landed on %q; links %v", clinikotest.DemoPatientID, id, linksOf(t, e, clinic.Subscription.ID, "au1"))
+	_, id := b.Open("0" + sandbox.DemoPatientID)
+	if id == "" || linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID] != id {
+		t.Errorf("patient_id=0%s: landed on %q; links %v", sandbox.DemoPatientID, id, linksOf(t, e, clinic.Subscription.ID, "au1"))
 	}
 }
 
@@ -407,11 +407,11 @@ func TestOpenRejectsBadPatientID(t *testing.T) {
 func TestOpenWithoutSession(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 
 	t.Run("click, log in, back to the patient", func(t *testing.T) {
 		b := e.NewBrowser()
-		click := importPath + clinikotest.DemoPatientID
+		click := importPath + sandbox.DemoPatientID
 		r := b.Get(click)
 		wantRedirect(t, "click without a session", r, "/login?next="+url.QueryEscape(click))
 		if got := r.Header.Get("Location"); got != "/login?next=%2Fcliniko_patient_import%3Fpatient_id%3D1001" {
@@ -424,7 +424,7 @@ func TestOpenWithoutSession(t *testing.T) {
 		}
 		r = b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}, "next": {click}})
 		wantRedirect(t, "login", r, click)
-		if _, id := b.Open(clinikotest.DemoPatientID); id == "" {
+		if _, id := b.Open(sandbox.DemoPatientID); id == "" {
 			t.Fatal("after logging in the click did not reach the patient")
 		}
 	})
@@ -481,7 +481,7 @@ func TestOpenWithoutKeyThenSave(t *testing.T) {
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"nokey@clinic.example": ""})
 	b := e.Login("nokey@clinic.example")
 
-	click := importPath + clinikotest.DemoPatientID
+	click := importPath + sandbox.DemoPatientID
 	r := b.Get(click)
 	settings := "/settings/cliniko?need=key&next=" + url.QueryEscape(click)
 	wantRedirect(t, "click without a key", r, settings)
@@ -496,9 +496,9 @@ func TestOpenWithoutKeyThenSave(t *testing.T) {
 	if !strings.Contains(r.Body, `name="next" value="`+html.EscapeString(click)+`"`) {
 		t.Errorf("the settings form lost next after an error")
 	}
-	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoPractitionerKey}, "next": {click}})
+	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoPractitionerKey}, "next": {click}})
 	wantRedirect(t, "save key", r, click)
-	_, id := b.Open(clinikotest.DemoPatientID)
+	_, id := b.Open(sandbox.DemoPatientID)
 	if id == "" {
 		t.Fatal("after saving a key the click did not reach the patient")
 	}
@@ -532,10 +532,10 @@ func TestSettingsChecksKey(t *testing.T) {
 		{"empty", "", nil, "Paste your Cliniko API key"},
 		{"key with spaces", "abc def-au1", nil, "does not look like a Cliniko API key"},
 		{"unknown key", "MS0xbm90YXJlYWxrZXkwMDAwMDAw-au1", nil, "bad key"},
-		{"key of another shard", strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1") + "-uk2", nil, "bad key"},
+		{"key of another shard", strings.TrimSuffix(sandbox.DemoAdminKey, "-au1") + "-uk2", nil, "bad key"},
 		{"revoked key", "", nil, ""}, // filled below
 		{"unknown shard", "abc-zz99x", nil, "unknown shard"},
-		{"Cliniko unreachable", clinikotest.DemoAdminKey, func() { e.Sandbox.FailNext(3, http.StatusServiceUnavailable) }, "Cliniko unreachable"},
+		{"Cliniko unreachable", sandbox.DemoAdminKey, func() { e.Sandbox.FailNext(3, http.StatusServiceUnavailable) }, "Cliniko unreachable"},
 	} {
 		if tc.desc == "revoked key" {
 			acct := accountOn(t, e.Sandbox, "au1")
@@ -559,7 +559,7 @@ func TestSettingsChecksKey(t *testing.T) {
 	}
 
 	t.Run("valid key shows the Cliniko user, role, shard and App URL", func(t *testing.T) {
-		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {"  " + clinikotest.DemoAdminKey + "\n"}, "next": {"//evil.example/x"}})
+		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {"  " + sandbox.DemoAdminKey + "\n"}, "next": {"//evil.example/x"}})
 		wantRedirect(t, "save", r, "/settings/cliniko?done=saved&replayed=0")
 		page := b.Get(r.Location())
 		wantPage(t, "settings", page, http.StatusOK, "Your Cliniko API key is saved and works.", "Connected to Cliniko",
@@ -573,13 +573,13 @@ func TestSettingsChecksKey(t *testing.T) {
 		if strings.Contains(page.Body, "may not upload patient files") {
 			t.Error("an administrator is warned about uploads")
 		}
-		if strings.Contains(page.Body, clinikotest.DemoAdminKey) || strings.Contains(page.Body, strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1")) {
+		if strings.Contains(page.Body, sandbox.DemoAdminKey) || strings.Contains(page.Body, strings.TrimSuffix(sandbox.DemoAdminKey, "-au1")) {
 			t.Error("the settings page shows the saved key")
 		}
 	})
 
 	t.Run("scheduler key warns that the role cannot upload", func(t *testing.T) {
-		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoSchedulerKey}})
+		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoSchedulerKey}})
 		wantRedirect(t, "save", r, "/settings/cliniko?done=saved&replayed=0")
 		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "Sam Scheduler", "scheduler", "may not upload patient files")
 	})
@@ -594,7 +594,7 @@ func TestSettingsChecksKey(t *testing.T) {
 		if _, _, err := e.Store.ClinikoKey(context.Background(), pr.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("ClinikoKey after remove: %v, want ErrNotFound", err)
 		}
-		r = b.Get(importPath + clinikotest.DemoPatientID)
+		r = b.Get(importPath + sandbox.DemoPatientID)
 		if !strings.HasPrefix(r.Location(), "/settings/cliniko?need=key") {
 			t.Errorf("click after removing the key: %d to %q, want the settings page", r.StatusCode, r.Location())
 		}
@@ -609,15 +609,15 @@ func TestSettingsClinikoTimeout(t *testing.T) {
 	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": ""})
 	b := e.Login("demo@clinic.example")
 	e.Sandbox.SetLatency(1500 * time.Millisecond)
-	r := b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoAdminKey}})
+	r := b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoAdminKey}})
 	wantPage(t, "save with a slow Cliniko", r, http.StatusUnprocessableEntity, "Cliniko unreachable", "Nothing was saved")
 	e.Sandbox.SetLatency(0)
-	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoAdminKey}})
+	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoAdminKey}})
 	wantRedirect(t, "save when Cliniko is back", r, "/settings/cliniko?done=saved&replayed=0")
 }
 
 // accountOn returns the sandbox's first account on shard.
-func accountOn(t *testing.T, sb *clinikotest.Sandbox, shard string) *clinikotest.Account {
+func accountOn(t *testing.T, sb *sandbox.Sandbox, shard string) *sandbox.Account {
 	t.Helper()
 	for _, a := range sb.Accounts() {
 		if a.Shard == shard {
@@ -637,23 +637,23 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 
 	t.Run("key of another Cliniko account", func(t *testing.T) {
 		t.Parallel()
-		clinic := e.SeedClinic("Harbour Street", map[string]string{"olivia@harbour.example": clinikotest.DemoUK2AdminKey})
+		clinic := e.SeedClinic("Harbour Street", map[string]string{"olivia@harbour.example": sandbox.DemoUK2AdminKey})
 		b := e.Login("olivia@harbour.example")
-		r, id := b.Open(clinikotest.DemoPatientID)
+		r, id := b.Open(sandbox.DemoPatientID)
 		if id != "" {
-			t.Fatalf("a uk2 key opened au1 patient %s as %s", clinikotest.DemoPatientID, id)
+			t.Fatalf("a uk2 key opened au1 patient %s as %s", sandbox.DemoPatientID, id)
 		}
 		wantPage(t, "click", r, http.StatusNotFound, "This patient is not in your Cliniko account",
 			"Not "+clinic.Practitioners["olivia@harbour.example"].Name+"?", "Log out")
-		if st := importStatusOf(t, b, clinikotest.DemoPatientID); st.State != "failed" || st.Cause != "cliniko_not_found" {
+		if st := importStatusOf(t, b, sandbox.DemoPatientID); st.State != "failed" || st.Cause != "cliniko_not_found" {
 			t.Errorf("import status %+v, want failed with cliniko_not_found", st)
 		}
 		if links := linksOf(t, e, clinic.Subscription.ID, "uk2"); len(links) != 0 {
 			t.Errorf("links %v after a failed import", links)
 		}
 		// "Log out" ends the session and offers to come back.
-		r = b.PostForm("/logout", url.Values{"next": {importPath + clinikotest.DemoPatientID}})
-		wantRedirect(t, "not you? log out", r, "/login?next="+url.QueryEscape(importPath+clinikotest.DemoPatientID))
+		r = b.PostForm("/logout", url.Values{"next": {importPath + sandbox.DemoPatientID}})
+		wantRedirect(t, "not you? log out", r, "/login?next="+url.QueryEscape(importPath+sandbox.DemoPatientID))
 	})
 
 	t.Run("revoked key, then a new key replays the import", func(t *testing.T) {
@@ -664,18 +664,18 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 		e.Sandbox.RevokeKey(oldKey)
 		b := e.Login("rhys@clinic.example")
 
-		r, id := b.Open(clinikotest.DemoPatientID)
+		r, id := b.Open(sandbox.DemoPatientID)
 		if id != "" {
 			t.Fatalf("a revoked key imported the patient as %s", id)
 		}
 		wantPage(t, "click", r, http.StatusForbidden, "Cliniko did not accept your API key", "Manage API keys")
-		if st := importStatusOf(t, b, clinikotest.DemoPatientID); st.State != "failed" || st.Cause != "cliniko_unauthorized" {
+		if st := importStatusOf(t, b, sandbox.DemoPatientID); st.State != "failed" || st.Cause != "cliniko_unauthorized" {
 			t.Errorf("import status %+v, want failed with cliniko_unauthorized", st)
 		}
 		// A repeat click on a failed import runs it again (and fails again),
 		// rather than being stuck on the archived task.
 		before := e.Sandbox.RequestCount("get_patient")
-		r, _ = b.Open(clinikotest.DemoPatientID)
+		r, _ = b.Open(sandbox.DemoPatientID)
 		wantPage(t, "repeat click", r, http.StatusForbidden, "Cliniko did not accept your API key")
 		if e.Sandbox.RequestCount("get_patient") == before {
 			t.Error("a repeat click after a failure did not try Cliniko again")
@@ -687,17 +687,17 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 		wantRedirect(t, "save the new key", r, "/settings/cliniko?done=saved&replayed=1")
 		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "1 job(s) that had failed because of the key are running again")
 		e.Eventually("the replayed import to link the patient", func() bool {
-			return linksOf(t, e, clinic.Subscription.ID, "au1")[clinikotest.DemoPatientID] != ""
+			return linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID] != ""
 		})
-		r = b.Get(importPath + clinikotest.DemoPatientID)
-		wantRedirect(t, "click after the fix", r, "/patients/"+linksOf(t, e, clinic.Subscription.ID, "au1")[clinikotest.DemoPatientID])
+		r = b.Get(importPath + sandbox.DemoPatientID)
+		wantRedirect(t, "click after the fix", r, "/patients/"+linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID])
 	})
 
 	t.Run("scheduler may import", func(t *testing.T) {
 		t.Parallel()
-		clinic := e.SeedClinic("Scheduler Clinic", map[string]string{"sam@clinic.example": clinikotest.DemoSchedulerKey})
+		clinic := e.SeedClinic("Scheduler Clinic", map[string]string{"sam@clinic.example": sandbox.DemoSchedulerKey})
 		b := e.Login("sam@clinic.example")
-		_, id := b.Open(clinikotest.DemoPatientID)
+		_, id := b.Open(sandbox.DemoPatientID)
 		if id == "" {
 			t.Fatal("a scheduler's click did not reach the patient")
 		}
@@ -714,14 +714,14 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 func TestOpenClinikoBusy(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 
 	e.Sandbox.SetFailureRate(1, http.StatusServiceUnavailable)
-	r := b.Get(importPath + clinikotest.DemoPatientID)
+	r := b.Get(importPath + sandbox.DemoPatientID)
 	wantPage(t, "click while Cliniko is down", r, http.StatusAccepted, "This page moves on by itself")
 	e.Eventually("the import status to say Cliniko is unavailable", func() bool {
-		st := importStatusOf(t, b, clinikotest.DemoPatientID)
+		st := importStatusOf(t, b, sandbox.DemoPatientID)
 		return st.State == "pending" && st.Cause == "cliniko_unavailable"
 	})
 	if n := e.Sandbox.RequestCount("get_patient"); n < 3 {
@@ -729,7 +729,7 @@ func TestOpenClinikoBusy(t *testing.T) {
 	}
 	// The waiting page's own check (check=1) says why it waits and does not
 	// start another import.
-	r = b.Get(importPath + clinikotest.DemoPatientID + "&check=1")
+	r = b.Get(importPath + sandbox.DemoPatientID + "&check=1")
 	wantPage(t, "check while Cliniko is down", r, http.StatusAccepted, "Cliniko is busy", "keeps trying by itself")
 	if links := linksOf(t, e, clinic.Subscription.ID, "au1"); len(links) != 0 {
 		t.Fatalf("links %v while Cliniko is down", links)
@@ -737,14 +737,14 @@ func TestOpenClinikoBusy(t *testing.T) {
 
 	e.Sandbox.SetFailureRate(0, 0)
 	e.Eventually("the import to complete after Cliniko recovered", func() bool {
-		return importStatusOf(t, b, clinikotest.DemoPatientID).State == "done"
+		return importStatusOf(t, b, sandbox.DemoPatientID).State == "done"
 	})
-	st := importStatusOf(t, b, clinikotest.DemoPatientID)
-	id := linksOf(t, e, clinic.Subscription.ID, "au1")[clinikotest.DemoPatientID]
+	st := importStatusOf(t, b, sandbox.DemoPatientID)
+	id := linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID]
 	if id == "" || st.PatientURL != "/patients/"+id {
 		t.Errorf("status %+v, link %q", st, id)
 	}
-	r = b.Get(importPath + clinikotest.DemoPatientID + "&check=1")
+	r = b.Get(importPath + sandbox.DemoPatientID + "&check=1")
 	wantRedirect(t, "the waiting page's next check", r, "/patients/"+id)
 }
 

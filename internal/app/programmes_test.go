@@ -17,7 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/bridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -149,16 +149,16 @@ func pdfProcessed(t *testing.T, e *apptest.Env) int {
 }
 
 // attachmentsOf is the sandbox's attachments of a Cliniko patient.
-func attachmentsOf(e *apptest.Env, clinikoID string) []clinikotest.Attachment {
+func attachmentsOf(e *apptest.Env, clinikoID string) []sandbox.Attachment {
 	return e.Sandbox.Attachments(clinikoID)
 }
 
 // stillExactly checks that a patient keeps exactly n attachments for a
 // while (no late duplicate upload).
-func stillExactly(t *testing.T, e *apptest.Env, clinikoID string, n int) []clinikotest.Attachment {
+func stillExactly(t *testing.T, e *apptest.Env, clinikoID string, n int) []sandbox.Attachment {
 	t.Helper()
 	deadline := time.Now().Add(400 * time.Millisecond)
-	var got []clinikotest.Attachment
+	var got []sandbox.Attachment
 	for time.Now().Before(deadline) {
 		got = attachmentsOf(e, clinikoID)
 		if len(got) != n {
@@ -205,9 +205,9 @@ func TestExercisesCatalogue(t *testing.T) {
 func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -216,10 +216,10 @@ func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 	if v1.Version != 1 || !codeRe.MatchString(v1.Code) {
 		t.Fatalf("new programme: version %d code %q, want version 1 and an 8-letter code", v1.Version, v1.Code)
 	}
-	var atts []clinikotest.Attachment
-	e.Eventually("the PDF in Cliniko", func() bool { atts = attachmentsOf(e, clinikotest.DemoPatientID); return len(atts) >= 1 })
+	var atts []sandbox.Attachment
+	e.Eventually("the PDF in Cliniko", func() bool { atts = attachmentsOf(e, sandbox.DemoPatientID); return len(atts) >= 1 })
 	got := waitPDFState(t, e, b, pid, v1.ID, 1, pmsbridge.PDFUploaded)
-	atts = stillExactly(t, e, clinikotest.DemoPatientID, 1)
+	atts = stillExactly(t, e, sandbox.DemoPatientID, 1)
 	a1 := atts[0]
 	if got.PDF.AttachmentID != a1.ID {
 		t.Errorf("pdf.attachment_id = %q, want the sandbox attachment %q", got.PDF.AttachmentID, a1.ID)
@@ -255,7 +255,7 @@ func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 			t.Fatalf("new version: %s v%d code %q, want %s v2 code %q", v2.ID, v2.Version, v2.Code, v1.ID, v1.Code)
 		}
 		waitPDFState(t, e, b, pid, v1.ID, 2, pmsbridge.PDFUploaded)
-		atts := stillExactly(t, e, clinikotest.DemoPatientID, 2)
+		atts := stillExactly(t, e, sandbox.DemoPatientID, 2)
 		if atts[1].ID == a1.ID || bytes.Equal(atts[1].Content, a1.Content) {
 			t.Errorf("the second version did not make a new PDF")
 		}
@@ -275,9 +275,9 @@ func TestProgrammeAssignUploadsOncePerVersion(t *testing.T) {
 func TestProgrammeAssignRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -330,7 +330,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 		fix  func(t *testing.T, e *apptest.Env, b *apptest.Browser, pid string, prog bridge.ProgrammeJSON)
 	}{
 		{"saving a key with an allowed role replays it", func(t *testing.T, e *apptest.Env, b *apptest.Browser, _ string, _ bridge.ProgrammeJSON) {
-			r := b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoPractitionerKey}})
+			r := b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoPractitionerKey}})
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/settings/cliniko?done=saved&replayed=1" {
 				t.Fatalf("save key: %d to %q, want 303 to the settings page with replayed=1", r.StatusCode, r.Location())
 			}
@@ -339,7 +339,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			}
 		}},
 		{"Send to Cliniko again after the role is fixed in Cliniko", func(t *testing.T, e *apptest.Env, b *apptest.Browser, pid string, prog bridge.ProgrammeJSON) {
-			e.Sandbox.SetRole("4", clinikotest.RolePractitioner)
+			e.Sandbox.SetRole("4", sandbox.RolePractitioner)
 			r := b.PostForm("/patients/"+pid+"/programmes/"+prog.ID+"/versions/1/resend", nil)
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+pid+"?done=resent" {
 				t.Fatalf("resend: %d to %q", r.StatusCode, r.Location())
@@ -349,9 +349,9 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
 			e := apptest.Start(t, apptest.Options{})
-			e.SeedClinic("Demo Physio Clinic", map[string]string{"sam@clinic.example": clinikotest.DemoSchedulerKey})
+			e.SeedClinic("Demo Physio Clinic", map[string]string{"sam@clinic.example": sandbox.DemoSchedulerKey})
 			b := e.Login("sam@clinic.example")
-			_, pid := b.Open(clinikotest.DemoPatientID) // a Scheduler may read patients
+			_, pid := b.Open(sandbox.DemoPatientID) // a Scheduler may read patients
 			if pid == "" {
 				t.Fatal("import with a Scheduler key failed")
 			}
@@ -369,13 +369,13 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if !strings.Contains(strings.ToLower(failed.PDF.Reason), "role") && !strings.Contains(failed.PDF.Reason, "403") {
 				t.Errorf("reason %q does not explain the role problem", failed.PDF.Reason)
 			}
-			if n := len(attachmentsOf(e, clinikotest.DemoPatientID)); n != 0 {
+			if n := len(attachmentsOf(e, sandbox.DemoPatientID)); n != 0 {
 				t.Fatalf("%d attachments after a refused upload", n)
 			}
 
 			tc.fix(t, e, b, pid, prog)
 			done := waitPDFState(t, e, b, pid, prog.ID, 1, pmsbridge.PDFUploaded)
-			atts := stillExactly(t, e, clinikotest.DemoPatientID, 1)
+			atts := stillExactly(t, e, sandbox.DemoPatientID, 1)
 			if done.PDF.AttachmentID != atts[0].ID || done.PDF.Cause != "" {
 				t.Errorf("pdf = %+v, want attachment %s and no cause", done.PDF, atts[0].ID)
 			}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
@@ -142,11 +142,11 @@ func TestCrossOriginFormsRefused(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{
-		"demo@clinic.example":  clinikotest.DemoAdminKey,
-		"priya@clinic.example": clinikotest.DemoPractitionerKey,
+		"demo@clinic.example":  sandbox.DemoAdminKey,
+		"priya@clinic.example": sandbox.DemoPractitionerKey,
 	})
 	owner := e.Login("demo@clinic.example")
-	_, id := owner.Open(clinikotest.DemoPatientID)
+	_, id := owner.Open(sandbox.DemoPatientID)
 	if id == "" {
 		t.Fatal("import failed")
 	}
@@ -159,7 +159,7 @@ func TestCrossOriginFormsRefused(t *testing.T) {
 		{"share", "/patients/" + id + "/share", url.Values{"email": {"priya@clinic.example"}, "action": {"share"}}},
 		{"transfer", "/patients/" + id + "/transfer", url.Values{"email": {"priya@clinic.example"}}},
 		{"remove Cliniko key", "/settings/cliniko", url.Values{"action": {"remove"}}},
-		{"replace Cliniko key", "/settings/cliniko", url.Values{"api_key": {clinikotest.DemoSchedulerKey}}},
+		{"replace Cliniko key", "/settings/cliniko", url.Values{"api_key": {sandbox.DemoSchedulerKey}}},
 		{"assign programme", "/patients/" + id + "/programmes", url.Values{"title": {"Evil"}, "exercise": {"straight-leg-raise"}}},
 		{"logout", "/logout", nil},
 	}
@@ -191,7 +191,7 @@ func TestCrossOriginFormsRefused(t *testing.T) {
 		t.Errorf("a cross-origin form assigned %d programmes", len(progs))
 	}
 	key, cu, err := e.Store.ClinikoKey(context.Background(), ownerID)
-	if err != nil || key != clinikotest.DemoAdminKey || cu.Role != "administrator" {
+	if err != nil || key != sandbox.DemoAdminKey || cu.Role != "administrator" {
 		t.Errorf("Cliniko key after refused forms: role %q (%v)", cu.Role, err)
 	}
 	if r := owner.Get("/patients/" + id); r.StatusCode != http.StatusOK {
@@ -211,7 +211,7 @@ func TestCrossOriginFormsRefused(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	anon := e.NewBrowser()
 	for _, tc := range []struct {
@@ -283,7 +283,7 @@ func TestLogoutEndsSessionServerSide(t *testing.T) {
 func TestSessionSurvivesUnreadableRecord(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	rdb, ctx := e.App.Redis(), context.Background()
 	key := "pmsb:prac:" + clinic.Practitioners["demo@clinic.example"].ID + ":cliniko"
@@ -316,7 +316,7 @@ func TestSessionSurvivesUnreadableRecord(t *testing.T) {
 func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": clinikotest.DemoPractitionerKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": sandbox.DemoPractitionerKey})
 
 	const wrongPassword = "wrong-horse-battery-7731"
 	const adminPassword = "admin-made-password-4410"
@@ -326,12 +326,12 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	wantRedirect(t, "login", b.PostForm("/login", url.Values{"email": {"demo@clinic.example"}, "password": {apptest.Password}}), "/patients")
 	tokens := []string{sessionToken(t, e, b)}
 	wantPage(t, "bad key", b.PostForm("/settings/cliniko", url.Values{"api_key": {badKey}}), http.StatusUnprocessableEntity, "bad key")
-	wantRedirect(t, "save key", b.PostForm("/settings/cliniko", url.Values{"api_key": {clinikotest.DemoAdminKey}}), "/settings/cliniko?done=saved&replayed=0")
-	_, id := b.Open(clinikotest.DemoPatientID)
+	wantRedirect(t, "save key", b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoAdminKey}}), "/settings/cliniko?done=saved&replayed=0")
+	_, id := b.Open(sandbox.DemoPatientID)
 	if id == "" {
 		t.Fatal("import failed")
 	}
-	wantRedirect(t, "repeat click", b.Get(importPath+clinikotest.DemoPatientID), "/patients/"+id)
+	wantRedirect(t, "repeat click", b.Get(importPath+sandbox.DemoPatientID), "/patients/"+id)
 	e.Eventually("the refresh", func() bool { return e.Sandbox.RequestCount("get_patient") >= 2 })
 	r, _ := b.Open("999999999")
 	wantPage(t, "unknown patient", r, http.StatusNotFound, "not in your Cliniko account")
@@ -344,17 +344,17 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	tokens = append(tokens, sessionToken(t, e, nb))
 	priya := e.Login("priya@clinic.example")
 	tokens = append(tokens, sessionToken(t, e, priya))
-	e.Sandbox.RevokeKey(clinikotest.DemoPractitionerKey)
+	e.Sandbox.RevokeKey(sandbox.DemoPractitionerKey)
 	r, _ = priya.Open("1002")
 	wantPage(t, "revoked key", r, http.StatusForbidden, "Cliniko did not accept your API key")
 	wantRedirect(t, "logout", b.PostForm("/logout", nil), "/login")
 
 	secrets := map[string]string{
-		"the admin's Cliniko key":              clinikotest.DemoAdminKey,
-		"the admin's Cliniko key secret":       strings.TrimSuffix(clinikotest.DemoAdminKey, "-au1"),
-		"the admin's key as Basic auth":        base64.StdEncoding.EncodeToString([]byte(clinikotest.DemoAdminKey + ":")),
-		"the practitioner's Cliniko key":       strings.TrimSuffix(clinikotest.DemoPractitionerKey, "-au1"),
-		"the practitioner's key as Basic auth": base64.StdEncoding.EncodeToString([]byte(clinikotest.DemoPractitionerKey + ":")),
+		"the admin's Cliniko key":              sandbox.DemoAdminKey,
+		"the admin's Cliniko key secret":       strings.TrimSuffix(sandbox.DemoAdminKey, "-au1"),
+		"the admin's key as Basic auth":        base64.StdEncoding.EncodeToString([]byte(sandbox.DemoAdminKey + ":")),
+		"the practitioner's Cliniko key":       strings.TrimSuffix(sandbox.DemoPractitionerKey, "-au1"),
+		"the practitioner's key as Basic auth": base64.StdEncoding.EncodeToString([]byte(sandbox.DemoPractitionerKey + ":")),
 		"the rejected Cliniko key":             strings.TrimSuffix(badKey, "-au1"),
 		"the password":                         apptest.Password,
 		"the wrong password":                   wrongPassword,

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -53,11 +53,11 @@ type sharingSetup struct {
 func newSharingSetup(t *testing.T, e *apptest.Env, slug string) sharingSetup {
 	t.Helper()
 	ownerEmail, colleagueEmail := "owner@"+slug+".example", "colleague@"+slug+".example"
-	c := e.SeedClinic(slug, map[string]string{ownerEmail: clinikotest.DemoAdminKey, colleagueEmail: clinikotest.DemoPractitionerKey})
+	c := e.SeedClinic(slug, map[string]string{ownerEmail: sandbox.DemoAdminKey, colleagueEmail: sandbox.DemoPractitionerKey})
 	s := sharingSetup{clinic: c, owner: e.Login(ownerEmail), colleague: e.Login(colleagueEmail),
 		ownerID: c.Practitioners[ownerEmail].ID, ownerName: c.Practitioners[ownerEmail].Name,
 		colleagueEmail: colleagueEmail, colleagueID: c.Practitioners[colleagueEmail].ID}
-	_, s.patientID = s.owner.Open(clinikotest.DemoPatientID)
+	_, s.patientID = s.owner.Open(sandbox.DemoPatientID)
 	if s.patientID == "" {
 		t.Fatal("the owner could not import the demo patient")
 	}
@@ -68,11 +68,11 @@ func newSharingSetup(t *testing.T, e *apptest.Env, slug string) sharingSetup {
 // patient (not a copy).
 func (s sharingSetup) colleagueOpens(t *testing.T, e *apptest.Env) {
 	t.Helper()
-	r := s.colleague.Get(importPath + clinikotest.DemoPatientID)
+	r := s.colleague.Get(importPath + sandbox.DemoPatientID)
 	wantRedirect(t, "colleague's click", r, "/patients/"+s.patientID)
 	wantPage(t, "colleague's patient page", s.colleague.Get("/patients/"+s.patientID), http.StatusOK, "Zoë")
-	if links := linksOf(t, e, s.clinic.Subscription.ID, "au1"); len(links) != 1 || links[clinikotest.DemoPatientID] != s.patientID {
-		t.Errorf("links %v, want only %s → %s", links, clinikotest.DemoPatientID, s.patientID)
+	if links := linksOf(t, e, s.clinic.Subscription.ID, "au1"); len(links) != 1 || links[sandbox.DemoPatientID] != s.patientID {
+		t.Errorf("links %v, want only %s → %s", links, sandbox.DemoPatientID, s.patientID)
 	}
 }
 
@@ -80,7 +80,7 @@ func (s sharingSetup) colleagueOpens(t *testing.T, e *apptest.Env) {
 // owner, and no access by any route.
 func (s sharingSetup) colleagueRefused(t *testing.T, ownerName string) {
 	t.Helper()
-	r := s.colleague.Get(importPath + clinikotest.DemoPatientID)
+	r := s.colleague.Get(importPath + sandbox.DemoPatientID)
 	wantPage(t, "colleague's click", r, http.StatusNotFound, "This patient belongs to "+ownerName,
 		"has not shared them with you", "Share the patient with you", "Transfer the patient to you", "patient-sharing group")
 	wantPage(t, "colleague's patient page", s.colleague.Get("/patients/"+s.patientID), http.StatusNotFound, "This patient belongs to "+ownerName)
@@ -178,7 +178,7 @@ func TestSharingRules(t *testing.T) {
 		}
 		s.colleagueOpens(t, e)
 		colleagueEmailame := s.clinic.Practitioners[s.colleagueEmail].Name
-		r = s.owner.Get(importPath + clinikotest.DemoPatientID)
+		r = s.owner.Get(importPath + sandbox.DemoPatientID)
 		wantPage(t, "old owner's click", r, http.StatusNotFound, "This patient belongs to "+colleagueEmailame)
 		wantPage(t, "old owner's patient page", s.owner.Get("/patients/"+s.patientID), http.StatusNotFound, "This patient belongs to "+colleagueEmailame)
 		// The old owner can no longer share or transfer it back.

@@ -23,7 +23,7 @@ import (
 
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/bridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
@@ -107,7 +107,7 @@ func TestClientAddressBehindProxy(t *testing.T) {
 
 	t.Run("trusted proxy, patient access", func(t *testing.T) {
 		t.Parallel()
-		e, _, _, code := accessSetupWith(t, apptest.Options{Configure: func(c *config.Config) { c.HTTP.TrustedProxies = []string{"127.0.0.0/8"} }}, clinikotest.DemoPatientID)
+		e, _, _, code := accessSetupWith(t, apptest.Options{Configure: func(c *config.Config) { c.HTTP.TrustedProxies = []string{"127.0.0.0/8"} }}, sandbox.DemoPatientID)
 		b := e.NewBrowser()
 		for i := range 30 {
 			junk := otherCode(code, 1+i%25)
@@ -210,7 +210,7 @@ func attemptCounts(t *testing.T, e *apptest.Env, kind string) map[string]int {
 // per-code limit) and the rest are refused unchecked.
 func TestBurstOfYearsOpensNothing(t *testing.T) {
 	t.Parallel()
-	e, _, _, code := accessSetup(t, nil, clinikotest.DemoPatientID) // born 1985
+	e, _, _, code := accessSetup(t, nil, sandbox.DemoPatientID) // born 1985
 	res := burst(t, 100, func(i int) *http.Request {
 		return formRequest(e, "/access", url.Values{"code": {code}, "year_of_birth": {strconv.Itoa(1900 + i)}}, "")
 	})
@@ -293,11 +293,11 @@ func TestLoginBurstBoundedHashing(t *testing.T) {
 // tries once per device and hour, with the count of all of them.
 func TestLockedTriesCannotFlushHistory(t *testing.T) {
 	t.Parallel()
-	e, b, pid, code := accessSetup(t, nil, clinikotest.DemoPatientID)
+	e, b, pid, code := accessSetup(t, nil, sandbox.DemoPatientID)
 	ctx := context.Background()
 	// A failed upload, so that support has a job to look at: the key
 	// is revoked in Cliniko before the second programme.
-	e.Sandbox.RevokeKey(clinikotest.DemoAdminKey)
+	e.Sandbox.RevokeKey(sandbox.DemoAdminKey)
 	prog := assignProgramme(t, b, pid, kneeForm("Knee rehab, week 2"))
 	taskID := jobs.UploadTaskID(prog.ID, prog.Version)
 	e.Eventually("the upload's permanent failure", func() bool {
@@ -364,7 +364,7 @@ func opsOf(es []store.AuditEntry) []string {
 func TestNoticesFromFixedTable(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	admin := e.NewBrowser()
 	wantRedirect(t, "admin login", admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}), "/admin/")
@@ -439,7 +439,7 @@ func TestAdminLoginLockOut(t *testing.T) {
 // nothing.
 func TestFormBodiesCapped(t *testing.T) {
 	t.Parallel()
-	e, b, pid, code := accessSetup(t, nil, clinikotest.DemoPatientID)
+	e, b, pid, code := accessSetup(t, nil, sandbox.DemoPatientID)
 	pad := func(n int) string { return strings.Repeat("x", n) }
 	anon := e.NewBrowser()
 	for _, tc := range []struct {
@@ -492,9 +492,9 @@ func TestRedisDumpHoldsNoClinicalText(t *testing.T) {
 		}
 	}
 	e := apptest.Start(t, apptest.Options{RedisURL: srv.URL(0)})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID) // Zoë, born 1985
+	_, pid := b.Open(sandbox.DemoPatientID) // Zoë, born 1985
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -527,7 +527,7 @@ func TestRedisDumpHoldsNoClinicalText(t *testing.T) {
 		t.Fatalf("the code after 5 wrong years: %d", r.StatusCode)
 	}
 	// The text really went somewhere: into the PDFs in Cliniko.
-	if atts := attachmentsOf(e, clinikotest.DemoPatientID); len(atts) != 2 {
+	if atts := attachmentsOf(e, sandbox.DemoPatientID); len(atts) != 2 {
 		t.Fatalf("%d PDFs in Cliniko, want 2", len(atts))
 	}
 

@@ -18,7 +18,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -141,7 +141,7 @@ func TestSupportFailedJobs(t *testing.T) {
 	au1 := e.Sandbox.Accounts()[0]
 	au1.AddKey("2", priyaKey)
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{
-		"demo@clinic.example": clinikotest.DemoAdminKey, "priya@clinic.example": priyaKey, "sam@clinic.example": clinikotest.DemoSchedulerKey})
+		"demo@clinic.example": sandbox.DemoAdminKey, "priya@clinic.example": priyaKey, "sam@clinic.example": sandbox.DemoSchedulerKey})
 	sub := clinic.Subscription.ID
 	demo, priya, sam := clinic.Practitioners["demo@clinic.example"], clinic.Practitioners["priya@clinic.example"], clinic.Practitioners["sam@clinic.example"]
 	bd, bp, bs := e.Login(demo.Email), e.Login(priya.Email), e.Login(sam.Email)
@@ -155,7 +155,7 @@ func TestSupportFailedJobs(t *testing.T) {
 	waitFailed(t, e, importRevoked, pmsbridge.CauseClinikoUnauthorized)
 
 	// 2. A Scheduler's upload.
-	_, zoe := bs.Open(clinikotest.DemoPatientID)
+	_, zoe := bs.Open(sandbox.DemoPatientID)
 	if zoe == "" {
 		t.Fatal("import with the Scheduler key failed")
 	}
@@ -246,7 +246,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 		nj := named.Jobs[0]
 		if nj.Practitioner == nil || nj.Practitioner.Email != "sam@clinic.example" || nj.Clinic == nil || nj.Clinic.Name != "Demo Physio Clinic" ||
-			nj.Patient == nil || nj.Patient.Name != "Zoë O'Brien" || nj.ClinikoUser == nil || nj.ClinikoUser.Name != "Sam Scheduler" || nj.ClinikoUser.Role != clinikotest.RoleScheduler {
+			nj.Patient == nil || nj.Patient.Name != "Zoë O'Brien" || nj.ClinikoUser == nil || nj.ClinikoUser.Name != "Sam Scheduler" || nj.ClinikoUser.Role != sandbox.RoleScheduler {
 			t.Errorf("the Scheduler's job names: %s", r0.Body)
 		}
 
@@ -341,7 +341,7 @@ func TestSupportFailedJobs(t *testing.T) {
 				samRow = line
 			}
 		}
-		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (" + clinikotest.RoleScheduler + ")", "cliniko_forbidden"} {
+		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (" + sandbox.RoleScheduler + ")", "cliniko_forbidden"} {
 			if !strings.Contains(samRow, want) {
 				t.Errorf("the Scheduler's row lacks %q: %q\n%s", want, samRow, out)
 			}
@@ -357,7 +357,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 		// --practitioner takes an email; an email of nobody is an error.
 		code, out, _ = cliRun(t, e, "", "jobs", "failed", "--practitioner", "Sam@Clinic.example")
-		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler ("+clinikotest.RoleScheduler+")") {
+		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler ("+sandbox.RoleScheduler+")") {
 			t.Errorf("jobs failed --practitioner <email>: exit %d:\n%s", code, out)
 		}
 		if code, out, errOut := cliRun(t, e, "", "jobs", "failed", "--practitioner", "nobody@clinic.example"); code != cli.ExitUsage || out != "" ||
@@ -492,7 +492,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 
 		// The role is fixed in Cliniko: replay the cause from the CLI.
-		e.Sandbox.SetRole("4", clinikotest.RolePractitioner)
+		e.Sandbox.SetRole("4", sandbox.RolePractitioner)
 		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--clinic", sub, "--by", "Tess Support", "--yes")
 		if code != 0 || !strings.Contains(out, "Replayed 1 job of Demo Physio Clinic.") {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
@@ -502,7 +502,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		// the CLI, the success; it is recently recovered.
 		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
 		history := out[strings.Index(out, "History (oldest first):"):]
-		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (" + clinikotest.RoleScheduler + "); failed for good",
+		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (" + sandbox.RoleScheduler + "); failed for good",
 			"replayed by CLI (Tess Support)", "succeeded"} {
 			if !strings.Contains(history, want) {
 				t.Errorf("jobs show's history lacks step %d %q:\n%s", i, want, out)
@@ -530,7 +530,7 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Errorf("API job after recovery: %d %s", r.StatusCode, r.Body)
 		}
 		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
-		stillExactly(t, e, clinikotest.DemoPatientID, 1)
+		stillExactly(t, e, sandbox.DemoPatientID, 1)
 
 		// A job nobody will fix is deleted.
 		code, out, errOut = cliRun(t, e, "", "jobs", "delete", importMissing, "--yes")
@@ -550,7 +550,7 @@ func TestSupportFailedJobs(t *testing.T) {
 
 		// The patient is unarchived in Cliniko: the admin page's group
 		// form replays every cliniko_not_found job.
-		e.Sandbox.EditPatient(lukasz, func(p *clinikotest.Patient) { p.ArchivedAt = nil })
+		e.Sandbox.EditPatient(lukasz, func(p *sandbox.Patient) { p.ArchivedAt = nil })
 		admin := e.NewBrowser()
 		admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}})
 		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {

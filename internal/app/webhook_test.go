@@ -17,7 +17,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/bridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -68,10 +68,10 @@ func hookStatus(t *testing.T, r apptest.Response) string {
 func TestWebhookProgrammes(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey, "priya@clinic.example": ""})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey, "priya@clinic.example": ""})
 	other := e.SeedClinic("Harbour Street Physiotherapy", map[string]string{"olivia@harbour.example": ""})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -252,7 +252,7 @@ func TestWebhookProgrammes(t *testing.T) {
 	}{{"prg_123", 1}, {"prg_123", 2}, {"prg_r5", 1}} {
 		waitPDFState(t, e, b, pid, v.id, v.n, pmsbridge.PDFUploaded)
 	}
-	atts := stillExactly(t, e, clinikotest.DemoPatientID, 3)
+	atts := stillExactly(t, e, sandbox.DemoPatientID, 3)
 	for _, a := range atts {
 		if strings.Contains(a.Description, "prg_123") && !strings.Contains(normSpace(pdfText(t, a.Content)), code) {
 			t.Errorf("attachment %q lacks the programme's code %q", a.Description, code)
@@ -276,9 +276,9 @@ func taskIDs(ts []*asynq.TaskInfo) []string {
 func TestWebhookCallerHangsUp(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}
@@ -320,9 +320,9 @@ func TestWebhookCallerHangsUp(t *testing.T) {
 func TestWebhookUnreadableRecordIsRetryable(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": clinikotest.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(clinikotest.DemoPatientID)
+	_, pid := b.Open(sandbox.DemoPatientID)
 	if pid == "" {
 		t.Fatal("import failed")
 	}

@@ -21,10 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/physitrack/pmsbridge/bridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -34,9 +34,9 @@ import (
 
 // Options tune an Env. The zero value is a normal app.
 type Options struct {
-	Mode      app.Mode             // default app.ModeRun
-	RedisURL  string               // default a fresh database of the shared test server
-	Sandbox   *clinikotest.Sandbox // default a new demo sandbox
+	Mode      app.Mode         // default app.ModeRun
+	RedisURL  string           // default a fresh database of the shared test server
+	Sandbox   *sandbox.Sandbox // default a new demo sandbox
 	Configure func(*config.Config)
 	Now       func() time.Time
 	Store     func(*store.Options) // adjusts the store's options
@@ -47,7 +47,7 @@ type Env struct {
 	T       testing.TB
 	App     *app.Main
 	URL     string // http://127.0.0.1:port
-	Sandbox *clinikotest.Sandbox
+	Sandbox *sandbox.Sandbox
 	Store   *store.Store
 	Jobs    *jobs.Client
 	Config  config.Config
@@ -84,7 +84,7 @@ func (b *SyncBuffer) String() string {
 }
 
 // Config returns a valid configuration for a test app on redisURL and sb.
-func Config(redisURL string, sb *clinikotest.Sandbox) config.Config {
+func Config(redisURL string, sb *sandbox.Sandbox) config.Config {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	return config.Config{
@@ -109,7 +109,7 @@ func Start(t testing.TB, o Options) *Env {
 		o.RedisURL = redistest.URL(t)
 	}
 	if o.Sandbox == nil {
-		o.Sandbox = clinikotest.NewDemo()
+		o.Sandbox = sandbox.NewDemo()
 		t.Cleanup(o.Sandbox.Close)
 	}
 	cfg := Config(o.RedisURL, o.Sandbox)
@@ -224,7 +224,7 @@ func (e *Env) SaveKey(practitionerID, key string) {
 	if err != nil {
 		e.T.Fatalf("apptest: businesses of the key: %v", err)
 	}
-	acct := bridge.ClinikoAccount(shard, bs, time.Now())
+	acct := flows.ClinikoAccount(shard, bs, time.Now())
 	if err := e.Store.SetClinikoKey(ctx, practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard, Account: acct}); err != nil {
 		e.T.Fatal(err)
 	}

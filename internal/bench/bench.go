@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
@@ -136,7 +136,7 @@ type appEnv struct {
 
 type appSpec struct {
 	mode    app.Mode
-	sandbox *clinikotest.Sandbox
+	sandbox *sandbox.Sandbox
 	rpm     int
 }
 

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
 )
@@ -46,7 +46,7 @@ func (r *runner) login(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	sb := clinikotest.New()
+	sb := sandbox.New()
 	defer sb.Close()
 	key, redisURL := rig.NewEncryptionKey(), r.freshDB()
 	p, err := rig.Start(ctx, rig.ProcessConfig{Binary: bin, Mode: "run", RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key,

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
 	"github.com/physitrack/pmsbridge/internal/rig"
 )
@@ -29,7 +29,7 @@ func (r *runner) memory(ctx context.Context, dir string) error {
 	}
 	res := &MemoryResult{}
 
-	sb := clinikotest.New()
+	sb := sandbox.New()
 	defer sb.Close()
 	key, redisURL := rig.NewEncryptionKey(), r.freshDB()
 	p, err := rig.Start(ctx, rig.ProcessConfig{Binary: bin, Mode: "run", RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key})
@@ -84,7 +84,7 @@ func (r *runner) memory(ctx context.Context, dir string) error {
 		res.ReceiverLoad.Throughput(), loadgen.Ms(res.ReceiverLoad.Percentile(99)), res.ReceiverLoad.Errors)
 
 	var peak int
-	b, err := r.burstOnce(ctx, burstRPM, func(sb *clinikotest.Sandbox) (burstTarget, func(), error) {
+	b, err := r.burstOnce(ctx, burstRPM, func(sb *sandbox.Sandbox) (burstTarget, func(), error) {
 		key, redisURL := rig.NewEncryptionKey(), r.freshDB()
 		p, err := rig.Start(ctx, rig.ProcessConfig{Binary: bin, Mode: "run", RedisURL: redisURL, ClinikoURL: sb.BaseURL(), EncryptionKey: key, RequestsPerMinute: burstRPM})
 		if err != nil {

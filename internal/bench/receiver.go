@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
@@ -48,7 +48,7 @@ const ReceiverRoundTrips = 4
 func (r *runner) receiver(ctx context.Context) error {
 	// The budget is raised only so that the warm-up's refresh jobs finish
 	// quickly; no Cliniko call happens during the runs.
-	sb := clinikotest.New(clinikotest.WithRateLimit(0))
+	sb := sandbox.New(sandbox.WithRateLimit(0))
 	defer sb.Close()
 	e, err := r.newApp(ctx, appSpec{mode: app.ModeRun, sandbox: sb, rpm: clickRPM})
 	if err != nil {

@@ -182,7 +182,7 @@ func (r *Report) Markdown(command string) string {
 	w("## Method\n\n")
 	w("- One private `redis-server` for the whole run, on 127.0.0.1, with AOF on (`appendfsync everysec`) and\n")
 	w("  `noeviction`, as in production; every scenario and every baseline uses a fresh logical database on it.\n")
-	w("- The Cliniko side is the in-process sandbox (`cliniko/clinikotest`) on 127.0.0.1.\n")
+	w("- The Cliniko side is the in-process sandbox (`cliniko/sandbox`) on 127.0.0.1.\n")
 	w("- pmsbridge runs in-process (`internal/app`, mode `run` or `work`, log level `info` with the lines\n")
 	w("  discarded) except for the memory figures, which come from the real `pmsbridge run` binary started as a\n")
 	w("  child process with `PMSBRIDGE_*` variables.\n")

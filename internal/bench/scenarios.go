@@ -16,7 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/loadgen"
@@ -40,7 +40,7 @@ const (
 // click measures scenario 2: click-to-patient for patients not yet
 // imported, against a bare Cliniko GET of the same patients.
 func (r *runner) click(ctx context.Context) error {
-	sb := clinikotest.New(clinikotest.WithRateLimit(0))
+	sb := sandbox.New(sandbox.WithRateLimit(0))
 	defer sb.Close()
 	sb.SetLatency(clickLatency)
 	e, err := r.newApp(ctx, appSpec{mode: app.ModeRun, sandbox: sb, rpm: clickRPM})
@@ -117,7 +117,7 @@ const (
 // both on a fresh database of the same Redis, both timed from worker start
 // to the last task completed, with every task queued beforehand.
 func (r *runner) imports(ctx context.Context) error {
-	sb := clinikotest.New(clinikotest.WithRateLimit(0))
+	sb := sandbox.New(sandbox.WithRateLimit(0))
 	defer sb.Close()
 	n := importPractitioners * importPerPract
 	res := &ImportResult{Tasks: n}
@@ -318,12 +318,12 @@ func (r *runner) burst(ctx context.Context) error {
 		r.logf("  run %d at %d/min: %s", run+1, burstRPM, b)
 	}
 	if r.o.Real200 {
-		b, err := r.burstOnce(ctx, clinikotest.DefaultRateLimit, nil)
+		b, err := r.burstOnce(ctx, sandbox.DefaultRateLimit, nil)
 		if err != nil {
 			return err
 		}
 		res.Real = append(res.Real, b)
-		r.logf("  run at %d/min: %s", clinikotest.DefaultRateLimit, b)
+		r.logf("  run at %d/min: %s", sandbox.DefaultRateLimit, b)
 	}
 	r.rep.Burst = res
 	return nil
@@ -363,8 +363,8 @@ type burstTarget struct {
 // burstOnce sends 60 signed programme webhooks for one practitioner's 60
 // linked patients and waits until every version is uploaded. With target
 // nil it starts an in-process app with its own sandbox.
-func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *clinikotest.Sandbox) (burstTarget, func(), error)) (BurstRun, error) {
-	sb := clinikotest.New(clinikotest.WithRateLimit(rpm))
+func (r *runner) burstOnce(ctx context.Context, rpm int, target func(sb *sandbox.Sandbox) (burstTarget, func(), error)) (BurstRun, error) {
+	sb := sandbox.New(sandbox.WithRateLimit(rpm))
 	defer sb.Close()
 	var t burstTarget
 	if target == nil {

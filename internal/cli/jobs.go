@@ -189,7 +189,7 @@ exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 					return err
 				}
 			}
-			n, err := t.Jobs.ReplayList(ctx, t.Store, list)
+			n, err := t.Jobs.ReplayList(ctx, list)
 			if err != nil {
 				return fmt.Errorf("replayed %s; %w", support.Count(n, "job", "jobs"), err)
 			}
@@ -244,7 +244,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 				return err
 			}
 			for _, id := range args {
-				err := t.Jobs.Delete(ctx, t.Store, id)
+				err := t.Jobs.Delete(ctx, id)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no failed job %q in the failure ledger", id)
 				}
@@ -303,7 +303,7 @@ func (e *env) replayable(ctx context.Context, t *app.Tools, ids []string, f *lis
 		}
 		return support.Select(ctx, t.Store, filter)
 	}
-	list, err := jobs.Matching(ctx, t.Store, jobs.ReplayFilter{IDs: ids})
+	list, err := t.Jobs.Matching(ctx, jobs.ReplayFilter{IDs: ids})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, fmt.Errorf("a job id is not in the failure ledger (list them with: pmsbridge jobs failed)")
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
 )
@@ -81,7 +81,7 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	topo := redistest.StartSentinel(t, redistest.SentinelOptions{})
-	b := &bundle{t: t, sb: clinikotest.New(clinikotest.WithRateLimit(testRPM)), key: rig.NewEncryptionKey(), redisURL: topo.URL(0)}
+	b := &bundle{t: t, sb: sandbox.New(sandbox.WithRateLimit(testRPM)), key: rig.NewEncryptionKey(), redisURL: topo.URL(0)}
 	t.Cleanup(b.sb.Close)
 	st, closeStore, err := rig.OpenStore(b.redisURL, b.key)
 	if err != nil {
@@ -99,7 +99,7 @@ func runFailover(t *testing.T, name string, breakRedis func(context.Context, *re
 	for i := range newPatients {
 		for j := 0; j < sc.newPatients; j++ {
 			dob := "1980-01-02"
-			p := clinic.Account.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("New%d", j), LastName: fmt.Sprintf("Of%d", i), DateOfBirth: &dob})
+			p := clinic.Account.AddPatient(sandbox.Patient{FirstName: fmt.Sprintf("New%d", j), LastName: fmt.Sprintf("Of%d", i), DateOfBirth: &dob})
 			newPatients[i] = append(newPatients[i], p.ID)
 		}
 	}
@@ -360,7 +360,7 @@ func BenchmarkWebhookAck(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
 			topo := redistest.StartSentinel(b, redistest.SentinelOptions{})
-			sb := clinikotest.New(clinikotest.WithRateLimit(testRPM))
+			sb := sandbox.New(sandbox.WithRateLimit(testRPM))
 			b.Cleanup(sb.Close)
 			key := rig.NewEncryptionKey()
 			st, closeStore, err := rig.OpenStore(topo.URL(0), key)

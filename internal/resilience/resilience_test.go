@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/internal/rig"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -47,7 +47,7 @@ const testRPM = 6000
 type bundle struct {
 	t        *testing.T
 	redis    *redistest.Server
-	sb       *clinikotest.Sandbox
+	sb       *sandbox.Sandbox
 	key      string
 	redisURL string
 	port     int
@@ -65,7 +65,7 @@ type version struct {
 func setup(t *testing.T, patients int) *bundle {
 	t.Helper()
 	t.Parallel()
-	b := &bundle{t: t, redis: redistest.Start(t, true), sb: clinikotest.New(clinikotest.WithRateLimit(testRPM)), key: rig.NewEncryptionKey()}
+	b := &bundle{t: t, redis: redistest.Start(t, true), sb: sandbox.New(sandbox.WithRateLimit(testRPM)), key: rig.NewEncryptionKey()}
 	t.Cleanup(b.sb.Close)
 	b.redisURL = b.redis.URL(0)
 	var err error

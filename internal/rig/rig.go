@@ -29,7 +29,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge/bridge"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -312,7 +312,7 @@ func OpenStore(redisURL, encryptionKey string) (*store.Store, func(), error) {
 // linked in pmsbridge when asked.
 type Clinic struct {
 	Subscription  store.Subscription
-	Account       *clinikotest.Account
+	Account       *sandbox.Account
 	Practitioners []Practitioner
 }
 
@@ -341,7 +341,7 @@ type ClinicSpec struct {
 }
 
 // SeedClinic seeds a clinic into st and the sandbox.
-func SeedClinic(ctx context.Context, st *store.Store, sb *clinikotest.Sandbox, spec ClinicSpec) (*Clinic, error) {
+func SeedClinic(ctx context.Context, st *store.Store, sb *sandbox.Sandbox, spec ClinicSpec) (*Clinic, error) {
 	sub, err := st.CreateSubscription(ctx, spec.Name)
 	if err != nil {
 		return nil, err
@@ -364,17 +364,17 @@ func SeedClinic(ctx context.Context, st *store.Store, sb *clinikotest.Sandbox, s
 			old := spec.Reuse.Practitioners[i]
 			p.ClinikoUserID, p.ClinikoKey, p.ClinikoPatients = old.ClinikoUserID, old.ClinikoKey, old.ClinikoPatients
 		} else {
-			u, key := c.Account.AddUser("Practitioner", strconv.Itoa(i), email, clinikotest.RoleAdministrator)
+			u, key := c.Account.AddUser("Practitioner", strconv.Itoa(i), email, sandbox.RoleAdministrator)
 			p.ClinikoUserID, p.ClinikoKey = u.ID, key
 			for j := 0; j < spec.PatientsEach; j++ {
 				dob := fmt.Sprintf("19%02d-0%d-1%d", 50+(j%50), 1+j%9, j%10)
-				cp := c.Account.AddPatient(clinikotest.Patient{FirstName: fmt.Sprintf("Pat%d", j), LastName: fmt.Sprintf("Of%d", i),
+				cp := c.Account.AddPatient(sandbox.Patient{FirstName: fmt.Sprintf("Pat%d", j), LastName: fmt.Sprintf("Of%d", i),
 					Email: fmt.Sprintf("pat%d.%d@patients.example", i, j), DateOfBirth: &dob})
 				p.ClinikoPatients = append(p.ClinikoPatients, cp.ID)
 			}
 		}
 		if err := st.SetClinikoKey(ctx, pr.ID, p.ClinikoKey, store.ClinikoUser{ID: p.ClinikoUserID, Name: "Practitioner " + strconv.Itoa(i),
-			Email: email, Role: clinikotest.RoleAdministrator, Shard: "au1"}); err != nil {
+			Email: email, Role: sandbox.RoleAdministrator, Shard: "au1"}); err != nil {
 			return nil, err
 		}
 		if spec.Link {

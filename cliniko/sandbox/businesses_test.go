@@ -1,4 +1,4 @@
-package clinikotest_test
+package sandbox_test
 
 import (
 	"encoding/json"
@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // TestBusinessesAPI: GET /businesses and /businesses/{id} go through the
@@ -15,9 +15,9 @@ import (
 func TestBusinessesAPI(t *testing.T) {
 	sb := setup(t)
 	au1 := sb.APIURL("au1")
-	chain := sb.AddAccount("au1", "Chain", clinikotest.Business{BusinessName: "Chain North", CountryCode: "AU", TimeZoneIdentifier: "Australia/Brisbane"},
-		clinikotest.Business{BusinessName: "Chain South", DisplayName: "Chain South Hobart", CountryCode: "AU", TimeZoneIdentifier: "Australia/Hobart"})
-	_, chainKey := chain.AddUser("Cat", "Chain", "cat@chain.example", clinikotest.RoleScheduler)
+	chain := sb.AddAccount("au1", "Chain", sandbox.Business{BusinessName: "Chain North", CountryCode: "AU", TimeZoneIdentifier: "Australia/Brisbane"},
+		sandbox.Business{BusinessName: "Chain South", DisplayName: "Chain South Hobart", CountryCode: "AU", TimeZoneIdentifier: "Australia/Hobart"})
+	_, chainKey := chain.AddUser("Cat", "Chain", "cat@chain.example", sandbox.RoleScheduler)
 
 	type biz struct {
 		ID           string  `json:"id"`
@@ -71,7 +71,7 @@ func TestBusinessesAPI(t *testing.T) {
 		{"no key", au1 + "/businesses", "", ua, 401},
 		{"key on another shard", sb.APIURL("uk2") + "/businesses", chainKey, ua, 401},
 		{"own business by id", au1 + "/businesses/" + ids[1].ID, chainKey, ua, 200},
-		{"another account's business by id", au1 + "/businesses/" + clinikotest.DemoBusinessID, chainKey, ua, 404},
+		{"another account's business by id", au1 + "/businesses/" + sandbox.DemoBusinessID, chainKey, ua, 404},
 		{"not searchable", au1 + "/businesses?q[]=business_name:=x", chainKey, ua, 400},
 	}
 	for _, tt := range tests {
@@ -115,8 +115,8 @@ func TestAddAccountDefaultBusiness(t *testing.T) {
 			zones = append(zones, a.Name+": "+b.ID+" "+b.TimeZoneIdentifier)
 		}
 	}
-	want := []string{"Demo Physio Clinic: " + clinikotest.DemoBusinessID + " Australia/Sydney",
-		"Harbour Street Physiotherapy: " + clinikotest.DemoUK2BusinessID + " Europe/London"}
+	want := []string{"Demo Physio Clinic: " + sandbox.DemoBusinessID + " Australia/Sydney",
+		"Harbour Street Physiotherapy: " + sandbox.DemoUK2BusinessID + " Europe/London"}
 	if diff := cmp.Diff(want, zones); diff != "" {
 		t.Errorf("demo businesses (-want +got):\n%s", diff)
 	}
@@ -124,15 +124,15 @@ func TestAddAccountDefaultBusiness(t *testing.T) {
 
 func TestEditBusiness(t *testing.T) {
 	sb := setup(t)
-	ok := sb.EditBusiness(clinikotest.DemoBusinessID, func(b *clinikotest.Business) {
+	ok := sb.EditBusiness(sandbox.DemoBusinessID, func(b *sandbox.Business) {
 		b.ID, b.TimeZoneIdentifier = "999", "Australia/Perth"
 	})
 	bs := sb.Accounts()[0].Businesses()
-	if !ok || len(bs) != 1 || bs[0].ID != clinikotest.DemoBusinessID || bs[0].TimeZoneIdentifier != "Australia/Perth" ||
+	if !ok || len(bs) != 1 || bs[0].ID != sandbox.DemoBusinessID || bs[0].TimeZoneIdentifier != "Australia/Perth" ||
 		!bs[0].UpdatedAt.Equal(now.Truncate(time.Second)) {
 		t.Errorf("after edit: %v %+v", ok, bs)
 	}
-	if sb.EditBusiness("404", func(*clinikotest.Business) {}) {
+	if sb.EditBusiness("404", func(*sandbox.Business) {}) {
 		t.Error("EditBusiness of an unknown id reported true")
 	}
 }

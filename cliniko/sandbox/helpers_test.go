@@ -1,4 +1,4 @@
-package clinikotest_test
+package sandbox_test
 
 import (
 	"encoding/xml"

@@ -1,4 +1,4 @@
-package clinikotest_test
+package sandbox_test
 
 import (
 	"bytes"
@@ -13,16 +13,16 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/physitrack/pmsbridge/cliniko/clinikotest"
+	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 const ua = "sandbox tests (dev@pmsbridge.example)"
 
 var now = time.Date(2026, 11, 22, 10, 0, 30, 0, time.UTC)
 
-func setup(t *testing.T, opts ...clinikotest.Option) *clinikotest.Sandbox {
+func setup(t *testing.T, opts ...sandbox.Option) *sandbox.Sandbox {
 	t.Helper()
-	sb := clinikotest.NewDemo(append([]clinikotest.Option{clinikotest.WithClock(func() time.Time { return now })}, opts...)...)
+	sb := sandbox.NewDemo(append([]sandbox.Option{sandbox.WithClock(func() time.Time { return now })}, opts...)...)
 	t.Cleanup(sb.Close)
 	return sb
 }
@@ -67,18 +67,18 @@ func TestAPIRules(t *testing.T) {
 		wantStatus                 int
 		wantBody                   string
 	}{
-		{"no user agent", "GET", au1 + "/user", clinikotest.DemoAdminKey, "", 403, `{"message":"Requires a user agent"}`},
-		{"user agent without email", "GET", au1 + "/user", clinikotest.DemoAdminKey, "curl/8.0", 403, `{"message":"Requires a user agent"}`},
+		{"no user agent", "GET", au1 + "/user", sandbox.DemoAdminKey, "", 403, `{"message":"Requires a user agent"}`},
+		{"user agent without email", "GET", au1 + "/user", sandbox.DemoAdminKey, "curl/8.0", 403, `{"message":"Requires a user agent"}`},
 		{"no auth", "GET", au1 + "/user", "", ua, 401, "HTTP Basic: Access denied."},
-		{"key on another shard", "GET", sb.APIURL("uk2") + "/user", clinikotest.DemoAdminKey, ua, 401, "HTTP Basic: Access denied."},
-		{"uk2 key on au1", "GET", au1 + "/user", clinikotest.DemoUK2AdminKey, ua, 401, "HTTP Basic: Access denied."},
-		{"not searchable", "GET", au1 + "/patients?q[]=" + url.QueryEscape("archived_at:*"), clinikotest.DemoAdminKey, ua, 400, `{"message":"This column is not searchable."}`},
-		{"per_page over 100", "GET", au1 + "/patients?per_page=101", clinikotest.DemoAdminKey, ua, 400, `{"message":"per_page must be between 1 and 100"}`},
-		{"archived patient", "GET", au1 + "/patients/" + clinikotest.DemoArchivedPatientID, clinikotest.DemoAdminKey, ua, 404, `{"message":"Not Found"}`},
-		{"scheduler lists attachments", "GET", au1 + "/patient_attachments", clinikotest.DemoSchedulerKey, ua, 403, ""},
-		{"scheduler presign", "GET", au1 + "/patients/1001/attachment_presigned_post", clinikotest.DemoSchedulerKey, ua, 403, ""},
-		{"scheduler reads a patient", "GET", au1 + "/patients/1001", clinikotest.DemoSchedulerKey, ua, 200, ""},
-		{"unknown path", "GET", au1 + "/nothing", clinikotest.DemoAdminKey, ua, 404, `{"message":"Not Found"}`},
+		{"key on another shard", "GET", sb.APIURL("uk2") + "/user", sandbox.DemoAdminKey, ua, 401, "HTTP Basic: Access denied."},
+		{"uk2 key on au1", "GET", au1 + "/user", sandbox.DemoUK2AdminKey, ua, 401, "HTTP Basic: Access denied."},
+		{"not searchable", "GET", au1 + "/patients?q[]=" + url.QueryEscape("archived_at:*"), sandbox.DemoAdminKey, ua, 400, `{"message":"This column is not searchable."}`},
+		{"per_page over 100", "GET", au1 + "/patients?per_page=101", sandbox.DemoAdminKey, ua, 400, `{"message":"per_page must be between 1 and 100"}`},
+		{"archived patient", "GET", au1 + "/patients/" + sandbox.DemoArchivedPatientID, sandbox.DemoAdminKey, ua, 404, `{"message":"Not Found"}`},
+		{"scheduler lists attachments", "GET", au1 + "/patient_attachments", sandbox.DemoSchedulerKey, ua, 403, ""},
+		{"scheduler presign", "GET", au1 + "/patients/1001/attachment_presigned_post", sandbox.DemoSchedulerKey, ua, 403, ""},
+		{"scheduler reads a patient", "GET", au1 + "/patients/1001", sandbox.DemoSchedulerKey, ua, 200, ""},
+		{"unknown path", "GET", au1 + "/nothing", sandbox.DemoAdminKey, ua, 404, `{"message":"Not Found"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestAPIRules(t *testing.T) {
 
 func TestPatientListing(t *testing.T) {
 	sb := setup(t)
-	a := call(t, "GET", sb.APIURL("au1")+"/patients?per_page=5&sort=updated_at", clinikotest.DemoAdminKey, ua, nil, "")
+	a := call(t, "GET", sb.APIURL("au1")+"/patients?per_page=5&sort=updated_at", sandbox.DemoAdminKey, ua, nil, "")
 	var page struct {
 		Patients []struct {
 			ID          string  `json:"id"`
@@ -116,7 +116,7 @@ func TestPatientListing(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"self": sb.APIURL("au1") + "/patients?page=1&per_page=5&sort=updated_at", "next": wantNext}, page.Links); diff != "" {
 		t.Errorf("links (-want +got):\n%s", diff)
 	}
-	a = call(t, "GET", sb.APIURL("au1")+"/patients?q[]="+url.QueryEscape("updated_at:>=2025-06-01T10:45:00Z")+"&sort=updated_at:desc", clinikotest.DemoAdminKey, ua, nil, "")
+	a = call(t, "GET", sb.APIURL("au1")+"/patients?q[]="+url.QueryEscape("updated_at:>=2025-06-01T10:45:00Z")+"&sort=updated_at:desc", sandbox.DemoAdminKey, ua, nil, "")
 	_ = json.Unmarshal(a.body, &page)
 	var ids []string
 	for _, p := range page.Patients {
@@ -129,18 +129,18 @@ func TestPatientListing(t *testing.T) {
 
 func TestRateLimitWindows(t *testing.T) {
 	clock := now
-	sb := setup(t, clinikotest.WithRateLimit(2))
+	sb := setup(t, sandbox.WithRateLimit(2))
 	sb.SetClock(func() time.Time { return clock })
 	get := func(key string) answer { return call(t, "GET", sb.APIURL("au1")+"/user", key, ua, nil, "") }
 	var got []int
 	for range 3 {
-		got = append(got, get(clinikotest.DemoAdminKey).status)
+		got = append(got, get(sandbox.DemoAdminKey).status)
 	}
-	got = append(got, get(clinikotest.DemoPractitionerKey).status) // another user has its own budget
-	a := get(clinikotest.DemoAdminKey)
+	got = append(got, get(sandbox.DemoPractitionerKey).status) // another user has its own budget
+	a := get(sandbox.DemoAdminKey)
 	got = append(got, a.status)
 	clock = clock.Add(30 * time.Second) // next window
-	got = append(got, get(clinikotest.DemoAdminKey).status)
+	got = append(got, get(sandbox.DemoAdminKey).status)
 	if diff := cmp.Diff([]int{200, 200, 429, 200, 429, 200}, got); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
@@ -153,9 +153,9 @@ func TestRateLimitWindows(t *testing.T) {
 }
 
 // upload runs presign and the storage POST with a form built by edit.
-func storagePost(t *testing.T, sb *clinikotest.Sandbox, edit func(fields map[string]string, w *multipart.Writer), auth string) (answer, string, map[string]string) {
+func storagePost(t *testing.T, sb *sandbox.Sandbox, edit func(fields map[string]string, w *multipart.Writer), auth string) (answer, string, map[string]string) {
 	t.Helper()
-	a := call(t, "GET", sb.APIURL("au1")+"/patients/1001/attachment_presigned_post", clinikotest.DemoAdminKey, ua, nil, "")
+	a := call(t, "GET", sb.APIURL("au1")+"/patients/1001/attachment_presigned_post", sandbox.DemoAdminKey, ua, nil, "")
 	var pp struct {
 		URL    string            `json:"url"`
 		Fields map[string]string `json:"fields"`
@@ -214,7 +214,7 @@ func TestStorage(t *testing.T) {
 			writeFields(f, w, "")
 			writeFile(w)
 		}, "", 403, "Policy Condition failed"},
-		{"Cliniko auth sent to storage", func(f map[string]string, w *multipart.Writer) { writeFields(f, w, ""); writeFile(w) }, clinikotest.DemoAdminKey, 400, "Only one auth mechanism"},
+		{"Cliniko auth sent to storage", func(f map[string]string, w *multipart.Writer) { writeFields(f, w, ""); writeFile(w) }, sandbox.DemoAdminKey, 400, "Only one auth mechanism"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.desc, func(t *testing.T) {
@@ -242,7 +242,7 @@ func TestCreateAttachmentOnce(t *testing.T) {
 	}
 	create := func(uploadURL string) answer {
 		body, _ := json.Marshal(map[string]string{"patient_id": "1001", "upload_url": uploadURL, "description": "Scan"})
-		return call(t, "POST", sb.APIURL("au1")+"/patient_attachments", clinikotest.DemoAdminKey, ua, bytes.NewReader(body), "application/json")
+		return call(t, "POST", sb.APIURL("au1")+"/patient_attachments", sandbox.DemoAdminKey, ua, bytes.NewReader(body), "application/json")
 	}
 	got := []int{create(pr.Location).status, create(storageURL + pr.Key).status, create(storageURL + pr.Key).status}
 	if diff := cmp.Diff([]int{422, 201, 422}, got); diff != "" {
@@ -252,8 +252,8 @@ func TestCreateAttachmentOnce(t *testing.T) {
 	if len(at) != 1 || at[0].Filename != "scan.pdf" || string(at[0].Content) != "%PDF-1.4" {
 		t.Fatalf("attachments %+v", at)
 	}
-	c := call(t, "GET", sb.APIURL("au1")+"/patient_attachments/"+at[0].ID+"/content", clinikotest.DemoAdminKey, ua, nil, "")
-	r := call(t, "GET", sb.APIURL("au1")+"/patient_attachments/"+at[0].ID+"/content", clinikotest.DemoReceptionistKey, ua, nil, "")
+	c := call(t, "GET", sb.APIURL("au1")+"/patient_attachments/"+at[0].ID+"/content", sandbox.DemoAdminKey, ua, nil, "")
+	r := call(t, "GET", sb.APIURL("au1")+"/patient_attachments/"+at[0].ID+"/content", sandbox.DemoReceptionistKey, ua, nil, "")
 	if c.status != 200 || string(c.body) != "%PDF-1.4" || r.status != 403 {
 		t.Errorf("content: admin %d %q, receptionist %d", c.status, c.body, r.status)
 	}
@@ -276,7 +276,7 @@ func TestHTMLPages(t *testing.T) {
 		return string(b)
 	}
 	index := get("/")
-	for _, want := range []string{"Cliniko sandbox", "Demo Physio Clinic", "Harbour Street Physiotherapy", "Zoë", clinikotest.DemoAdminKey} {
+	for _, want := range []string{"Cliniko sandbox", "Demo Physio Clinic", "Harbour Street Physiotherapy", "Zoë", sandbox.DemoAdminKey} {
 		if !strings.Contains(index, want) {
 			t.Errorf("index lacks %q", want)
 		}
@@ -313,13 +313,13 @@ func TestMounted(t *testing.T) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	sb := clinikotest.NewDemo(clinikotest.WithURL(srv.URL + "/cliniko"))
+	sb := sandbox.NewDemo(sandbox.WithURL(srv.URL + "/cliniko"))
 	t.Cleanup(sb.Close)
 	mux.Handle("/cliniko/", http.StripPrefix("/cliniko", sb))
 	if got, want := sb.BaseURL(), srv.URL+"/cliniko/{shard}/v1"; got != want {
 		t.Errorf("BaseURL() = %q, want %q", got, want)
 	}
-	a := call(t, "GET", sb.APIURL("au1")+"/patients?per_page=1", clinikotest.DemoAdminKey, ua, nil, "")
+	a := call(t, "GET", sb.APIURL("au1")+"/patients?per_page=1", sandbox.DemoAdminKey, ua, nil, "")
 	if a.status != 200 || !strings.Contains(string(a.body), `"next":"`+srv.URL+`/cliniko/au1/v1/patients?page=2`) {
 		t.Errorf("got %d %s", a.status, a.body)
 	}
@@ -356,14 +356,14 @@ func TestDropResponseNext(t *testing.T) {
 	}
 	sb.DropResponseNext("create_attachment", 1)
 	body, _ := json.Marshal(map[string]string{"patient_id": "1001", "upload_url": storageURL + pr.Key, "description": "Scan"})
-	got := call(t, "POST", sb.APIURL("au1")+"/patient_attachments", clinikotest.DemoAdminKey, ua, bytes.NewReader(body), "application/json")
+	got := call(t, "POST", sb.APIURL("au1")+"/patient_attachments", sandbox.DemoAdminKey, ua, bytes.NewReader(body), "application/json")
 	if got.status != http.StatusBadGateway {
 		t.Errorf("dropped create: status %d, want 502", got.status)
 	}
 	if n := len(sb.Attachments("1001")); n != 1 {
 		t.Errorf("attachments after the dropped create = %d, want 1", n)
 	}
-	if u := call(t, "GET", sb.APIURL("au1")+"/user", clinikotest.DemoAdminKey, ua, nil, ""); u.status != 200 {
+	if u := call(t, "GET", sb.APIURL("au1")+"/user", sandbox.DemoAdminKey, ua, nil, ""); u.status != 200 {
 		t.Errorf("next call: status %d, want 200", u.status)
 	}
 }

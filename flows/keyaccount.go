@@ -1,4 +1,4 @@
-package bridge
+package flows
 
 import (
 	"context"
@@ -13,13 +13,13 @@ import (
 // (GET /businesses; a.UserID known). A key whose businesses cannot be read
 // still works and is saved: its account is then unknown (logged, no key or
 // patient detail in the log).
-func (s *Server) keyAccount(ctx context.Context, a cliniko.Auth, shard string) store.ClinikoAccount {
-	bs, err := s.deps.Cliniko.ListBusinesses(ctx, a)
+func (f *Flows) keyAccount(ctx context.Context, a cliniko.Auth, shard string) store.ClinikoAccount {
+	bs, err := f.Cliniko.ListBusinesses(ctx, a)
 	if err != nil {
-		s.log.WarnContext(ctx, "read cliniko businesses", "request_id", requestID(ctx), "cause", pmsbridge.CauseOf(err))
+		f.logger(ctx).Warn("read cliniko businesses", "cause", pmsbridge.CauseOf(err))
 		return store.ClinikoAccount{}
 	}
-	return ClinikoAccount(shard, bs, s.cfg.Now())
+	return ClinikoAccount(shard, bs, f.Now())
 }
 
 // ClinikoAccount is the account of a key on shard whose GET /businesses
@@ -37,10 +37,10 @@ func ClinikoAccount(shard string, bs []cliniko.Business, at time.Time) store.Cli
 // subscription (the first key of a shard claims it; the time zone is filled
 // from it when none is set) and returns what it means: Same false for a
 // known account is another Cliniko account than the clinic's patients.
-func (s *Server) adoptKeyAccount(ctx context.Context, subID string, acct store.ClinikoAccount) store.AccountCheck {
-	check, err := s.deps.Store.AdoptClinikoAccount(ctx, subID, acct)
+func (f *Flows) adoptKeyAccount(ctx context.Context, subID string, acct store.ClinikoAccount) store.AccountCheck {
+	check, err := f.Store.AdoptClinikoAccount(ctx, subID, acct)
 	if err != nil {
-		s.log.WarnContext(ctx, "record cliniko account", "request_id", requestID(ctx), "err", err)
+		f.logger(ctx).Warn("record cliniko account", "err", err)
 	}
 	return check
 }

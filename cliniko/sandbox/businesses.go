@@ -1,4 +1,4 @@
-package clinikotest
+package sandbox
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-// Package clinikotest is an in-process Cliniko sandbox: an HTTP server that
+// Package sandbox is an in-process Cliniko sandbox: an HTTP server that
 // behaves as cliniko-api.md documents (shards, Basic auth with API keys, the
 // User-Agent rule, 200 requests per minute per user in fixed windows,
 // pagination, filters, roles, the three-step attachment upload with a fake
@@ -11,7 +11,7 @@
 // The API lives under /{shard}/v1 (the shard is in the path because there is
 // no DNS for api.{shard}.cliniko.com): configure the client with BaseURL().
 // The fake storage lives under /s3/, the HTML pages at / and /sandbox/.
-package clinikotest
+package sandbox
 
 import (
 	"context"

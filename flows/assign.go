@@ -1,0 +1,203 @@
+package flows
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/pdf"
+	"github.com/physitrack/pmsbridge/store"
+)
+
+// Limits on programme text.
+const (
+	maxTitle        = 200
+	maxNotes        = 4000
+	maxExercises    = 60
+	maxInstructions = 2000
+)
+
+// Assignment is a programme version to assign, as the assign form or the
+// platform's webhook sends it.
+type Assignment struct {
+	// ProgrammeID names the programme: "" for a new one (the form); on the
+	// form, an existing programme of the patient gets its next version.
+	ProgrammeID string
+	// Version is the version the platform assigns (the webhook); 0 on the
+	// form.
+	Version  int
+	Title    string
+	Notes    string
+	StartsOn string // YYYY-MM-DD; "" means today
+	// CatalogueIDs are the form's exercises, by catalogue id; Exercises the
+	// webhook's, spelt out. An assignment has one or the other.
+	CatalogueIDs []string
+	Exercises    []pmsbridge.Exercise
+}
+
+// Assign assigns a programme version to patient p (whom pr may open), from
+// the assign form: it is saved, its PDF upload queued, and acknowledged once
+// it is durable. A new version of one of the patient's programmes keeps its
+// code. *Error Invalid names every problem of the form at once.
+func (f *Flows) Assign(ctx context.Context, pr store.Practitioner, p store.Patient, a Assignment) (pmsbridge.Programme, error) {
+	prog, err := f.programme(pr, p, a)
+	if err != nil {
+		return prog, err
+	}
+	if prog.ID != "" {
+		latest, err := f.Store.GetProgramme(ctx, prog.ID, 0)
+		if errors.Is(err, store.ErrNotFound) || err == nil && latest.PatientID != p.ID {
+			return prog, refuse(Invalid, "That programme is not one of this patient's.")
+		} else if err != nil {
+			return prog, err
+		}
+		prog.Version = latest.Version + 1
+	}
+	return f.assign(ctx, prog, p)
+}
+
+// programme is the programme version that a sends, checked: every problem
+// in one *Error Invalid.
+func (f *Flows) programme(pr store.Practitioner, p store.Patient, a Assignment) (pmsbridge.Programme, error) {
+	now := f.Now().UTC()
+	prog := pmsbridge.Programme{
+		ID: strings.TrimSpace(a.ProgrammeID), Version: a.Version, PatientID: p.ID, PractitionerID: pr.ID,
+		Title: strings.TrimSpace(a.Title), Notes: strings.TrimSpace(a.Notes), StartsOn: strings.TrimSpace(a.StartsOn),
+		Exercises: a.Exercises, CreatedAt: now,
+	}
+	if prog.StartsOn == "" {
+		prog.StartsOn = now.Format("2006-01-02")
+	}
+	var problems []string
+	for _, id := range a.CatalogueIDs {
+		e, ok := pmsbridge.CatalogueExercise(id)
+		if !ok {
+			problems = append(problems, "An exercise in the form is not in the catalogue.")
+			break
+		}
+		prog.Exercises = append(prog.Exercises, e)
+	}
+	problems = append(problems, programmeProblems(prog)...)
+	if len(problems) > 0 {
+		return prog, refuse(Invalid, strings.Join(problems, " "))
+	}
+	return prog, nil
+}
+
+// programmeProblems checks a programme's fields, one sentence per problem.
+func programmeProblems(p pmsbridge.Programme) []string {
+	var out []string
+	if p.Title == "" {
+		out = append(out, "Give the programme a title.")
+	} else if utf8.RuneCountInString(p.Title) > maxTitle {
+		out = append(out, "The title is too long (at most "+strconv.Itoa(maxTitle)+" characters).")
+	}
+	if utf8.RuneCountInString(p.Notes) > maxNotes {
+		out = append(out, "The notes are too long (at most "+strconv.Itoa(maxNotes)+" characters).")
+	}
+	if len(p.Exercises) == 0 {
+		out = append(out, "Choose at least one exercise.")
+	} else if len(p.Exercises) > maxExercises {
+		out = append(out, "Too many exercises (at most "+strconv.Itoa(maxExercises)+").")
+	}
+	if _, err := time.Parse("2006-01-02", p.StartsOn); err != nil {
+		out = append(out, "The start date must be a date like 2026-11-22.")
+	}
+	for _, e := range p.Exercises {
+		if strings.TrimSpace(e.Name) == "" || utf8.RuneCountInString(e.Name) > maxTitle || utf8.RuneCountInString(e.Instructions) > maxInstructions {
+			out = append(out, "Every exercise needs a name (at most 200 characters) and instructions of at most 2000 characters.")
+			break
+		}
+		if e.Sets < 0 || e.Reps < 0 || e.HoldSeconds < 0 || e.TimesPerDay < 0 || e.DaysPerWeek < 0 ||
+			e.Sets > 100 || e.Reps > 1000 || e.HoldSeconds > 3600 || e.TimesPerDay > 24 || e.DaysPerWeek > 7 {
+			out = append(out, "Exercise dosages must be sensible numbers (days per week at most 7).")
+			break
+		}
+	}
+	return out
+}
+
+// assign is what every assignment does, from the form or the webhook: save
+// the version, queue what it owes (its PDF upload), and answer only once the
+// replicas hold it (redis.ack_replicas: a failover must not lose an
+// assignment the user was told about). A version saved by an earlier
+// request whose enqueue failed is still owed: it is queued now (joining the
+// task if it is in fact queued). The code message to the patient (issue 15)
+// is owed work of the same kind and joins here.
+func (f *Flows) assign(ctx context.Context, prog pmsbridge.Programme, p store.Patient) (pmsbridge.Programme, error) {
+	saved, created, err := f.Store.CreateProgramme(ctx, prog)
+	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict) {
+		return saved, &Error{Code: Invalid, Message: "The programme could not be saved: " + err.Error(), Err: err}
+	}
+	if err != nil {
+		return saved, err
+	}
+	if created {
+		if err := f.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
+			return saved, err
+		}
+	} else if st, err := f.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
+		// Already handled: uploaded, failed (support replays) or not linked.
+		return saved, f.Store.Durable(ctx)
+	}
+	if _, err := f.Jobs.EnqueueUpload(ctx, uploadOf(saved, p)); err != nil {
+		return saved, err
+	}
+	return saved, f.Store.Durable(ctx)
+}
+
+func uploadOf(prog pmsbridge.Programme, p store.Patient) jobs.UploadPayload {
+	return jobs.UploadPayload{ProgrammeID: prog.ID, Version: prog.Version, PatientID: p.ID, PractitionerID: prog.PractitionerID}
+}
+
+// Programme is version v of programme id of patient p: *Error NotFound when
+// the patient has no such version.
+func (f *Flows) Programme(ctx context.Context, p store.Patient, id string, v int) (pmsbridge.Programme, error) {
+	prog, err := f.Store.GetProgramme(ctx, id, v)
+	if v < 1 || errors.Is(err, store.ErrNotFound) || err == nil && prog.PatientID != p.ID {
+		return prog, &Error{Code: NotFound, Message: "The patient has no such programme.", Err: err}
+	}
+	return prog, err
+}
+
+// Resend is "Send to Cliniko again" for a programme version of patient p:
+// a failed upload is replayed from the failure ledger; one that has no
+// entry is queued again. *Error Conflict when the PDF is in Cliniko
+// already.
+func (f *Flows) Resend(ctx context.Context, p store.Patient, prog pmsbridge.Programme) error {
+	st, err := f.Store.PDFStateOf(ctx, prog.ID, prog.Version)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if st.State == pmsbridge.PDFUploaded {
+		return refuse(Conflict, "This version is already in the patient's Cliniko files.")
+	}
+	failed, err := f.Store.GetFailure(ctx, jobs.UploadTaskID(prog.ID, prog.Version))
+	switch {
+	case err == nil:
+		return f.Jobs.Replay(ctx, failed)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	if err := f.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
+		return err
+	}
+	_, err = f.Jobs.EnqueueUpload(ctx, uploadOf(prog, p))
+	return err
+}
+
+// ProgrammePDF is the PDF of a programme version of patient p, the same one
+// that goes to Cliniko, with its file name.
+func (f *Flows) ProgrammePDF(ctx context.Context, p store.Patient, prog pmsbridge.Programme) ([]byte, string, error) {
+	by := f.Store.BylineOf(ctx, prog, p)
+	b, err := pdf.Render(pdf.Document{Programme: prog, PatientName: p.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic, AccessURL: f.AccessURL})
+	if err != nil {
+		return nil, "", err
+	}
+	return b, jobs.PDFFilename(prog.ID, prog.Version), nil
+}
