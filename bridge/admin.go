@@ -73,11 +73,14 @@ func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(store.ActingAs(r.Context(), store.Actor{Via: store.ViaAPI})))
 	}
 }
 
-func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) adminPageAuth(next http.HandlerFunc) http.HandlerFunc {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		next(w, r.WithContext(store.ActingAs(r.Context(), store.Actor{Via: store.ViaAdminPage})))
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.AdminToken == "" {
 			s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})

@@ -68,7 +68,9 @@ func LoadPage(ctx context.Context, st *store.Store, q Query, now time.Time) (Pag
 	if p.Clinics, err = st.ListSubscriptions(ctx); err != nil {
 		return p, err
 	}
-	slices.SortFunc(p.Clinics, func(a, b store.Subscription) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
+	slices.SortFunc(p.Clinics, func(a, b store.Subscription) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
 	if p.Chart, err = FailureChart(ctx, st, now, ChartHours); err != nil {
 		return p, err
 	}

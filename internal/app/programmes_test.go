@@ -344,6 +344,10 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+pid+"?done=resent" {
 				t.Fatalf("resend: %d to %q", r.StatusCode, r.Location())
 			}
+			// The job's history says the practitioner asked.
+			if by := replayedBy(t, e, jobs.UploadTaskID(prog.ID, 1)); by != (store.Actor{Via: store.ViaPractitioner, Who: "sam@clinic.example"}) {
+				t.Errorf("the resend is in the history as %v", by)
+			}
 		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

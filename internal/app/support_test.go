@@ -557,6 +557,9 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("group replay: %d to %q", r.StatusCode, r.Location())
 		}
 		waitLedgerGone(t, e, importArchived)
+		if by := replayedBy(t, e, importArchived); by.Via != store.ViaAdminPage {
+			t.Errorf("the admin page's replay is in the history as %v", by)
+		}
 		if _, err := e.Store.FindLink(ctx, sub, "au1", lukasz); err != nil {
 			t.Errorf("replayed import made no link: %v", err)
 		}
@@ -569,6 +572,9 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("API replay by cause: %d %s", r.StatusCode, r.Body)
 		}
 		waitLedgerGone(t, e, importRevoked)
+		if by := replayedBy(t, e, importRevoked); by.Via != store.ViaAPI {
+			t.Errorf("the API's replay is in the history as %v", by)
+		}
 		if _, id := bp.Open("1002"); id == "" {
 			t.Errorf("Priya still cannot open the patient")
 		}
@@ -614,6 +620,22 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Errorf("pmsbridge_failure_ledger_entries = %q, want 0", v)
 		}
 	})
+}
+
+// replayedBy is who the last replay in a job's history was asked by.
+func replayedBy(t *testing.T, e *apptest.Env, id string) store.Actor {
+	t.Helper()
+	h, err := e.Store.JobHistory(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Kind == store.EventReplayed && h[i].By != nil {
+			return *h[i].By
+		}
+	}
+	t.Fatalf("no replay in the history of %s", id)
+	return store.Actor{}
 }
 
 // replayedN reads {"replayed":N} from a replay's answer.
