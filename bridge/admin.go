@@ -8,13 +8,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -268,96 +265,4 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
-}
-
-// causeGroup is one cause's failures on the admin page.
-type causeGroup struct {
-	Cause   pmsbridge.Cause
-	Explain pmsbridge.Support
-	Jobs    []jobs.JobJSON
-}
-
-func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
-	list, err := s.deps.Store.ListFailures(r.Context(), store.FailureFilter{})
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	byCause := map[pmsbridge.Cause]*causeGroup{}
-	for _, f := range list {
-		g := byCause[f.Cause]
-		if g == nil {
-			g = &causeGroup{Cause: f.Cause, Explain: f.Cause.Info().Support}
-			byCause[f.Cause] = g
-		}
-		g.Jobs = append(g.Jobs, jobs.ToJSON(f))
-	}
-	var groups []causeGroup
-	for _, c := range pmsbridge.Causes {
-		if g := byCause[c]; g != nil {
-			groups = append(groups, *g)
-			delete(byCause, c)
-		}
-	}
-	for _, g := range byCause { // unknown causes (older versions)
-		groups = append(groups, *g)
-	}
-	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i].Jobs) > len(groups[j].Jobs) })
-	stats, _ := s.deps.Jobs.Stats(r.Context())
-	s.page(w, r, http.StatusOK, "admin", "Failed jobs", struct {
-		Groups []causeGroup
-		Total  int
-		Stats  []jobs.Stat
-		Notice string
-	}{groups, len(list), stats, adminNotice(r.URL.Query().Get("notice"), r.URL.Query().Get("n"))})
-}
-
-func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
-	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.notFound(w, r)
-		return
-	}
-	var audit []store.AuditEntry
-	if f.PatientID != "" {
-		audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 30)
-	}
-	s.page(w, r, http.StatusOK, "admin_job", "Failed job", struct {
-		Job     jobs.JobJSON
-		Explain pmsbridge.Support
-		Audit   []store.AuditEntry
-	}{jobs.ToJSON(f), f.Cause.Info().Support, audit})
-}
-
-func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
-	if !s.parseForm(w, r) {
-		return
-	}
-	f := jobs.ReplayFilter{IDs: r.PostForm["id"]}
-	if c := r.PostForm.Get("cause"); c != "" {
-		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
-	}
-	if len(f.IDs) == 0 && len(f.Causes) == 0 {
-		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
-		return
-	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/admin/?notice=replayed&n="+itoa(n), http.StatusSeeOther)
-}
-
-func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.parseForm(w, r) {
-		return
-	}
-	for _, id := range r.PostForm["id"] {
-		if err := s.deps.Jobs.Delete(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.Error(w, r, err)
-			return
-		}
-	}
-	http.Redirect(w, r, "/admin/?notice=deleted", http.StatusSeeOther)
 }

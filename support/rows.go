@@ -242,8 +242,11 @@ func actorText(a *store.Actor) string {
 }
 
 // userText is a Cliniko user as rows show them: "Sam Scheduler
-// (Scheduler)".
+// (Scheduler)" (Cliniko gives roles in lower case).
 func userText(name, role string) string {
+	if r := []rune(role); len(r) > 0 {
+		role = strings.ToUpper(string(r[:1])) + string(r[1:])
+	}
 	switch {
 	case name == "" && role == "":
 		return "an unnamed Cliniko user"
@@ -319,7 +322,12 @@ func Clinics(rows []Job) []ClinicCount {
 		}
 		out[i].Jobs++
 	}
-	slices.SortStableFunc(out, func(a, b ClinicCount) int { return b.Jobs - a.Jobs })
+	slices.SortStableFunc(out, func(a, b ClinicCount) int {
+		if a.Jobs != b.Jobs {
+			return b.Jobs - a.Jobs
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	if out == nil {
 		out = []ClinicCount{}
 	}
@@ -360,6 +368,19 @@ var randomPart = regexp.MustCompile(`\b([a-z]+)_([a-z2-7]{6})[a-z2-7]{18}\b`)
 // table: "pdf:prg_gumyupbsxhkq4nlw7ivexzta:v1" → "pdf:prg_gumyup…:v1". It is
 // for reading only: commands take whole ids (--wide and --json show them).
 func ShortID(id string) string { return randomPart.ReplaceAllString(id, "${1}_${2}…") }
+
+// IDParts splits a job id for a page that shortens it in the middle: head
+// ends with the last random id inside it (which the page cuts short), tail
+// is what follows ("pdf:prg_gumyupbsxhkq4nlw7ivexzta" and ":v1"). An id
+// with no random part is all head.
+func IDParts(id string) (head, tail string) {
+	locs := randomPart.FindAllStringIndex(id, -1)
+	if len(locs) == 0 {
+		return id, ""
+	}
+	end := locs[len(locs)-1][1]
+	return id[:end], id[end:]
+}
 
 // causeTitle is a cause's short name for support.
 func causeTitle(c pmsbridge.Cause) string { return c.Info().Support.Title }

@@ -306,6 +306,15 @@ func TestShortIDAndCount(t *testing.T) {
 			t.Errorf("ShortID(%q) = %q, want %q", in, got, want)
 		}
 	}
+	for id, want := range map[string][2]string{
+		"pdf:prg_gumyupbsxhkq4nlw7ivexzta:v1":                 {"pdf:prg_gumyupbsxhkq4nlw7ivexzta", ":v1"},
+		"import:sub_7t6m22loanxhkq4nlw7ivexz:au1:83644712923": {"import:sub_7t6m22loanxhkq4nlw7ivexz", ":au1:83644712923"},
+		"refresh:pat_short":                                   {"refresh:pat_short", ""},
+	} {
+		if h, tl := support.IDParts(id); h != want[0] || tl != want[1] {
+			t.Errorf("IDParts(%q) = %q, %q; want %q", id, h, tl, want)
+		}
+	}
 	for n, want := range map[int]string{0: "0 jobs", 1: "1 job", 2: "2 jobs"} {
 		if got := support.Count(n, "job", "jobs"); got != want {
 			t.Errorf("Count(%d) = %q", n, got)

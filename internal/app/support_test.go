@@ -341,7 +341,7 @@ func TestSupportFailedJobs(t *testing.T) {
 				samRow = line
 			}
 		}
-		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (" + sandbox.RoleScheduler + ")", "cliniko_forbidden"} {
+		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (Scheduler)", "cliniko_forbidden"} {
 			if !strings.Contains(samRow, want) {
 				t.Errorf("the Scheduler's row lacks %q: %q\n%s", want, samRow, out)
 			}
@@ -357,7 +357,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		}
 		// --practitioner takes an email; an email of nobody is an error.
 		code, out, _ = cliRun(t, e, "", "jobs", "failed", "--practitioner", "Sam@Clinic.example")
-		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler ("+sandbox.RoleScheduler+")") {
+		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler (Scheduler)") {
 			t.Errorf("jobs failed --practitioner <email>: exit %d:\n%s", code, out)
 		}
 		if code, out, errOut := cliRun(t, e, "", "jobs", "failed", "--practitioner", "nobody@clinic.example"); code != cli.ExitUsage || out != "" ||
@@ -432,26 +432,50 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("login: %d to %q", r.StatusCode, r.Location())
 		}
 		page := admin.Get("/admin/")
-		if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, strconv.Itoa(len(all))+" job(s) in the failure ledger") {
+		if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "<strong>"+strconv.Itoa(len(all))+" failed jobs of Demo Physio Clinic</strong> in the failure ledger") {
 			t.Fatalf("admin page: %d", page.StatusCode)
 		}
 		for cause, n := range map[pmsbridge.Cause]int{pmsbridge.CauseClinikoUnauthorized: 1, pmsbridge.CauseClinikoForbidden: 1, pmsbridge.CauseClinikoNotFound: 2, pmsbridge.CauseClinikoInvalid: 3} {
 			help := cause.Info().Support
-			for _, want := range []string{
+			wants := []string{
 				html.EscapeString(help.Title) + ` <span class="badge">` + string(cause) + `</span> <span class="badge error">` + strconv.Itoa(n) + `</span>`,
 				html.EscapeString(help.Means), html.EscapeString(help.Fix),
-				`<input type="hidden" name="cause" value="` + string(cause) + `"><button type="submit">Replay all ` + strconv.Itoa(n) + `</button>`,
-			} {
+			}
+			if n > 1 { // a group of several asks before it replays them
+				wants = append(wants, `<input type="hidden" name="cause" value="`+string(cause)+`"><input type="hidden" name="bulk" value="1"><button type="submit" class="secondary">Replay these `+strconv.Itoa(n)+`…</button>`)
+			}
+			for _, want := range wants {
 				if !strings.Contains(page.Body, want) {
 					t.Errorf("admin page lacks %q", want)
 				}
 			}
 		}
-		if strings.Contains(page.Body, "cliniko_rate_limited") {
+		// People, not ids; plurals right; ids whole in the text and title.
+		for _, want := range []string{"Dr Sam", "sam@clinic.example", "Sam Scheduler", `<span class="badge">Scheduler</span>`, "Zoë O&#39;Brien",
+			"1 attempt ·", `<code class="jobid" title="` + uploadForbidden + `">`, `<svg class="chart"`, `<a href="/admin/queues/">`} {
+			if !strings.Contains(page.Body, want) {
+				t.Errorf("admin page lacks %q", want)
+			}
+		}
+		if strings.Contains(page.Body, "(s)") {
+			t.Errorf("admin page has a \"(s)\" plural")
+		}
+		// Filters: a clinic by name and a cause; a clinic nobody has.
+		filtered := admin.Get("/admin/?clinic=" + url.QueryEscape("demo physio clinic") + "&cause=cliniko_invalid")
+		if !strings.Contains(filtered.Body, "<strong>3 failed jobs of Demo Physio Clinic</strong> match these filters") || strings.Contains(filtered.Body, `title="`+uploadForbidden+`"`) {
+			t.Errorf("filtered page does not list exactly the 3 invalid uploads")
+		}
+		if r := admin.Get("/admin/?clinic=Nowhere"); !strings.Contains(r.Body, `role="alert">no clinic &#34;Nowhere&#34;`) || strings.Contains(r.Body, `class="jobid"`) {
+			t.Errorf("a clinic nobody has: the page does not say so, or lists jobs")
+		}
+		if strings.Contains(page.Body, `id="cause-cliniko_rate_limited"`) {
 			t.Errorf("admin page shows a group without failures")
 		}
-		if r := admin.Get("/admin/jobs/" + url.PathEscape(uploadForbidden)); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "cliniko.list_attachments") {
-			t.Errorf("job page: %d, want the job with its Cliniko calls", r.StatusCode)
+		jp := admin.Get("/admin/jobs/" + url.PathEscape(uploadForbidden))
+		for _, want := range []string{"cliniko.list_attachments", "Dr Sam", "Sam Scheduler", "<h2>History", "attempt 1 failed: cliniko_forbidden"} {
+			if jp.StatusCode != http.StatusOK || !strings.Contains(jp.Body, want) {
+				t.Errorf("job page: %d, lacks %q", jp.StatusCode, want)
+			}
 		}
 	})
 
@@ -502,7 +526,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		// the CLI, the success; it is recently recovered.
 		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
 		history := out[strings.Index(out, "History (oldest first):"):]
-		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (" + sandbox.RoleScheduler + "); failed for good",
+		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (Scheduler); failed for good",
 			"replayed by CLI (Tess Support)", "succeeded"} {
 			if !strings.Contains(history, want) {
 				t.Errorf("jobs show's history lacks step %d %q:\n%s", i, want, out)
@@ -553,8 +577,23 @@ func TestSupportFailedJobs(t *testing.T) {
 		e.Sandbox.EditPatient(lukasz, func(p *sandbox.Patient) { p.ArchivedAt = nil })
 		admin := e.NewBrowser()
 		admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}})
-		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
+		// A replay by filter asks first, saying how many and where.
+		group := url.Values{"cause": {"cliniko_not_found"}, "bulk": {"1"}}
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Replay 1 failed job of Demo Physio Clinic?") {
+			t.Fatalf("group replay without confirmation: %d, want the question", r.StatusCode)
+		}
+		if f, _ := e.Store.GetFailure(ctx, importArchived); !f.Permanent {
+			t.Fatalf("the question replayed the job")
+		}
+		group.Set("confirm", "2") // the page showed 2: the selection changed, ask again
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "has changed since the page was shown") {
+			t.Fatalf("group replay with a stale count: %d, want the question again", r.StatusCode)
+		}
+		group.Set("confirm", "1")
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?cause=cliniko_not_found&n=1&notice=replayed&where="+sub {
 			t.Fatalf("group replay: %d to %q", r.StatusCode, r.Location())
+		} else if page := admin.Get(r.Location()); !strings.Contains(page.Body, "Replayed 1 job of Demo Physio Clinic.") {
+			t.Errorf("the page after the replay does not say what was replayed")
 		}
 		waitLedgerGone(t, e, importArchived)
 		if by := replayedBy(t, e, importArchived); by.Via != store.ViaAdminPage {
@@ -593,7 +632,7 @@ func TestSupportFailedJobs(t *testing.T) {
 		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || replayedN(t, r) != 1 {
 			t.Fatalf("API replay by id: %d %s", r.StatusCode, r.Body)
 		}
-		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
+		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?n=1&notice=replayed&where="+sub {
 			t.Fatalf("row replay: %d to %q", r.StatusCode, r.Location())
 		}
 		for _, id := range invalid {
