@@ -27,3 +27,29 @@ const (
 	// answers failed.
 	ImportNone ImportState = "none"
 )
+
+// Channel is how a message reaches a patient (channel in code_delivery in
+// the patient JSON, and the send-code form's channel; part of the
+// contract).
+type Channel string
+
+// The channels.
+const (
+	ChannelEmail Channel = "email"
+	ChannelSMS   Channel = "sms"
+)
+
+// Valid reports whether c is a known channel.
+func (c Channel) Valid() bool { return c == ChannelEmail || c == ChannelSMS }
+
+// MessageState is where one message to a patient (their programme code)
+// stands (state in code_delivery in the patient JSON; part of the
+// contract).
+type MessageState string
+
+// The message states.
+const (
+	MessagePending MessageState = "pending" // asked for: queued, being sent, or waiting to retry
+	MessageSent    MessageState = "sent"    // accepted by the mail server or Twilio; final
+	MessageFailed  MessageState = "failed"  // failed for good; a cause and a reason say why
+)

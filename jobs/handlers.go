@@ -10,7 +10,9 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/mail"
 	"github.com/physitrack/pmsbridge/pdf"
+	"github.com/physitrack/pmsbridge/sms"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -21,8 +23,18 @@ type Deps struct {
 	Client  *Client
 	Log     *slog.Logger
 	Metrics *Metrics
-	// AccessURL is where patients open programmes (printed on PDFs).
+	// AccessURL is where patients open programmes (printed on PDFs, and in
+	// the messages that send codes).
 	AccessURL string
+	// Mail sends code emails; nil when email is not configured (mail.
+	// smtp_url empty): a message by email then fails for good with
+	// delivery_rejected and a reason that says so.
+	Mail *mail.Sender
+	// SMS sends code texts; nil when SMS is not configured (likewise).
+	SMS *sms.Client
+	// Region is the deployment's region code: patients' local mobile
+	// numbers are read in its numbering plan.
+	Region string
 	// SyncInterval is the period of the birth-year sync. Default
 	// DefaultSyncInterval.
 	SyncInterval time.Duration
@@ -67,6 +79,7 @@ func (h *Handlers) Mux() *asynq.ServeMux {
 	mux.HandleFunc(TypeImportPatient, h.wrap(h.importPatient))
 	mux.HandleFunc(TypeRefreshPatient, h.wrap(h.refreshPatient))
 	mux.HandleFunc(TypeUploadPDF, h.wrap(h.uploadPDF))
+	mux.HandleFunc(TypeSendCode, h.wrap(h.sendCode))
 	mux.HandleFunc(TypeSyncTick, h.wrap(h.syncTick))
 	mux.HandleFunc(TypeSyncPractitioner, h.wrap(h.syncPractitioner))
 	mux.HandleFunc(TypeReconcile, h.wrap(h.reconcileTick))

@@ -1,5 +1,6 @@
 // Package jobs runs pmsbridge's background work on asynq: one file per task
-// type (its type name, payload, constructor and handler), the mapping from a
+// type (its type name, payload, constructor and handler), the decision of
+// which messages send patients their codes (Codes), the mapping from a
 // failure's cause to retry or give up, the shared Cliniko rate-limit waits,
 // the scheduler for periodic work and the worker processes themselves.
 //
@@ -20,17 +21,19 @@ import (
 	"github.com/physitrack/pmsbridge"
 )
 
-// Queue names. Interactive imports are served first, then programme PDFs,
-// then background sync.
+// Queue names. Interactive imports are served first, then messages that
+// send patients their codes (someone may be waiting for theirs), then
+// programme PDFs, then background sync.
 const (
-	QueueImport = "import"
-	QueuePDF    = "pdf"
-	QueueSync   = "sync"
+	QueueImport  = "import"
+	QueueMessage = "message"
+	QueuePDF     = "pdf"
+	QueueSync    = "sync"
 )
 
 // Queues lists the queues with their priorities (strict: a lower queue is
 // served only when the ones above are empty).
-var Queues = map[string]int{QueueImport: 6, QueuePDF: 3, QueueSync: 1}
+var Queues = map[string]int{QueueImport: 6, QueueMessage: 4, QueuePDF: 3, QueueSync: 1}
 
 // taskSpec is how tasks of one type are queued.
 type taskSpec struct {
@@ -45,9 +48,14 @@ type taskSpec struct {
 // all take them from here, so a replayed task runs as a fresh one would.
 var taskSpecs = map[string]taskSpec{
 	// Kept 10 minutes once done, so the receiver's waiting page can see it.
-	TypeImportPatient:    {queue: QueueImport, maxRetry: 8, timeout: 60 * time.Second, retention: 10 * time.Minute},
-	TypeRefreshPatient:   {queue: QueueImport, maxRetry: 5, timeout: 60 * time.Second},
-	TypeUploadPDF:        {queue: QueuePDF, maxRetry: 10, timeout: 2 * time.Minute},
+	TypeImportPatient:  {queue: QueueImport, maxRetry: 8, timeout: 60 * time.Second, retention: 10 * time.Minute},
+	TypeRefreshPatient: {queue: QueueImport, maxRetry: 5, timeout: 60 * time.Second},
+	TypeUploadPDF:      {queue: QueuePDF, maxRetry: 10, timeout: 2 * time.Minute},
+	// Backoff from 2 s to 10 min: about an hour and a half of tries before
+	// a mail server or Twilio outage fails a message for good. A timeout
+	// covers an SMTP conversation (30 s) or Twilio's look-up and send
+	// (15 s a request, up to 6).
+	TypeSendCode:         {queue: QueueMessage, maxRetry: 10, timeout: 2 * time.Minute},
 	TypeSyncTick:         {queue: QueueSync, maxRetry: 3, timeout: time.Minute},
 	TypeSyncPractitioner: {queue: QueueSync, maxRetry: 5, timeout: 10 * time.Minute},
 	// The reconciler does not retry: the next period runs again, and a

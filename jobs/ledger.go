@@ -18,6 +18,7 @@ type ids struct {
 	ProgrammeID      string `json:"programme_id"`
 	Version          int    `json:"version"`
 	ClinikoPatientID string `json:"cliniko_patient_id"`
+	MessageID        string `json:"message_id"`
 }
 
 // ledgerID is the failure ledger's id for task t, which asynq runs as
@@ -80,6 +81,9 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	level("job failed", "task_id", id, "type", t.Type(), "cause", cause, "attempt", f.Attempts, "permanent", f.Permanent, "err", err)
 	if f.Permanent && x.ProgrammeID != "" && t.Type() == TypeUploadPDF {
 		h.markPDFFailed(ctx, x.ProgrammeID, x.Version, cause, f.Reason)
+	}
+	if f.Permanent && x.MessageID != "" && t.Type() == TypeSendCode {
+		h.markMessageFailed(ctx, x.MessageID, cause, f.Reason)
 	}
 }
 

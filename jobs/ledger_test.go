@@ -358,6 +358,7 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 		{TypeRefreshPatient, RefreshPayload{PractitionerID: b.pr.ID, PatientID: b.patient.ID}},
 		{TypeUploadPDF, UploadPayload{ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, PractitionerID: b.pr.ID}},
 		{TypeSyncPractitioner, SyncPayload{PractitionerID: b.pr.ID, Period: 1}},
+		{TypeSendCode, SendCodePayload{MessageID: "msg_replayed", ProgrammeID: "prg_replayed", Version: 1, PatientID: b.patient.ID, Channel: pmsbridge.ChannelEmail}},
 	} {
 		t.Run(tc.typ, func(t *testing.T) {
 			id := "replayed:" + tc.typ

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 )
 
 // idFields are the only fields a task payload may carry: ids and numbers.
-var idFields = []string{"practitioner_id", "subscription_id", "shard", "cliniko_patient_id", "patient_id", "programme_id", "version", "period"}
+var idFields = []string{"practitioner_id", "subscription_id", "shard", "cliniko_patient_id", "patient_id", "programme_id", "version", "period", "message_id", "channel"}
 
 var idValue = regexp.MustCompile(`^[A-Za-z0-9_-]{1,100}$`)
 
@@ -39,8 +40,16 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 	if err := b.run(t, TypeSyncTick, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The code messages: the automatic one (email) and a resend by SMS.
+	codes := NewCodes(b.jc, CodesConfig{Email: true, SMS: true, Region: "au"})
+	if _, err := codes.Assigned(b.ctx, prog); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := codes.SendAgain(b.ctx, prog.ID, pmsbridge.ChannelSMS, b.pr.ID); err != nil {
+		t.Fatal(err)
+	}
 
-	secrets := []string{b.patient.FirstName, b.patient.LastName, b.patient.Email, b.patient.Mobile, "1985-03-14",
+	secrets := []string{b.patient.FirstName, b.patient.LastName, b.patient.Email, b.patient.Mobile, zoeMobile, "400111222", "1985-03-14",
 		sandbox.DemoAdminKey, strings.Split(sandbox.DemoAdminKey, "-")[0], b.pr.Email, b.pr.Name, prog.Title, prog.Code}
 	seen := map[string]bool{}
 	for queue := range Queues {
@@ -71,7 +80,7 @@ func TestPayloadsHoldIDsOnly(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncPractitioner} {
+	for _, typ := range []string{TypeImportPatient, TypeRefreshPatient, TypeUploadPDF, TypeSyncTick, TypeSyncPractitioner, TypeSendCode} {
 		if !seen[typ] {
 			t.Errorf("no %s task was enqueued", typ)
 		}

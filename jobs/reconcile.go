@@ -61,10 +61,10 @@ const (
 // owed and no task with its deterministic id exists (enqueueIfAbsent), and
 // must leave a permanently failed one alone.
 //
-// The built-in kinds are programme PDFs (store.OwedPDF) and imports a
-// practitioner waits for (store.OwedImport). Code messages to patients plug
-// in here: their record marks store.OwedMessage, and Deps.Owed gets
-// OwedWork{Kind: store.OwedMessage, Settle: …}.
+// The built-in kinds are programme PDFs (store.OwedPDF), imports a
+// practitioner waits for (store.OwedImport) and the messages that send
+// patients their codes (store.OwedMessage, marked by the message record;
+// settleMessage in send_code.go). Deps.Owed adds further kinds.
 type OwedWork struct {
 	Kind   store.OwedKind
 	Settle func(ctx context.Context, id string) (Settled, error)
@@ -142,6 +142,7 @@ func (h *Handlers) owedWork() []OwedWork {
 	return append([]OwedWork{
 		{Kind: store.OwedPDF, Settle: h.settlePDF},
 		{Kind: store.OwedImport, Settle: h.settleImport},
+		{Kind: store.OwedMessage, Settle: h.settleMessage},
 	}, h.Owed...)
 }
 

@@ -81,22 +81,7 @@ func TestReconcileRequeuesLostUpload(t *testing.T) {
 	t.Parallel()
 	b := setup(t, pastGrace)
 	p, taskID := b.owedUpload(t, "Lost in a failover")
-	if err := b.jc.Inspector().DeleteTask(QueuePDF, taskID); err != nil {
-		t.Fatal(err)
-	}
-	if got := b.reconcile(t)[store.OwedPDF]; got[SettledRequeued] != 1 {
-		t.Fatalf("first run: %v, want 1 re-queued", got)
-	}
-	info := b.taskInfo(t, QueuePDF, taskID)
-	if info.State != asynq.TaskStatePending || info.Type != TypeUploadPDF || info.MaxRetry != 10 {
-		t.Errorf("re-queued task: state %v, type %s, max retry %d", info.State, info.Type, info.MaxRetry)
-	}
-	if got := b.reconcile(t)[store.OwedPDF]; got[SettledRequeued] != 0 || got[SettledLive] != 1 {
-		t.Errorf("second run: %v, want the task left alone", got)
-	}
-	if n := b.pendingCount(t, QueuePDF); n != 1 {
-		t.Errorf("%d tasks queued, want 1", n)
-	}
+	b.loseAndRequeue(t, store.OwedPDF, TypeUploadPDF, taskID)
 	b.startWorker(t, nil)
 	b.waitDone(t, QueuePDF, taskID)
 	if st := b.pdfState(t, p); st.State != pmsbridge.PDFUploaded {
@@ -107,6 +92,31 @@ func TestReconcileRequeuesLostUpload(t *testing.T) {
 	}
 	if got := b.reconcile(t)[store.OwedPDF]; len(got) != 0 {
 		t.Errorf("after the upload: %v, want nothing owed", got)
+	}
+}
+
+// loseAndRequeue deletes the task of owed work behind the jobs' back (as
+// a failover that loses the last writes would) and checks that the
+// reconciler queues it again once, with its type's options, and leaves the
+// new task alone on its next run.
+func (b *bundle) loseAndRequeue(t *testing.T, kind store.OwedKind, typ, taskID string) {
+	t.Helper()
+	spec := taskSpecs[typ]
+	if err := b.jc.Inspector().DeleteTask(spec.queue, taskID); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.reconcile(t)[kind]; got[SettledRequeued] != 1 {
+		t.Fatalf("first run: %v, want 1 re-queued", got)
+	}
+	info := b.taskInfo(t, spec.queue, taskID)
+	if info.State != asynq.TaskStatePending || info.Type != typ || info.MaxRetry != spec.maxRetry {
+		t.Errorf("re-queued task: state %v, type %s, max retry %d", info.State, info.Type, info.MaxRetry)
+	}
+	if got := b.reconcile(t)[kind]; got[SettledRequeued] != 0 || got[SettledLive] != 1 {
+		t.Errorf("second run: %v, want the task left alone", got)
+	}
+	if n := b.pendingCount(t, spec.queue); n != 1 {
+		t.Errorf("%d tasks queued, want 1", n)
 	}
 }
 

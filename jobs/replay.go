@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -102,11 +103,26 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 			return err
 		}
 	}
+	// A message request is pending (and owed) again, unless it was sent
+	// meanwhile (sent is final; the task then finds nothing to do).
+	var message SendCodePayload
+	if f.Type == TypeSendCode {
+		if json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "" {
+			_ = st.RecordFailure(context.WithoutCancel(ctx), f)
+			return ErrNotReplayable
+		}
+		if _, err := st.ResetMessage(ctx, message.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
 	undo := func(err error) error {
 		ctx := context.WithoutCancel(ctx)
 		_ = st.RestoreFailure(ctx, f)
 		if upload && f.Permanent {
 			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
+		}
+		if message.MessageID != "" && f.Permanent {
+			_, _ = st.MessageFailed(ctx, message.MessageID, f.Cause, f.Reason)
 		}
 		return err
 	}

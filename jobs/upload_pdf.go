@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -89,20 +88,13 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 	defer func() { err = withKeyUsed(err, pr, cu) }()
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
-	lock, ok, err := h.Store.LockUpload(ctx, prog.ID, prog.Version, uploadLockTTL)
+	lock, err := h.hold(ctx, "upload of this programme version", func() (*store.Lock, bool, error) {
+		return h.Store.LockUpload(ctx, prog.ID, prog.Version, workLockTTL)
+	})
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
-	}
-	stopRenew := h.renewLock(ctx, lock)
-	defer func() {
-		stopRenew()
-		if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
-			h.Log.Warn("release upload lock", "programme_id", prog.ID, "version", prog.Version, "err", err)
-		}
-	}()
+	defer lock.release(ctx)
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
 	cctx := cliniko.WithMaxWait(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
@@ -125,51 +117,15 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 		title := []rune(prog.Title)
 		desc = fmt.Sprintf("Home exercise programme: %s… (version %d) %s", string(title[:max(0, len(title)-(n-255)-1)]), prog.Version, marker)
 	}
-	// Still ours? A Redis failover can lose the lock (and the task's
-	// dequeue) while this runs, and hand the task to another worker on the
-	// new primary; the attachment is the one step that cannot be undone.
-	if held, err := lock.Held(ctx); err != nil || !held {
-		return &busyError{what: "upload of this programme version", retryAt: h.Now().Add(10 * time.Second)}
+	// Still ours? The attachment is the one step that cannot be undone.
+	if err := lock.check(ctx); err != nil {
+		return err
 	}
 	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog.ID, prog.Version), desc, body)
 	if err != nil {
 		return fmt.Errorf("upload programme pdf: %w", err)
 	}
 	return h.uploaded(ctx, prog, a.ID)
-}
-
-// uploadLockTTL is the life of an upload's lock between two renewals. A
-// worker that dies leaves its lock behind for at most this long: less than
-// the 60 s or more after which asynq hands a crashed worker's task to
-// another (its 30 s lease, plus the 30 s its recoverer waits), so the
-// retry never waits for a dead worker's lock. A worker cut off from Redis
-// cannot renew the lock, but neither can it renew its asynq lease, and asynq
-// cancels the handler's context when the lease runs out (at most 30 s), so
-// the first attempt has stopped before the lock can lapse and a second one
-// start.
-const uploadLockTTL = 40 * time.Second
-
-// renewLock keeps lock alive while the handler runs; the returned function
-// stops the renewal.
-func (h *Handlers) renewLock(ctx context.Context, lock *store.Lock) func() {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(uploadLockTTL / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := lock.Renew(ctx); err != nil && ctx.Err() == nil {
-					h.Log.Warn("renew upload lock", "err", err)
-				}
-			}
-		}
-	}()
-	return func() { cancel(); <-done }
 }
 
 func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attachmentID string) error {

@@ -33,10 +33,12 @@ var (
 )
 
 // LockedError is returned while an account, a client address or a
-// programme code is locked after too many failures. errors.Is(err,
+// programme code is locked after too many failures, or while a patient's
+// code has been sent again as often as allowed. errors.Is(err,
 // ErrLocked) holds.
 type LockedError struct {
-	// Scope says what is locked: "account", "client" or "code".
+	// Scope says what is locked: "account", "client", "code" or "resend"
+	// (a patient's resends).
 	Scope string
 	// Until is when the next attempt is allowed again.
 	Until time.Time

@@ -50,8 +50,17 @@ func TestNothingSensitiveInRedis(t *testing.T) {
 	if err := b.store.Audit(b.ctx, store.AuditEntry{PractitionerID: pr.ID, PatientID: p.ID, Op: "cliniko.get_patient", Status: 200}); err != nil {
 		t.Fatal(err)
 	}
+	prg, _, err := b.store.CreateProgramme(b.ctx, programmeFor(p, "Knee"))
+	must(t, err)
+	msg, _, err := b.store.RequestMessage(b.ctx, store.Message{ProgrammeID: prg.ID, Version: 1, PatientID: p.ID,
+		Channel: pmsbridge.ChannelSMS, Trigger: store.TriggerResend, RequestedBy: pr.ID, To: "+61 4** *** 654"})
+	must(t, err)
+	_, err = b.store.StartMessageAttempt(b.ctx, msg.ID, "+61 4** *** 654")
+	must(t, err)
+	_, err = b.store.MessageSent(b.ctx, msg.ID, "SM0123456789abcdef0123456789abcdef")
+	must(t, err)
 
-	secrets := []string{password, clinikoKey, token, first, last, email, mobile, rawDOB, "Zo\\u00eb"}
+	secrets := []string{password, clinikoKey, token, first, last, email, mobile, "61400987654", rawDOB, "Zo\\u00eb", prg.Code}
 	keys, err := b.rdb.Keys(b.ctx, "*").Result()
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package store keeps pmsbridge's records in Redis: subscriptions and their
 // sharing groups, practitioners and their logins, sessions, Cliniko keys,
 // patients and their Cliniko links, sharing, programmes with their PDF sync
-// state, webhook event claims, the failure ledger, the audit log, and what
-// processes coordinate through (locks, debounces, period claims, counters,
+// state and the messages that send patients their codes, webhook event
+// claims, the failure ledger, the audit log, and what processes coordinate
+// through (locks, debounces, period claims, counters,
 // the Cliniko request budget's key).
 //
 // Every key starts with Options.Prefix ("pmsb:" by default), and no other
@@ -66,6 +67,9 @@
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
+//	P prg:<prg>:messages            zset  ids of the programme's code messages, by request time (unix ms)
+//	P msg:<msg>                     json  Message: one code message request (masked address only; messages.go)
+//	P {lim}:resend:pat:<pat>            zset  code resends asked for a patient (score unix ms)
 //	P code:<mac(code)>              str   programme id (unique access code index)
 //	P {lim}:access:code:<mac(code)>     zset  programme opening attempts for a code
 //	P {lim}:access:client:<client>      zset  programme opening attempts from a client
@@ -84,6 +88,7 @@
 // Coordination between processes (coordination.go):
 //
 //	P lock:pdf:<prg>:v<n>           str   upload lock of a programme version (holder's token), TTL
+//	P lock:msg:<msg>                str   send lock of a code message (holder's token), TTL
 //	P debounce:refresh:<pat>        str   a patient's refresh was queued lately, TTL
 //	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
@@ -189,6 +194,12 @@ type Options struct {
 	// RecoveredFor is how long a job that succeeded after a replay is
 	// listed as recently recovered. Default 24h.
 	RecoveredFor time.Duration
+	// ResendMax is how many times a patient's code may be sent again (by
+	// any channel, for any of their programmes) within ResendWindow.
+	// Default 5.
+	ResendMax int
+	// ResendWindow is the sliding window for ResendMax. Default 1h.
+	ResendWindow time.Duration
 	// DefaultTimeZone is the clinic time zone (IANA) of subscriptions
 	// created without one, and of those stored before subscriptions had
 	// one: the region's (config.Config.TimeZone). Default "UTC".
@@ -254,6 +265,12 @@ func (o Options) withDefaults() Options {
 	if o.RecoveredFor == 0 {
 		o.RecoveredFor = 24 * time.Hour
 	}
+	if o.ResendMax == 0 {
+		o.ResendMax = 5
+	}
+	if o.ResendWindow == 0 {
+		o.ResendWindow = time.Hour
+	}
 	if o.Argon2.Time == 0 {
 		o.Argon2.Time = 2
 	}
@@ -285,7 +302,7 @@ func (o Options) validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"SessionIdle": o.SessionIdle, "SessionAbsolute": o.SessionAbsolute,
-		"LoginWindow": o.LoginWindow, "AccessWindow": o.AccessWindow,
+		"LoginWindow": o.LoginWindow, "AccessWindow": o.AccessWindow, "ResendWindow": o.ResendWindow,
 		"JobHistoryTTL": o.JobHistoryTTL, "RecoveredFor": o.RecoveredFor,
 	} {
 		if d < time.Second {
@@ -296,7 +313,7 @@ func (o Options) validate() error {
 		"LoginMaxFailures": o.LoginMaxFailures, "AuditCap": o.AuditCap,
 		"PatientAuditCap": o.PatientAuditCap, "AccessMaxFailures": o.AccessMaxFailures,
 		"AccessMaxIPFailures": o.AccessMaxIPFailures, "PasswordChecks": o.PasswordChecks,
-		"JobHistoryCap": o.JobHistoryCap,
+		"ResendMax": o.ResendMax, "JobHistoryCap": o.JobHistoryCap,
 	} {
 		if n < 1 {
 			problems = append(problems, name+" must be positive")

@@ -110,8 +110,12 @@ func (s *Sandbox) Seed(data []byte) error {
 // on au1 (one business in Australia/Sydney, DemoBusinessID; an
 // administrator, a practitioner, a receptionist and a scheduler; twelve
 // patients with names in many scripts, one archived, dates of birth that are
-// null, "" and invalid) and "Harbour Street Physiotherapy" on uk2 (one
-// business in Europe/London).
+// null, "" and invalid; most with an email address and a mobile, one with a
+// mobile only (小明 王: a code goes by SMS), one with an email only, one
+// with a landline only (Γιώργος: the practitioner hands the code over)) and
+// "Harbour Street Physiotherapy" on uk2 (one business in Europe/London; UK
+// mobiles in real ranges: Ofcom's 07700 900xxx drama range is refused as
+// not in service).
 func NewDemo(opts ...Option) *Sandbox {
 	s := New(opts...)
 	if err := s.Seed(demoSeed); err != nil {

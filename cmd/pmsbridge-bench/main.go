@@ -3,7 +3,7 @@
 // `make bench`). It needs Go and redis-server; it starts everything else
 // itself, on 127.0.0.1 only.
 //
-//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login] [-real200] [-out docs/benchmarks.md]
+//	go run ./cmd/pmsbridge-bench [-runs 5] [-duration 4s] [-only receiver,click,import,pdf,burst,memory,limiter,login,codes] [-real200] [-out docs/benchmarks.md]
 package main
 
 import (
@@ -23,7 +23,7 @@ import (
 func main() {
 	runs := flag.Int("runs", 5, "runs of each scenario (medians are reported)")
 	duration := flag.Duration("duration", 4*time.Second, "length of one throughput run")
-	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login (default all)")
+	only := flag.String("only", "", "comma-separated scenarios to run: receiver, click, import, pdf, burst, memory, limiter, login, codes (default all)")
 	real200 := flag.Bool("real200", false, "also run one upload burst at the real 200 requests/minute (about a minute)")
 	out := flag.String("out", "docs/benchmarks.md", "where to write the report")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (load generator and in-process app) to this file")

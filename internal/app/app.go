@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +26,10 @@ import (
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/mail"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,6 +67,10 @@ type Options struct {
 	Now func() time.Time
 	// Store adjusts the store's options (tests: smaller bounds).
 	Store func(*store.Options)
+	// MailRootCAs are the certificate authorities trusted for mail.
+	// smtp_url's server (tests and benchmarks against a local server with
+	// a self-signed certificate). Nil: the system's.
+	MailRootCAs *x509.CertPool
 }
 
 // Main is a running pmsbridge process.
@@ -80,7 +89,14 @@ type Main struct {
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
 	// Flows are the workflows the HTTP side runs (nil without HTTP).
-	Flows   *flows.Flows
+	Flows *flows.Flows
+	// Codes asks for the messages that send patients their codes (on
+	// assign, and "send again"); it knows which channels are configured.
+	Codes   *jobs.Codes
+	mail    *mail.Sender // nil when email is not configured
+	sms     *sms.Client  // nil when SMS is not configured
+	devMail *mailtest.Server
+	devSMS  *twiliotest.Sandbox
 	worker  *jobs.Worker
 	server  *http.Server
 	ln      net.Listener
@@ -161,6 +177,9 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	}
 	m.Jobs = jobs.NewClient(m.rdb, m.Store)
 	jm := jobs.NewMetrics(m.reg, m.Store)
+	if err := m.messaging(); err != nil {
+		return nil, err
+	}
 
 	if opts.Mode.serves() {
 		host, port, _ := net.SplitHostPort(m.cfg.HTTP.Addr)
@@ -185,6 +204,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		h := jobs.NewHandlers(jobs.Deps{
 			Store: m.Store, Cliniko: m.Cliniko, Client: m.Jobs, Log: m.log, Metrics: jm,
 			AccessURL: m.cfg.PublicURL + "/access", SyncInterval: m.cfg.Sync.Interval, Now: opts.Now,
+			Mail: m.mail, SMS: m.sms, Region: m.cfg.Region,
 		})
 		m.worker = jobs.NewWorker(m.rdb, wc, h.Mux(), h, m.log)
 		m.worker.Every(m.cfg.Sync.Interval, jobs.NewSyncTickTask())
@@ -216,8 +236,12 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
 			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies, QueuesActions: m.cfg.Admin.QueuesActions,
 		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys, Queues: queueMonitor(m.rdb, m.cfg.Admin)}, checks, m.reg, m.log)
+		var handler http.Handler = srv
+		if opts.Mode == ModeDev {
+			handler = m.devOutboxes(srv)
+		}
 		m.server = &http.Server{
-			Handler:           srv,
+			Handler:           handler,
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -315,9 +339,42 @@ func (m *Main) Close() error {
 	if m.sandbox != nil {
 		m.sandbox.Close()
 	}
+	if m.devMail != nil {
+		_ = m.devMail.Close()
+	}
+	if m.devSMS != nil {
+		m.devSMS.Close()
+	}
 	if m.mini != nil {
 		m.mini.Close()
 	}
+	return nil
+}
+
+// messaging builds the email sender and the SMS client from mail.* and
+// sms.* (each nil when not configured: a message by that channel then
+// fails with a reason that says so, and Codes does not offer it) and Codes.
+func (m *Main) messaging() error {
+	if m.cfg.Mail.Configured() {
+		mc := mail.Config{SMTPURL: m.cfg.Mail.SMTPURL, From: m.cfg.Mail.From, RootCAs: m.opts.MailRootCAs}
+		if m.devMail != nil {
+			mc.RootCAs = m.devMail.RootCAs()
+		}
+		s, err := mail.New(mc)
+		if err != nil {
+			return fmt.Errorf("mail: %w", err)
+		}
+		m.mail = s
+	}
+	if m.cfg.SMS.Configured() {
+		c, err := sms.New(sms.Config{AccountSID: m.cfg.SMS.TwilioAccountSID, AuthToken: m.cfg.SMS.TwilioAuthToken,
+			From: m.cfg.SMS.From, BaseURL: m.cfg.SMS.TwilioBaseURL})
+		if err != nil {
+			return fmt.Errorf("sms: %w", err)
+		}
+		m.sms = c
+	}
+	m.Codes = jobs.NewCodes(m.Jobs, jobs.CodesConfig{Email: m.mail != nil, SMS: m.sms != nil, Region: m.cfg.Region})
 	return nil
 }
 

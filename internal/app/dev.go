@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -51,10 +54,26 @@ func DevConfig(addr string) config.Config {
 // DevFixed lists the keys dev mode sets itself whatever the configuration
 // says, with what it uses instead (for --print-config).
 var DevFixed = map[string]string{
-	"redis.url":        "(not used: dev runs its own in-memory Redis)",
-	"cliniko.base_url": "(not used: dev runs its own Cliniko sandbox)",
-	"public_url":       "(not used: dev answers on http://localhost:<port of http.addr>)",
+	"redis.url":              "(not used: dev runs its own in-memory Redis)",
+	"cliniko.base_url":       "(not used: dev runs its own Cliniko sandbox)",
+	"public_url":             "(not used: dev answers on http://localhost:<port of http.addr>)",
+	"mail.smtp_url":          "(not used: dev runs its own SMTP server; see the email outbox)",
+	"mail.from":              "(not used: " + devMailFrom + ")",
+	"sms.twilio_account_sid": "(not used: dev runs its own Twilio sandbox; see the SMS outbox)",
+	"sms.twilio_auth_token":  "(not used: the sandbox's)",
+	"sms.from":               "(not used: " + twiliotest.DemoFrom + ")",
+	"sms.twilio_base_url":    "(not used: the sandbox's address)",
 }
+
+// devMailFrom is the sender of dev mode's code emails (each shows the
+// clinic's name).
+const devMailFrom = "pmsbridge dev <codes@dev.pmsbridge.example>"
+
+// Dev mode's outbox pages, on the app's own address.
+const (
+	DevEmailOutboxPath = "/dev/outbox/email"
+	DevSMSOutboxPath   = "/dev/outbox/sms"
+)
 
 func randomB64(n int) string {
 	b := make([]byte, n)
@@ -81,7 +100,27 @@ func (m *Main) startDevServices() error {
 	m.rdb = m.dial()
 	m.sandbox = sandbox.NewDemo()
 	m.cfg.Cliniko.BaseURL = m.sandbox.BaseURL()
+	// An SMTP server that offers STARTTLS like a submission server, and
+	// the Twilio sandbox: codes go to their outboxes, nowhere else.
+	var err error
+	if m.devMail, err = mailtest.New(mailtest.WithSTARTTLS()); err != nil {
+		return fmt.Errorf("start embedded smtp server: %w", err)
+	}
+	m.cfg.Mail = config.Mail{SMTPURL: m.devMail.URL(), From: devMailFrom}
+	m.devSMS = twiliotest.New()
+	m.cfg.SMS = config.SMS{TwilioAccountSID: m.devSMS.AccountSID(), TwilioAuthToken: m.devSMS.AuthToken(),
+		From: twiliotest.DemoFrom, TwilioBaseURL: m.devSMS.URL()}
 	return nil
+}
+
+// devOutboxes serves the outbox pages of the embedded SMTP server and the
+// Twilio sandbox next to the app (dev mode only).
+func (m *Main) devOutboxes(app http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(DevEmailOutboxPath, m.devMail.Handler())
+	mux.Handle(DevSMSOutboxPath, m.devSMS.OutboxHandler())
+	mux.Handle("/", app)
+	return mux
 }
 
 // seedDemo makes the demo clinic: a subscription, the demo practitioner with
@@ -121,13 +160,15 @@ func (m *Main) printDevBanner() {
 	}
 	var b strings.Builder
 	line := strings.Repeat("─", 72)
-	fmt.Fprintf(&b, "\n%s\n pmsbridge dev is running (embedded Redis, Cliniko sandbox, demo data)\n%s\n", line, line)
+	fmt.Fprintf(&b, "\n%s\n pmsbridge dev is running (embedded Redis, Cliniko sandbox, SMTP server, Twilio sandbox, demo data)\n%s\n", line, line)
 	fmt.Fprintf(&b, " App:              %s\n", m.url)
 	fmt.Fprintf(&b, "   log in as       %s / %s\n", DemoEmail, DemoPassword)
 	fmt.Fprintf(&b, "   or colleague    %s / %s\n", DemoColleagueEmail, DemoColleaguePassword)
 	fmt.Fprintf(&b, " Cliniko sandbox:  %s\n", m.sandbox.URL())
 	fmt.Fprintf(&b, "   open a patient there and press \"Open in pmsbridge\"\n")
 	fmt.Fprintf(&b, "   demo Cliniko API key: %s\n", sandbox.DemoAdminKey)
+	fmt.Fprintf(&b, " Email outbox:     %s%s  (codes sent by email; SMTP server %s)\n", m.url, DevEmailOutboxPath, m.devMail.Addr())
+	fmt.Fprintf(&b, " SMS outbox:       %s%s  (codes sent by SMS; Twilio sandbox %s)\n", m.url, DevSMSOutboxPath, m.devSMS.URL())
 	fmt.Fprintf(&b, " Admin:            %s/admin/  (token %s)\n", m.url, m.cfg.Admin.Token)
 	fmt.Fprintf(&b, " Webhook secret:   %s\n", m.cfg.Webhooks.Secret)
 	fmt.Fprintf(&b, " Health:           %s/healthz\n", m.url)

@@ -13,9 +13,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 )
 
 // sessionCookieOf returns the session cookie a response sets (nil if none).
@@ -310,12 +313,26 @@ func TestSessionSurvivesUnreadableRecord(t *testing.T) {
 }
 
 // TestSecretsNeverStoredOrLogged: after a realistic session the raw Cliniko
-// key, the passwords and the session tokens are nowhere in Redis, in any
-// asynq task, or in the logs; patient contact details are not stored in
-// clear, and task payloads and logs hold no patient details.
+// key, the passwords, the session tokens and the SMTP and Twilio secrets
+// are nowhere in Redis, in any asynq task, or in the logs; patient contact
+// details are not stored in clear, and task payloads and logs hold no
+// patient details. The session includes codes sent by email and SMS, and
+// one refused by the mail server (a failure in the ledger and the logs).
 func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	t.Parallel()
-	e := apptest.Start(t, apptest.Options{})
+	const smtpPassword = "smtp-secret-pass-5521"
+	smtp, err := mailtest.New(mailtest.WithAuth("codes", smtpPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = smtp.Close() })
+	const twilioToken = "f00dfacef00dfacef00dfacef00dface"
+	tw := twiliotest.New(twiliotest.WithCredentials(twiliotest.DemoAccountSID, twilioToken))
+	t.Cleanup(tw.Close)
+	e := apptest.Start(t, apptest.Options{Configure: func(c *config.Config) {
+		c.Mail = config.Mail{SMTPURL: smtp.URL(), From: "Codes <codes@clinic.example>"}
+		c.SMS = config.SMS{TwilioAccountSID: twiliotest.DemoAccountSID, TwilioAuthToken: twilioToken, From: twiliotest.DemoFrom, TwilioBaseURL: tw.URL()}
+	}})
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": "", "priya@clinic.example": sandbox.DemoPractitionerKey})
 
 	const wrongPassword = "wrong-horse-battery-7731"
@@ -344,6 +361,34 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	tokens = append(tokens, sessionToken(t, e, nb))
 	priya := e.Login("priya@clinic.example")
 	tokens = append(tokens, sessionToken(t, e, priya))
+	// The patient's code: by email on assign, again by SMS, and once more
+	// by email refused for good by the mail server.
+	prog, _, err := e.Store.CreateProgramme(context.Background(), pmsbridge.Programme{PatientID: id,
+		PractitionerID: clinic.Practitioners["demo@clinic.example"].ID, Title: "Knee rehab", StartsOn: "2026-11-22"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := e.App.Codes
+	if a, err := codes.Assigned(context.Background(), prog); err != nil || a.Message == nil {
+		t.Fatalf("Assigned = %+v, %v", a, err)
+	}
+	if _, err := codes.SendAgain(context.Background(), prog.ID, pmsbridge.ChannelSMS, prog.PractitionerID); err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("the email and the text", func() bool { return len(smtp.Messages()) == 1 && len(tw.Messages()) == 1 })
+	smtp.FailRecipient("zoe.obrien@patient.example", mailtest.Fault{Code: 550})
+	refused, err := codes.SendAgain(context.Background(), prog.ID, pmsbridge.ChannelEmail, prog.PractitionerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Eventually("the refusal", func() bool {
+		m, err := e.Store.MessageOf(context.Background(), refused.ID)
+		return err == nil && m.State == pmsbridge.MessageFailed
+	})
+	if !strings.Contains(smtp.Messages()[0].Text, prog.Code) || !strings.Contains(tw.Messages()[0].Body, prog.Code) {
+		t.Fatal("the messages do not carry the code: the scan below would prove nothing")
+	}
+
 	e.Sandbox.RevokeKey(sandbox.DemoPractitionerKey)
 	r, _ = priya.Open("1002")
 	wantPage(t, "revoked key", r, http.StatusForbidden, "Cliniko did not accept your API key")
@@ -356,6 +401,8 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 		"the practitioner's Cliniko key":       strings.TrimSuffix(sandbox.DemoPractitionerKey, "-au1"),
 		"the practitioner's key as Basic auth": base64.StdEncoding.EncodeToString([]byte(sandbox.DemoPractitionerKey + ":")),
 		"the rejected Cliniko key":             strings.TrimSuffix(badKey, "-au1"),
+		"the SMTP password":                    smtpPassword,
+		"the Twilio auth token":                twilioToken,
 		"the password":                         apptest.Password,
 		"the wrong password":                   wrongPassword,
 		"the admin-made password":              adminPassword,
@@ -366,6 +413,7 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	patientDetails := map[string]string{
 		"the patient's email":  "zoe.obrien@patient.example",
 		"the patient's mobile": "61400111222",
+		"the programme's code": prog.Code,
 	}
 
 	// Every key in this app's Redis database, every type, plus DUMP.

@@ -33,7 +33,7 @@ type Options struct {
 	// Duration is the length of one throughput run. Default 4s.
 	Duration time.Duration
 	// Only runs the scenarios whose names (receiver, click, import, pdf,
-	// burst, memory, limiter, login) it holds; empty runs them all.
+	// burst, memory, limiter, login, codes) it holds; empty runs them all.
 	Only []string
 	// Real200 adds one upload burst at the real 200 requests per minute.
 	Real200 bool
@@ -112,6 +112,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		{"memory", func(ctx context.Context) error { return r.memory(ctx, dir) }},
 		{"limiter", r.limiter},
 		{"login", func(ctx context.Context) error { return r.login(ctx, dir) }},
+		{"codes", r.codes},
 	}
 	for _, s := range steps {
 		if !o.wants(s.name) {
@@ -138,6 +139,8 @@ type appSpec struct {
 	mode    app.Mode
 	sandbox *sandbox.Sandbox
 	rpm     int
+	// configure adjusts the configuration and options, if set.
+	configure func(*config.Config, *app.Options)
 }
 
 // newApp builds an app on a fresh database; start runs it.
@@ -153,10 +156,15 @@ func (r *runner) newApp(ctx context.Context, s appSpec) (*appEnv, error) {
 		Admin:    config.Admin{Token: rig.AdminToken},
 		Log:      config.Log{Format: "json", Level: "info"}, // production's level; the lines go nowhere
 	}.WithDefaults()
+	opts := app.Options{Mode: s.mode, Version: "bench", Out: io.Discard, LogOut: io.Discard, RedisWait: 5 * time.Second}
+	if s.configure != nil {
+		s.configure(&cfg, &opts)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m, err := app.New(ctx, app.Options{Mode: s.mode, Config: cfg, Version: "bench", Out: io.Discard, LogOut: io.Discard, RedisWait: 5 * time.Second})
+	opts.Config = cfg
+	m, err := app.New(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

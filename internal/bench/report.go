@@ -100,6 +100,7 @@ type Report struct {
 	Memory   *MemoryResult
 	Limiter  *LimiterResult
 	Login    *LoginResult
+	Codes    *CodesResult
 }
 
 func newReport(o Options) *Report {
@@ -258,6 +259,9 @@ func (r *Report) Markdown(command string) string {
 	if l := r.Login; l != nil {
 		l.summaryRow(w)
 	}
+	if c := r.Codes; c != nil {
+		c.summaryRow(w)
+	}
 	w("\n")
 
 	r.misses(w)
@@ -404,6 +408,9 @@ func (r *Report) Markdown(command string) string {
 	}
 	if l := r.Login; l != nil {
 		l.section(w)
+	}
+	if c := r.Codes; c != nil {
+		c.section(w)
 	}
 	w("## Reproduce everything\n\n    make bench\n\nwhich runs `%s` and rewrites this file.\n", command)
 	return b.String()

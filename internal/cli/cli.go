@@ -225,13 +225,16 @@ func (e *env) devCmd() *cobra.Command {
 		Use:   "dev",
 		Short: "Try pmsbridge with no set-up: embedded Redis, Cliniko sandbox, demo data",
 		Long: `Start everything in one process: an in-memory Redis, a Cliniko sandbox with demo
-patients, the web side and the workers. It prints the address to open and a demo
-login. Nothing is kept after it stops. Not for production.
+patients, an SMTP server and a Twilio sandbox for the codes sent to patients, the
+web side and the workers. It prints the address to open, a demo login and the
+outbox pages that show every email and text message "sent". Nothing is kept after
+it stops, and nothing leaves the machine. Not for production.
 
 It needs no configuration, and reads it like every command (defaults < --config
 file < PMSBRIDGE_* < flags), with its own defaults: http.addr 127.0.0.1:8080,
-region au, log.format text, fresh random secrets. redis.url, cliniko.base_url and
-public_url are not used: dev runs its own Redis and Cliniko sandbox on localhost.`,
+region au, log.format text, fresh random secrets. redis.url, cliniko.base_url,
+public_url, mail.* and sms.* are not used: dev runs its own Redis, Cliniko
+sandbox, SMTP server and Twilio sandbox on localhost.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cmd.Flags(), e.environ, app.DevConfig(devAddr))

@@ -203,7 +203,7 @@ func readyz(url string) int {
 // at start) sees it 30 s past that: 60–65 s after the kill. That is asynq's
 // fixed timing (asynq v0.26: rdb.LeaseDuration, recoverer.go), not a task
 // Timeout, so this test takes over a minute; the upload lock a dead worker
-// leaves behind lapses sooner (jobs.uploadLockTTL, 40 s) and does not add
+// leaves behind lapses sooner (jobs.workLockTTL, 40 s) and does not add
 // to it.
 func TestKilledDuringUpload(t *testing.T) {
 	b := setup(t, 4)

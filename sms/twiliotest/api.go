@@ -138,6 +138,7 @@ func (s *Sandbox) createMessage(w http.ResponseWriter, r *http.Request) {
 	to, from, service, body := r.PostForm.Get("To"), r.PostForm.Get("From"), r.PostForm.Get("MessagingServiceSid"), r.PostForm.Get("Body")
 	s.mu.Lock()
 	ownsFrom, ownsService, unsubscribed := s.senders[from], s.services[service], s.unsubscribed[to]
+	refused := s.refused[to]
 	s.mu.Unlock()
 	bad := func(code int, msg string) { writeError(w, http.StatusBadRequest, code, msg) }
 	switch {
@@ -160,6 +161,10 @@ func (s *Sandbox) createMessage(w http.ResponseWriter, r *http.Request) {
 	default:
 		if code, ok := magicTo[to]; ok {
 			bad(code, magicMessage(code, to))
+			return
+		}
+		if refused != 0 {
+			bad(refused, magicMessage(refused, to))
 			return
 		}
 		if code := checkTo(to); code != 0 {

@@ -93,6 +93,7 @@ type Sandbox struct {
 	senders      map[string]bool // E.164 numbers the account owns
 	services     map[string]bool // messaging service sids of the account
 	unsubscribed map[string]bool // E.164 numbers that replied STOP
+	refused      map[string]int  // E.164 numbers refused with a Twilio code (Refuse)
 	messages     []*Message
 	hold         bool
 
@@ -111,6 +112,7 @@ func New(opts ...Option) *Sandbox {
 		senders:      map[string]bool{DemoFrom: true},
 		services:     map[string]bool{DemoMessagingServiceSID: true},
 		unsubscribed: map[string]bool{},
+		refused:      map[string]int{},
 		requests:     map[string]int{},
 	}
 	for _, o := range opts {
@@ -174,6 +176,25 @@ func (s *Sandbox) Resubscribe(e164 ...string) {
 	for _, n := range e164 {
 		delete(s.unsubscribed, n)
 	}
+}
+
+// Refuse makes sending to this number answer 400 with a Twilio error code
+// (until ClearRefusals): 21211 for a number that Twilio's own checks find
+// invalid although it is well formed (libphonenumber, which MobileE164 and
+// the sandbox's own validation use, knows less than Twilio does about
+// numbers in service), 21612 unreachable, 21408 country not enabled, 21614
+// not a mobile, 21610 unsubscribed; the message is not created.
+func (s *Sandbox) Refuse(e164 string, code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused[e164] = code
+}
+
+// ClearRefusals undoes every Refuse.
+func (s *Sandbox) ClearRefusals() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused = map[string]int{}
 }
 
 // FailNext makes the next n API requests (any operation) answer status

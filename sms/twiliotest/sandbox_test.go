@@ -314,6 +314,31 @@ func TestFaults(t *testing.T) {
 	}
 }
 
+// TestRefuse: a number refused with a Twilio code gets that code (and no
+// message) until the refusals are cleared.
+func TestRefuse(t *testing.T) {
+	t.Parallel()
+	sb := setup(t)
+	form := url.Values{"To": {"+61412345678"}, "From": {twiliotest.DemoFrom}, "Body": {"hi"}}
+	for _, code := range []int{21211, 21612} {
+		sb.Refuse("+61412345678", code)
+		if a := send(t, sb, form); a.status != 400 || a.code() != code {
+			t.Errorf("refused with %d: %d %s", code, a.status, a.raw)
+		}
+	}
+	other := url.Values{"To": {"+61412345679"}, "From": {twiliotest.DemoFrom}, "Body": {"hi"}}
+	if a := send(t, sb, other); a.status != 201 {
+		t.Errorf("another number: %d %s", a.status, a.raw)
+	}
+	sb.ClearRefusals()
+	if a := send(t, sb, form); a.status != 201 {
+		t.Errorf("after ClearRefusals: %d %s", a.status, a.raw)
+	}
+	if n := len(sb.MessagesTo("+61412345678")); n != 1 {
+		t.Errorf("%d messages to the refused number, want 1 (after clearing)", n)
+	}
+}
+
 func TestOutboxPage(t *testing.T) {
 	t.Parallel()
 	sb := setup(t, twiliotest.WithURL("http://localhost:8080/dev/twilio"))
