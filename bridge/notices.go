@@ -14,7 +14,11 @@ func settingsNotice(done, replayed string) string {
 	case "saved":
 		text := "Your Cliniko API key is saved and works."
 		if n, ok := count(replayed); ok && n > 0 {
-			text += " " + itoa(n) + " job(s) that had failed because of the key are running again."
+			if n == 1 {
+				text += " 1 job that had failed because of the key is running again."
+			} else {
+				text += " " + itoa(n) + " jobs that had failed because of the key are running again."
+			}
 		}
 		return text
 	case "removed":
@@ -23,17 +27,29 @@ func settingsNotice(done, replayed string) string {
 	return ""
 }
 
-// adminNotice is the admin home page's notice for key (and a count).
-func adminNotice(key, n string) string {
+// adminNotice is the admin home page's notice for key, with a count and
+// the clinic's name (looked up by the caller from an id, never text from
+// the address) when the jobs were all one clinic's.
+func adminNotice(key, n, clinic string) string {
+	c, ok := count(n)
+	where := ""
+	if clinic != "" {
+		where = " of " + clinic
+	}
 	switch key {
 	case "replayed":
-		if c, ok := count(n); ok {
-			return "Replayed " + itoa(c) + " job(s)."
+		if ok {
+			return "Replayed " + plural(c, "job") + where + "."
 		}
 	case "deleted":
+		if ok {
+			return "Deleted " + plural(c, "job") + where + "."
+		}
 		return "Deleted."
 	case "nothing":
-		return "Nothing selected."
+		return "Nothing selected: no failed job matches."
+	case "gone":
+		return "That job is no longer in the failure ledger (it succeeded or was deleted)."
 	}
 	return ""
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/physitrack/pmsbridge/support"
 )
 
 //go:embed templates/*.html
@@ -29,6 +30,16 @@ var funcs = template.FuncMap{
 	// causeInfo is the cause table's row of a cause (words for pages).
 	"causeInfo": func(c pmsbridge.Cause) pmsbridge.CauseInfo { return c.Info() },
 	"add1":      func(i int) int { return i + 1 },
+	// count says "1 job", "3 jobs".
+	"count": support.Count,
+	// idHead and idTail split a job id for showing it cut short in the
+	// middle (CSS), whole on hover and when copied.
+	"idHead": func(id string) string { h, _ := support.IDParts(id); return h },
+	"idTail": func(id string) string { _, t := support.IDParts(id); return t },
+	// supportOf is support's words for a cause code (a job's, a string).
+	"supportOf": func(c string) pmsbridge.Support { return pmsbridge.Cause(c).Info().Support },
+	// eventText is one event of a job's history in words.
+	"eventText": support.EventText,
 	// inlineCSS is the stylesheet itself, for pages served where
 	// /static/ is not (the wrong-region page answers on any host).
 	"inlineCSS": func() template.CSS {

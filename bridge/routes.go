@@ -40,6 +40,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /access/pdf", s.accessPDF)
 
 	s.adminRoutes(mux)
+	s.queuesRoutes(mux)
 	mux.Handle("/", sess(s.notFound))
 }
 

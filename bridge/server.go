@@ -26,6 +26,9 @@ type Config struct {
 	SecureCookies bool
 	WebhookSecret string
 	AdminToken    string
+	// QueuesActions lets the queue monitor act on tasks
+	// (admin.queues_actions); false: it only shows them.
+	QueuesActions bool
 	Version       string
 	// TrustedProxies are the reverse proxies in front (http.trusted_proxies):
 	// only from these peers is X-Forwarded-For believed. Empty: the client

@@ -64,6 +64,9 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			ctx = context.WithValue(ctx, ctxClinikoUser, &cu)
 		}
 		ctx = context.WithValue(ctx, ctxSession, c.Value)
+		// What this practitioner asks for (a resend replays a failed
+		// upload) is theirs in the jobs' history.
+		ctx = store.ActingAs(ctx, store.Actor{Via: store.ViaPractitioner, Who: pr.Email})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }

@@ -47,7 +47,9 @@ func (f *Flows) SaveKey(ctx context.Context, pr store.Practitioner, key string) 
 		return 0, err
 	}
 	f.adoptKeyAccount(ctx, pr.SubscriptionID, cu.Account)
-	n, err := f.Jobs.ReplayMatching(ctx, jobs.ReplayFilter{PractitionerID: pr.ID, Causes: ReplayCauses(u.Role)})
+	// The replays are the key's doing, in the jobs' history.
+	replayCtx := store.ActingAs(ctx, store.Actor{Via: store.ViaKeySaved, Who: pr.Email})
+	n, err := f.Jobs.ReplayMatching(replayCtx, jobs.ReplayFilter{PractitionerID: pr.ID, Causes: ReplayCauses(u.Role)})
 	if err != nil {
 		// The key is saved; support can replay what is left.
 		f.logger(ctx).Warn("replay after key saved", "err", err)

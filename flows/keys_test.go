@@ -56,6 +56,12 @@ func TestSaveKey(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("SaveKey = %d, %v; want 1 replayed", n, err)
 	}
+	// The job's history says the replay came of the saved key, and whose.
+	h, err := b.st.JobHistory(b.ctx, taskID)
+	if err != nil || len(h) < 2 || h[1].Kind != store.EventReplayed || h[1].By == nil ||
+		*h[1].By != (store.Actor{Via: store.ViaKeySaved, Who: "nokey@clinic.example"}) {
+		t.Errorf("history after the key was saved: %+v, %v", h, err)
+	}
 	if cu, ok, err := b.st.ClinikoUserOf(b.ctx, pr.ID); err != nil || !ok || cu.Role != sandbox.RolePractitioner || cu.Shard != "au1" {
 		t.Errorf("saved Cliniko user %+v, %v, %v", cu, ok, err)
 	}

@@ -40,7 +40,7 @@ func (c *Client) EnqueueImport(ctx context.Context, p ImportPayload) (string, er
 	return id, err
 }
 
-func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) (err error) {
 	var p ImportPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -49,6 +49,7 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	if pr.SubscriptionID != p.SubscriptionID {
 		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "The practitioner is not in the subscription of this import.")
 	}

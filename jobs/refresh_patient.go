@@ -39,7 +39,7 @@ func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force boo
 	return c.enqueue(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), id)
 }
 
-func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) (err error) {
 	var p RefreshPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -57,6 +57,7 @@ func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	if cu.Shard != patient.Link.Shard || pr.SubscriptionID != patient.SubscriptionID {
 		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The practitioner's Cliniko key is for another Cliniko account than this patient's.")
 	}

@@ -55,7 +55,7 @@ func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, er
 	return id, err
 }
 
-func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 	var p UploadPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -85,6 +85,7 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
 	lock, err := h.hold(ctx, "upload of this programme version", func() (*store.Lock, bool, error) {

@@ -481,3 +481,40 @@ func (s *Store) ListPatientsVisibleTo(ctx context.Context, pr Practitioner) ([]P
 	})
 	return out, nil
 }
+
+// PatientLabel is what support rows show of a patient: their subscription
+// and, when the store has the encryption key, their name (Named false
+// without it, or when the details cannot be decrypted).
+type PatientLabel struct {
+	ID             string
+	SubscriptionID string
+	Name           string
+	Named          bool
+}
+
+// PatientLabels returns the labels of the patients among ids that exist,
+// by id, with one Redis round trip. Without encryption keys it still
+// returns every patient's subscription, with no names.
+func (s *Store) PatientLabels(ctx context.Context, ids []string) (map[string]PatientLabel, error) {
+	keys := []string{}
+	for _, id := range sortedUnique(ids) {
+		if validID(id) {
+			keys = append(keys, s.key("pat", id))
+		}
+	}
+	recs, err := getMany[patientRecord](ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("patient labels: %w", err)
+	}
+	out := make(map[string]PatientLabel, len(recs))
+	for _, r := range recs {
+		l := PatientLabel{ID: r.ID, SubscriptionID: r.SubscriptionID}
+		if s.keys != nil {
+			if p, err := s.decodePatient(r); err == nil {
+				l.Name, l.Named = strings.TrimSpace(p.FirstName+" "+p.LastName), true
+			}
+		}
+		out[r.ID] = l
+	}
+	return out, nil
+}

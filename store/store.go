@@ -79,6 +79,12 @@
 //	P audit                         list  newest first, capped
 //	P failure:<task id>             json  failure ledger entry (Failure)
 //	P failures                      zset  ledger task ids (score: last failure, unix ms)
+//	P history:<task id>             list  the job's history (JobEvent), newest first: failed attempts
+//	                                      (repeats merged), replays and by whom, success, deletion;
+//	                                      capped (JobHistoryCap), TTL JobHistoryTTL from the last event
+//	P recovered                     zset  task ids of jobs that succeeded after a replay (score: when,
+//	                                      unix ms); those older than RecoveredFor are dropped
+//	P recovered:<task id>           json  the ledger entry when the job succeeded (Recovered), TTL RecoveredFor
 //
 // Coordination between processes (coordination.go):
 //
@@ -87,6 +93,7 @@
 //	P debounce:refresh:<pat>        str   a patient's refresh was queued lately, TTL
 //	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
+//	P stats:failures:<YYYY-MM-DDTHH> hash  cause -> failed attempts recorded that hour (UTC), 8 days
 //	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is
 //	                                      the limiter's (redis_rate's), in front of the key this store names
 //	                                      (ClinikoBudgetKey); <user> is "k:<16 hex of the key's
@@ -184,6 +191,15 @@ type Options struct {
 	AckReplicas int
 	// AckTimeout bounds Durable's wait for the replicas. Default 1s.
 	AckTimeout time.Duration
+	// JobHistoryCap is how many events a job's history keeps (repeated
+	// failed attempts count once). Default 100.
+	JobHistoryCap int
+	// JobHistoryTTL is how long a job's history is kept after its last
+	// event. Default 30 days (720h).
+	JobHistoryTTL time.Duration
+	// RecoveredFor is how long a job that succeeded after a replay is
+	// listed as recently recovered. Default 24h.
+	RecoveredFor time.Duration
 	// ResendMax is how many times a patient's code may be sent again (by
 	// any channel, for any of their programmes) within ResendWindow.
 	// Default 5.
@@ -249,6 +265,15 @@ func (o Options) withDefaults() Options {
 	if o.AckTimeout == 0 {
 		o.AckTimeout = time.Second
 	}
+	if o.JobHistoryCap == 0 {
+		o.JobHistoryCap = 100
+	}
+	if o.JobHistoryTTL == 0 {
+		o.JobHistoryTTL = 30 * 24 * time.Hour
+	}
+	if o.RecoveredFor == 0 {
+		o.RecoveredFor = 24 * time.Hour
+	}
 	if o.ResendMax == 0 {
 		o.ResendMax = 5
 	}
@@ -287,6 +312,7 @@ func (o Options) validate() error {
 	for name, d := range map[string]time.Duration{
 		"SessionIdle": o.SessionIdle, "SessionAbsolute": o.SessionAbsolute,
 		"LoginWindow": o.LoginWindow, "AccessWindow": o.AccessWindow, "ResendWindow": o.ResendWindow,
+		"JobHistoryTTL": o.JobHistoryTTL, "RecoveredFor": o.RecoveredFor,
 	} {
 		if d < time.Second {
 			problems = append(problems, name+" must be at least 1s")
@@ -296,7 +322,7 @@ func (o Options) validate() error {
 		"LoginMaxFailures": o.LoginMaxFailures, "AuditCap": o.AuditCap,
 		"PatientAuditCap": o.PatientAuditCap, "AccessMaxFailures": o.AccessMaxFailures,
 		"AccessMaxIPFailures": o.AccessMaxIPFailures, "PasswordChecks": o.PasswordChecks,
-		"ResendMax": o.ResendMax,
+		"ResendMax": o.ResendMax, "JobHistoryCap": o.JobHistoryCap,
 	} {
 		if n < 1 {
 			problems = append(problems, name+" must be positive")

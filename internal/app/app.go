@@ -234,8 +234,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		srv := bridge.New(bridge.Config{
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
-			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
-		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
+			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies, QueuesActions: m.cfg.Admin.QueuesActions,
+		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys, Queues: queueMonitor(m.rdb, m.cfg.Admin)}, checks, m.reg, m.log)
 		var handler http.Handler = srv
 		if opts.Mode == ModeDev {
 			handler = m.devOutboxes(srv)

@@ -685,7 +685,7 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 		acct.AddKey(u.ID, newKey)
 		r = b.PostForm("/settings/cliniko", url.Values{"api_key": {newKey}})
 		wantRedirect(t, "save the new key", r, "/settings/cliniko?done=saved&replayed=1")
-		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "1 job(s) that had failed because of the key are running again")
+		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "1 job that had failed because of the key is running again")
 		e.Eventually("the replayed import to link the patient", func() bool {
 			return linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID] != ""
 		})

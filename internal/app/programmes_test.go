@@ -334,7 +334,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/settings/cliniko?done=saved&replayed=1" {
 				t.Fatalf("save key: %d to %q, want 303 to the settings page with replayed=1", r.StatusCode, r.Location())
 			}
-			if page := b.Get(r.Location()); !strings.Contains(page.Body, "1 job(s) that had failed because of the key are running again") {
+			if page := b.Get(r.Location()); !strings.Contains(page.Body, "1 job that had failed because of the key is running again") {
 				t.Errorf("settings page does not say that the failed job runs again")
 			}
 		}},
@@ -343,6 +343,10 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			r := b.PostForm("/patients/"+pid+"/programmes/"+prog.ID+"/versions/1/resend", nil)
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+pid+"?done=resent" {
 				t.Fatalf("resend: %d to %q", r.StatusCode, r.Location())
+			}
+			// The job's history says the practitioner asked.
+			if by := replayedBy(t, e, jobs.UploadTaskID(prog.ID, 1)); by != (store.Actor{Via: store.ViaPractitioner, Who: "sam@clinic.example"}) {
+				t.Errorf("the resend is in the history as %v", by)
 			}
 		}},
 	} {

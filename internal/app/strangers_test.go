@@ -364,7 +364,7 @@ func opsOf(es []store.AuditEntry) []string {
 func TestNoticesFromFixedTable(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	admin := e.NewBrowser()
 	wantRedirect(t, "admin login", admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}), "/admin/")
@@ -381,12 +381,16 @@ func TestNoticesFromFixedTable(t *testing.T) {
 		who              *apptest.Browser
 	}{
 		{"settings: saved", "/settings/cliniko?done=saved", "Your Cliniko API key is saved and works.", b},
-		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 job(s) that had failed because of the key are running again.", b},
+		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 jobs that had failed because of the key are running again.", b},
+		{"settings: saved, 1 replayed", "/settings/cliniko?done=saved&replayed=1", "Your Cliniko API key is saved and works. 1 job that had failed because of the key is running again.", b},
 		{"settings: replayed is text", "/settings/cliniko?done=saved&replayed=" + url.QueryEscape(phish), "Your Cliniko API key is saved and works.", b},
 		{"settings: replayed is not a plain number", "/settings/cliniko?done=saved&replayed=3%20jobs", "Your Cliniko API key is saved and works.", b},
 		{"settings: removed", "/settings/cliniko?done=removed", "Your Cliniko API key is removed.", b},
 		{"settings: unknown key", "/settings/cliniko?done=" + url.QueryEscape(phish), "", b},
-		{"admin: replayed", "/admin/?notice=replayed&n=2", "Replayed 2 job(s).", admin},
+		{"admin: replayed", "/admin/?notice=replayed&n=2", "Replayed 2 jobs.", admin},
+		{"admin: replayed, one", "/admin/?notice=replayed&n=1", "Replayed 1 job.", admin},
+		{"admin: replayed in a clinic", "/admin/?notice=replayed&n=2&where=" + clinic.Subscription.ID, "Replayed 2 jobs of Demo Physio Clinic.", admin},
+		{"admin: replayed, where is text", "/admin/?notice=replayed&n=2&where=" + url.QueryEscape(phish), "Replayed 2 jobs.", admin},
 		{"admin: replayed, count is text", "/admin/?notice=replayed&n=" + url.QueryEscape(phish), "", admin},
 		{"admin: deleted", "/admin/?notice=deleted", "Deleted.", admin},
 		{"admin: text as the key", "/admin/?notice=" + url.QueryEscape(phish), "", admin},
