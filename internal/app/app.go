@@ -89,7 +89,7 @@ type Main struct {
 	Cliniko *cliniko.Client
 	Jobs    *jobs.Client
 	// Flows are the workflows the HTTP side runs (nil without HTTP).
-	Flows   *flows.Flows
+	Flows *flows.Flows
 	// Codes asks for the messages that send patients their codes (on
 	// assign, and "send again"); it knows which channels are configured.
 	Codes   *jobs.Codes
