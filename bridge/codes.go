@@ -56,6 +56,16 @@ func (d *codeDelivery) Pending() bool {
 	return false
 }
 
+// CanSend reports whether a channel can send the code now.
+func (d *codeDelivery) CanSend() bool {
+	for _, c := range d.Channels {
+		if c.OK() {
+			return true
+		}
+	}
+	return false
+}
+
 // deliveryLine is one message as the row shows it.
 type deliveryLine struct {
 	store.Message
