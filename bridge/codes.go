@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,6 +125,12 @@ func deliverySummary(m store.Message, ct pmsbridge.ClinicTime, now time.Time) st
 	case pmsbridge.MessageSent:
 		return "Sent" + to + " " + ct.At(m.SentAt, now)
 	case pmsbridge.MessageFailed:
+		if m.Cause != "" && m.Cause.Transient() {
+			// Retried until pmsbridge gave up: the provider's own reason
+			// says it is tried again, which is no longer so.
+			words := m.Cause.Info().Clinician
+			return "Not sent: " + strings.Join(append(slices.Clone(words.Explain), words.Note), " ")
+		}
 		if m.Reason == "" {
 			return "Not sent" + to + "."
 		}

@@ -31,6 +31,9 @@ func TestDeliverySummary(t *testing.T) {
 			"Sending to z***@example.com… still trying (3 attempts so far); pmsbridge keeps trying by itself."},
 		{"failed", store.Message{State: pmsbridge.MessageFailed, To: "z***@example.com", Reason: "The address was refused."}, "Not sent: The address was refused."},
 		{"failed, no reason", store.Message{State: pmsbridge.MessageFailed, To: "z***@example.com"}, "Not sent to z***@example.com."},
+		{"given up after its retries", store.Message{State: pmsbridge.MessageFailed, To: "z***@example.com", Cause: pmsbridge.CauseDeliveryUnavailable,
+			Reason: "The email could not be sent just now. It is tried again automatically."},
+			"Not sent: The mail server or the text-message service did not answer for a long time, so pmsbridge stopped trying to send the patient's programme code. Send the code again in a few minutes, or give the patient the code yourself."},
 	} {
 		if got := deliverySummary(tc.m, auckland, now); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.desc, got, tc.want)

@@ -464,6 +464,9 @@ func TestCodeFailuresForSupport(t *testing.T) {
 	if failedSMS.State != pmsbridge.MessageFailed || failedSMS.Cause != string(pmsbridge.CauseDeliveryUnavailable) {
 		t.Fatalf("after the retries: %+v", failedSMS)
 	}
+	if !strings.Contains(failedSMS.Summary, "stopped trying") || strings.Contains(failedSMS.Summary, "tried again automatically") {
+		t.Errorf("the row says %q about a message given up", failedSMS.Summary)
+	}
 
 	for _, tc := range []struct {
 		task  string
@@ -495,6 +498,14 @@ func TestCodeFailuresForSupport(t *testing.T) {
 	}
 	for _, id := range []string{rejectedTask, noContactTask, unavailableTask} {
 		wantPage(t, "admin page", adminPage, http.StatusOK, id)
+		f, _ := e.Store.GetFailure(ctx, id)
+		wantPage(t, "admin page of "+id, admin.Get("/admin/jobs/"+url.PathEscape(id)), http.StatusOK, id, string(f.Cause), f.Reason)
+		code, out, _ := cliRun(t, e, "", "jobs", "show", id)
+		for _, want := range []string{string(f.Cause), f.Reason, "jobs replay " + id} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("jobs show %s lacks %q (exit %d):\n%s", id, want, code, out)
+			}
+		}
 	}
 
 	// The fixes, then a replay by each of support's routes.
