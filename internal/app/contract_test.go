@@ -47,14 +47,7 @@ func getJSON(t *testing.T, b *apptest.Browser, path string) map[string]any {
 // that happen to have a value.
 func TestContractJSONShapes(t *testing.T) {
 	t.Parallel()
-	msg := apptest.StartMessaging(t)
-	e := apptest.Start(t, apptest.Options{Configure: msg.Configure})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey, "nokey@clinic.example": ""})
-	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(sandbox.DemoPatientID)
-	if pid == "" {
-		t.Fatal("import failed")
-	}
+	e, _, b, pid := codesSetup(t) // codes by email and SMS; Priya has no Cliniko key
 	importKeys := []string{"state", "patient_url", "cause", "message"}
 	for _, tc := range []struct {
 		desc string
@@ -63,7 +56,7 @@ func TestContractJSONShapes(t *testing.T) {
 	}{
 		{"done", b, sandbox.DemoPatientID},
 		{"failed: no import on record", b, "987654"},
-		{"failed: no Cliniko key", e.Login("nokey@clinic.example"), sandbox.DemoPatientID},
+		{"failed: no Cliniko key", e.Login("priya@clinic.example"), sandbox.DemoPatientID},
 	} {
 		wantKeys(t, "import status "+tc.desc, getJSON(t, tc.b, "/imports/status?patient_id="+tc.id), importKeys...)
 	}
