@@ -200,13 +200,13 @@ func (s *Server) patientPage(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	v.Notice = patientNotices[q.Get("done")]
-	if n, ok := codeSentNotices[q.Get("done")]; ok {
+	done := r.URL.Query().Get("done")
+	v.Notice = patientNotices[done]
+	if n, ok := codeSentNotices[done]; ok {
 		v.Notice = n
 	}
-	if q.Get("done") == "assigned" {
-		v.CodeNotice = s.assignedCodeNotice(v, q.Get("programme"))
+	if done == "assigned" {
+		v.CodeNotice = s.assignedCodeNotice(v, r.URL.Query().Get("programme"))
 	}
 	s.page(w, r, http.StatusOK, "patient", p.Name(), v)
 }
