@@ -151,6 +151,15 @@ func TestCodeOnAssign(t *testing.T) {
 		t.Errorf("the programme row does not show %q:\n%s", m.Summary, pageText(page))
 	}
 
+	// The programme in the address only picks a row: text there is never
+	// shown, and another id shows no notice about a code.
+	for _, other := range []string{"Call 0800 123 456 now", "prg_nothing"} {
+		page := b.Get("/patients/" + pid + "?done=assigned&programme=" + url.QueryEscape(other)).Body
+		if strings.Contains(page, "0800") || strings.Contains(page, "to the patient by email") {
+			t.Errorf("programme=%q: the page shows a code notice or the address's text", other)
+		}
+	}
+
 	form := kneeForm("Knee rehab, week 2")
 	form.Set("programme_id", v1.ID)
 	r = b.PostForm("/patients/"+pid+"/programmes", form)
