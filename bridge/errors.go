@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/flows"
@@ -33,6 +34,8 @@ type answer struct {
 	cause pmsbridge.Cause
 	// ours: an error of ours, logged; "try again".
 	ours bool
+	// retryAt is when a refusal for a limit lifts (Retry-After).
+	retryAt time.Time
 }
 
 // tryAgainAfter is the Retry-After of an error of ours, in seconds.
@@ -51,7 +54,7 @@ func answerFor(err error) answer {
 	)
 	switch {
 	case errors.As(err, &refusal):
-		return answer{status: codeStatus[refusal.Code], text: refusal.Message}
+		return answer{status: codeStatus[refusal.Code], text: refusal.Message, retryAt: refusal.RetryAt}
 	case errors.As(err, &notOurs):
 		return answer{status: http.StatusNotFound, text: "no such patient"}
 	case errors.As(err, &owner):
@@ -79,6 +82,17 @@ var codeStatus = map[flows.Code]int{
 	flows.Conflict:     http.StatusConflict,
 	flows.NotFound:     http.StatusNotFound,
 	flows.Unauthorized: http.StatusUnauthorized,
+	flows.TooMany:      http.StatusTooManyRequests,
+}
+
+// retryAfter sets Retry-After for an answer that says when to come back (by
+// the app's clock, which decided the limit).
+func (s *Server) retryAfter(w http.ResponseWriter, a answer) {
+	if a.ours {
+		w.Header().Set("Retry-After", tryAgainAfter)
+	} else if !a.retryAt.IsZero() {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(a.retryAt.Sub(s.cfg.Now()).Seconds())+1)))
+	}
 }
 
 // badRequest is a request that cannot be read (a form that does not parse).
@@ -111,10 +125,10 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		owner   *flows.OwnerOnlyError
 	)
 	errors.As(err, &again)
+	s.retryAfter(w, a)
 	switch {
 	case a.ours:
 		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", tryAgainAfter)
 		s.causeError(w, r, pmsbridge.CauseInternal, "", "")
 	case a.cause == pmsbridge.CauseNoClinikoKey:
 		target := "/settings/cliniko?need=key"
@@ -150,8 +164,8 @@ func (s *Server) errorJSON(w http.ResponseWriter, r *http.Request, err error, fi
 	a := answerFor(err)
 	if a.ours {
 		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", tryAgainAfter)
 	}
+	s.retryAfter(w, a)
 	body := map[string]string{"error": a.text}
 	for i := 0; i+1 < len(fields); i += 2 {
 		body[fields[i]] = fields[i+1]

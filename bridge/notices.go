@@ -1,6 +1,11 @@
 package bridge
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/store"
+)
 
 // Success notices are chosen by a key in the page's address from these
 // fixed texts; nothing from the address is ever shown as our own words
@@ -64,4 +69,66 @@ func count(s string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// codeSentNotices are the notices after "Send code by email" / "Send code
+// by SMS" (done=code_email, done=code_sms; sentCodeDone).
+var codeSentNotices = map[string]string{
+	"code_email": "The code is on its way to the patient by email. Its progress shows next to the programme.",
+	"code_sms":   "The code is on its way to the patient by SMS. Its progress shows next to the programme.",
+}
+
+// sentCodeDone is the notice key after sending a code by ch.
+func sentCodeDone(ch pmsbridge.Channel) string {
+	if ch == pmsbridge.ChannelSMS {
+		return "code_sms"
+	}
+	return "code_email"
+}
+
+// channelWords says how a message travels: "by email", "by SMS".
+func channelWords(ch pmsbridge.Channel) string {
+	if ch == pmsbridge.ChannelSMS {
+		return "by SMS"
+	}
+	return "by email"
+}
+
+// assignedCodeNotice is the box after assigning row's programme version
+// (done=assigned&programme=…), from the records, not the address: where
+// the first version's code went (or goes), that the practitioner gives it
+// to the patient when nothing could send it, or that a later version sent
+// nothing. Nil when the row shows no delivery.
+func assignedCodeNotice(row programmeView, accessURL string) *codeNotice {
+	d := row.Delivery
+	if d == nil {
+		return nil
+	}
+	if row.Version > 1 {
+		return &codeNotice{Tone: "info", Text: "This new version keeps the patient's code, so nothing was sent to them. " +
+			"If they need the code again, use “Send code by email” or “Send code by SMS” next to the programme."}
+	}
+	for _, m := range d.Messages {
+		if m.Trigger != store.TriggerAssigned {
+			continue
+		}
+		to := ""
+		if m.To != "" {
+			to = ", to " + m.To
+		}
+		switch m.State {
+		case pmsbridge.MessageSent:
+			return &codeNotice{Tone: "ok", Text: "The code was sent to the patient " + channelWords(m.Channel) + to + "."}
+		case pmsbridge.MessageFailed:
+			return &codeNotice{Tone: "warn", Text: "The code could not be sent " + channelWords(m.Channel) + ". " + m.Reason}
+		}
+		return &codeNotice{Tone: "ok", Text: "The code is on its way to the patient " + channelWords(m.Channel) + to + "."}
+	}
+	n := &codeNotice{Tone: "warn", HandOver: true, Code: row.Code, AccessURL: accessURL}
+	for _, c := range d.Channels {
+		if why := c.Why(); why != "" {
+			n.Why = append(n.Why, why)
+		}
+	}
+	return n
 }

@@ -109,11 +109,19 @@ type patientView struct {
 	// AttemptCounts counts every try by kind (locked tries are listed
 	// at most once per hour and device, but all counted).
 	AttemptCounts map[string]int
+	// CodeNotice says, after an assignment, what happens to the code.
+	CodeNotice *codeNotice
+	// codes are what the programmes' rows show of their codes, by
+	// programme id (the patient JSON's code_delivery).
+	codes map[string]*codeDelivery
 }
 
 type programmeView struct {
 	pmsbridge.Programme
 	PDF store.PDFState
+	// Delivery is the programme's code on its way to the patient (template
+	// "code_delivery"); set on the row of its latest version only.
+	Delivery *codeDelivery
 }
 
 func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, error) {
@@ -128,7 +136,9 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 	for _, id := range p.SharedWith {
 		shared[id] = true
 	}
+	names := map[string]string{}
 	for _, x := range ps {
+		names[x.ID] = x.Name
 		if x.ID == p.OwnerID {
 			v.OwnerName = x.Name
 		}
@@ -160,6 +170,9 @@ func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, err
 		}
 		return a.Version > b.Version
 	})
+	if err := s.addCodeDeliveries(ctx, &v, progs, names); err != nil {
+		return v, err
+	}
 	if v.Attempts, v.AttemptCounts, err = s.deps.Store.AccessAttemptsOf(ctx, p.ID, 50); err != nil {
 		return v, err
 	}
@@ -187,7 +200,14 @@ func (s *Server) patientPage(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	v.Notice = patientNotices[r.URL.Query().Get("done")]
+	done := r.URL.Query().Get("done")
+	v.Notice = patientNotices[done]
+	if n, ok := codeSentNotices[done]; ok {
+		v.Notice = n
+	}
+	if done == "assigned" {
+		v.CodeNotice = s.assignedCodeNotice(v, r.URL.Query().Get("programme"))
+	}
 	s.page(w, r, http.StatusOK, "patient", p.Name(), v)
 }
 
@@ -206,7 +226,9 @@ func (s *Server) patientError(w http.ResponseWriter, r *http.Request, p store.Pa
 		return
 	}
 	v.Error = refusal.Message
-	s.page(w, r, answerFor(err).status, "patient", p.Name(), v)
+	a := answerFor(err)
+	s.retryAfter(w, a)
+	s.page(w, r, a.status, "patient", p.Name(), v)
 }
 
 // PatientJSON is the patient document of GET /api/patients/{id}.
@@ -241,7 +263,8 @@ type ClinikoJSON struct {
 	ArchivedInCliniko bool       `json:"archived_in_cliniko"`
 }
 
-// ProgrammeJSON is one programme version with its PDF sync state.
+// ProgrammeJSON is one programme version with its PDF sync state and the
+// messages that carry its code to the patient.
 type ProgrammeJSON struct {
 	ID       string  `json:"id"`
 	Version  int     `json:"version"`
@@ -249,6 +272,9 @@ type ProgrammeJSON struct {
 	Code     string  `json:"code"`
 	StartsOn string  `json:"starts_on"`
 	PDF      PDFJSON `json:"pdf"`
+	// CodeDelivery lists every message asked for on the programme (all
+	// its versions share the code), oldest first; [] when none.
+	CodeDelivery []CodeDeliveryJSON `json:"code_delivery"`
 }
 
 // PDFJSON is a programme version's PDF sync state. Every field of the
@@ -291,7 +317,8 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, prog := range v.Programmes {
 		out.Programmes = append(out.Programmes, ProgrammeJSON{ID: prog.ID, Version: prog.Version, Title: prog.Title, Code: prog.Code, StartsOn: prog.StartsOn,
-			PDF: PDFJSON{State: prog.PDF.State, Cause: string(prog.PDF.Cause), Reason: prog.PDF.Reason, AttachmentID: prog.PDF.AttachmentID}})
+			PDF:          PDFJSON{State: prog.PDF.State, Cause: string(prog.PDF.Cause), Reason: prog.PDF.Reason, AttachmentID: prog.PDF.AttachmentID},
+			CodeDelivery: codeDeliveryJSON(v.codes[prog.ID])})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -34,11 +34,13 @@ func (s *Server) assign(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := s.flows.Assign(r.Context(), *practitionerFrom(r.Context()), p, assignForm(r.PostForm)); err != nil {
+	prog, err := s.flows.Assign(r.Context(), *practitionerFrom(r.Context()), p, assignForm(r.PostForm))
+	if err != nil {
 		s.patientError(w, r, p, err)
 		return
 	}
-	http.Redirect(w, r, "/patients/"+p.ID+"?done=assigned", http.StatusSeeOther)
+	// The page says what happens to the code, from the programme's records.
+	http.Redirect(w, r, "/patients/"+p.ID+"?done=assigned&programme="+url.QueryEscape(prog.ID), http.StatusSeeOther)
 }
 
 // programmeOf loads the {pid}/{v} programme version of patient p; on

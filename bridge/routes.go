@@ -31,6 +31,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /patients/{id}/programmes", auth(s.assign))
 	mux.Handle("POST /patients/{id}/programmes/{pid}/versions/{v}/resend", auth(s.resend))
 	mux.Handle("GET /patients/{id}/programmes/{pid}/versions/{v}/pdf", auth(s.downloadPDF))
+	mux.Handle("POST /patients/{id}/programmes/{pid}/send-code", auth(s.sendCode))
 	mux.Handle("GET /api/exercises", http.HandlerFunc(s.exercises))
 
 	mux.HandleFunc("POST /webhooks/programmes", s.webhook)

@@ -123,12 +123,15 @@ func programmeProblems(p pmsbridge.Programme) []string {
 }
 
 // assign is what every assignment does, from the form or the webhook: save
-// the version, queue what it owes (its PDF upload), and answer only once the
-// replicas hold it (redis.ack_replicas: a failover must not lose an
-// assignment the user was told about). A version saved by an earlier
-// request whose enqueue failed is still owed: it is queued now (joining the
-// task if it is in fact queued). The code message to the patient (issue 15)
-// is owed work of the same kind and joins here.
+// the version, record and queue what it owes (its PDF upload, and for a first
+// version the message with the patient's code: jobs.Codes.Assigned), and
+// answer only once the replicas hold it (redis.ack_replicas: a failover must
+// not lose an assignment the user was told about, nor the message it
+// promised). Every record is written before anything is queued, so a queue
+// that fails leaves owed work the reconciler finds. A repeated assignment (a
+// duplicate webhook, a version saved by an earlier request whose enqueue
+// failed) queues what is still owed, joining a task that is in fact queued,
+// and asks for no second message.
 func (f *Flows) assign(ctx context.Context, prog pmsbridge.Programme, p store.Patient) (pmsbridge.Programme, error) {
 	saved, created, err := f.Store.CreateProgramme(ctx, prog)
 	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict) {
@@ -137,16 +140,21 @@ func (f *Flows) assign(ctx context.Context, prog pmsbridge.Programme, p store.Pa
 	if err != nil {
 		return saved, err
 	}
+	uploadOwed := true
 	if created {
 		if err := f.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return saved, err
 		}
 	} else if st, err := f.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
-		// Already handled: uploaded, failed (support replays) or not linked.
-		return saved, f.Store.Durable(ctx)
+		uploadOwed = false // already handled: uploaded, failed (support replays) or not linked
 	}
-	if _, err := f.Jobs.EnqueueUpload(ctx, uploadOf(saved, p)); err != nil {
+	if _, err := f.Codes.Assigned(ctx, saved); err != nil {
 		return saved, err
+	}
+	if uploadOwed {
+		if _, err := f.Jobs.EnqueueUpload(ctx, uploadOf(saved, p)); err != nil {
+			return saved, err
+		}
 	}
 	return saved, f.Store.Durable(ctx)
 }

@@ -212,7 +212,7 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	}
 
 	if opts.Mode.serves() {
-		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Log: m.log,
+		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Codes: m.Codes, Log: m.log,
 			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now})
 		checks := bridge.Checks{Redis: func(ctx context.Context) error { return m.rdb.Ping(ctx).Err() }}
 		if m.worker != nil {

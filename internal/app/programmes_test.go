@@ -70,12 +70,15 @@ func assignProgramme(t *testing.T, b *apptest.Browser, patientID string, form ur
 	t.Helper()
 	before := patientDoc(t, b, patientID).Programmes
 	r := b.PostForm("/patients/"+patientID+"/programmes", form)
-	if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+patientID+"?done=assigned" {
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/patients/"+patientID+"?done=assigned&programme=") {
 		t.Fatalf("assign %v: got %d to %q, want 303 to the patient page\n%s", form, r.StatusCode, r.Location(), r.Body)
 	}
 	after := patientDoc(t, b, patientID).Programmes
 	for _, p := range after {
 		if !slices.ContainsFunc(before, func(x bridge.ProgrammeJSON) bool { return x.ID == p.ID && x.Version == p.Version }) {
+			if want := "/patients/" + patientID + "?done=assigned&programme=" + p.ID; r.Location() != want {
+				t.Errorf("assign: redirect to %q, want %q", r.Location(), want)
+			}
 			return p
 		}
 	}

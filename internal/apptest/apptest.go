@@ -28,6 +28,8 @@ import (
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -165,6 +167,37 @@ func (e *Env) Stop() {
 		e.T.Errorf("apptest: app did not stop within 20s")
 	}
 	e.App.Close()
+}
+
+// Messaging is where an app sends patients their codes: a real SMTP server
+// (mailtest) and the Twilio sandbox, started by the test.
+type Messaging struct {
+	Mail *mailtest.Server
+	SMS  *twiliotest.Sandbox
+}
+
+// MessagingFrom is the sender of codes by email in tests.
+const MessagingFrom = "Codes <codes@clinic.example>"
+
+// StartMessaging starts an SMTP server and a Twilio sandbox for t, stopped
+// when t ends. Pass its Configure as Options.Configure (or call it from
+// there) to send codes to them.
+func StartMessaging(t testing.TB) *Messaging {
+	t.Helper()
+	smtp, err := mailtest.New()
+	if err != nil {
+		t.Fatalf("apptest: smtp server: %v", err)
+	}
+	t.Cleanup(func() { _ = smtp.Close() })
+	tw := twiliotest.New()
+	t.Cleanup(tw.Close)
+	return &Messaging{Mail: smtp, SMS: tw}
+}
+
+// Configure sets c's mail.* and sms.* to the test's servers.
+func (m *Messaging) Configure(c *config.Config) {
+	c.Mail = config.Mail{SMTPURL: m.Mail.URL(), From: MessagingFrom}
+	c.SMS = config.SMS{TwilioAccountSID: m.SMS.AccountSID(), TwilioAuthToken: m.SMS.AuthToken(), From: twiliotest.DemoFrom, TwilioBaseURL: m.SMS.URL()}
 }
 
 // Clinic is a seeded subscription with practitioners.
