@@ -454,7 +454,7 @@ func TestCodeFailuresForSupport(t *testing.T) {
 			return st == jobs.StateRetrying || st == jobs.StateFailed
 		})
 		if attempt == 3 {
-			code, out, _ := cliRun(t, e, "", "jobs", "failed", "--all")
+			code, out, _ := cliRun(t, e, "", "jobs", "failed", "--all", "--wide")
 			if code != 0 || !strings.Contains(out, unavailableTask) {
 				t.Errorf("jobs failed --all after 3 attempts does not list the retrying message (exit %d):\n%s", code, out)
 			}
@@ -488,7 +488,7 @@ func TestCodeFailuresForSupport(t *testing.T) {
 				js[0].PatientID != pid || js[0].ProgrammeID != rejected.ID || js[0].Reason != f.Reason || js[0].PractitionerID == "" {
 				t.Errorf("admin API, cause %s: %+v", tc.cause, js)
 			}
-			code, out, _ := cliRun(t, e, "", "jobs", "failed", "--cause", string(tc.cause))
+			code, out, _ := cliRun(t, e, "", "jobs", "failed", "--cause", string(tc.cause), "--wide")
 			if code != 0 || !strings.Contains(out, tc.task) {
 				t.Errorf("jobs failed --cause %s (exit %d):\n%s", tc.cause, code, out)
 			}
@@ -525,7 +525,11 @@ func TestCodeFailuresForSupport(t *testing.T) {
 	if code, out, errOut := cliRun(t, e, "", "jobs", "replay", rejectedTask); code != 0 {
 		t.Fatalf("jobs replay: exit %d: %s %s", code, out, errOut)
 	}
-	wantRedirect(t, "admin replay", admin.PostForm("/admin/replay", url.Values{"cause": {string(pmsbridge.CauseNoContact)}}), "/admin/?notice=replayed&n=1")
+	// A row's own Replay button on the failures page acts at once.
+	if r := admin.PostForm("/admin/replay", url.Values{"id": {noContactTask}}); r.StatusCode != http.StatusSeeOther ||
+		!strings.Contains(r.Location(), "notice=replayed") || !strings.Contains(r.Location(), "n=1") {
+		t.Fatalf("admin replay: %d to %q, want 303 back to the page saying one was replayed", r.StatusCode, r.Location())
+	}
 	if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{unavailableTask}}); r.StatusCode != http.StatusOK {
 		t.Fatalf("admin API replay: %d %s", r.StatusCode, r.Body)
 	}
