@@ -451,13 +451,13 @@ func (s *Store) codeMAC(code string) string { return s.keys.MAC("code", code) }
 // (RecordAttempt), whatever the outcome.
 func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, Attempt, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
-	att := Attempt{client: client}
+	att := Attempt{client: client, TriesLeft: -1}
 	if ValidCode(code) {
 		att.code = code
 	}
 	var keys []limitKey
 	if att.code != "" {
-		keys = append(keys, limitKey{scope: "code", key: s.limitKeyOf("access", "code", s.codeMAC(code)), max: s.opts.AccessMaxFailures})
+		keys = append(keys, s.codeLimit(code))
 	}
 	if client != "" {
 		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("access", "client", client), max: s.opts.AccessMaxIPFailures})
@@ -496,12 +496,58 @@ func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int,
 		}
 	}
 	if att.Op != AccessOpened {
+		att.TriesLeft = res.left(keys)
 		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", ErrBadCredentials)
 	}
 	if err := s.release(ctx, res); err != nil {
 		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
 	}
 	return p, att, nil
+}
+
+// codeLimit is the lock-out counter of a programme code's tries.
+func (s *Store) codeLimit(code string) limitKey {
+	return limitKey{scope: "code", key: s.limitKeyOf("access", "code", s.codeMAC(code)), max: s.opts.AccessMaxFailures}
+}
+
+// AccessLock is where a programme code's lock-out stands.
+type AccessLock struct {
+	// Failures are the wrong tries within the window (AccessWindow).
+	Failures int
+	// Max is how many wrong tries lock the code (AccessMaxFailures).
+	Max int
+	// Until is when the code opens again; zero when it is not locked.
+	Until time.Time
+}
+
+// Locked reports whether the code is locked now.
+func (l AccessLock) Locked() bool { return !l.Until.IsZero() }
+
+// CodeLock reads a programme code's lock-out without counting a try (for
+// the practitioner's page).
+func (s *Store) CodeLock(ctx context.Context, code string) (AccessLock, error) {
+	if !ValidCode(code) {
+		return AccessLock{Max: s.opts.AccessMaxFailures}, nil
+	}
+	k := s.codeLimit(code)
+	n, until, err := s.lockOf(ctx, k, s.opts.AccessWindow)
+	if err != nil {
+		return AccessLock{}, fmt.Errorf("lock of a code: %w", err)
+	}
+	return AccessLock{Failures: n, Max: k.max, Until: until}, nil
+}
+
+// UnlockCode forgets a programme code's wrong tries, so the patient can
+// try again at once (a practitioner's decision; the caller audits it).
+// The tries counted against the patient's device address are kept.
+func (s *Store) UnlockCode(ctx context.Context, code string) error {
+	if !ValidCode(code) {
+		return nil
+	}
+	if err := s.rdb.Del(ctx, s.codeLimit(code).key).Err(); err != nil {
+		return fmt.Errorf("unlock a code: %w", err)
+	}
+	return nil
 }
 
 // setPDFStateScript writes a version's PDF state unless it is already
