@@ -586,15 +586,63 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
 		}
 	}
-	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
-		version, mustJSON(st), string(st.State)).Err(); err != nil {
+	written, err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
+		version, mustJSON(st), string(st.State)).Int()
+	if err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	if written == 1 {
+		if err := s.indexFailedPDF(ctx, programmeID, version, st.State == pmsbridge.PDFFailed); err != nil {
+			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+		}
 	}
 	if st.State != pmsbridge.PDFPending {
 		// A leftover entry (this failing) is dropped by the reconciler.
 		_ = s.ClearOwed(ctx, OwedPDF, owed)
 	}
 	return nil
+}
+
+// indexFailedPDF adds a programme version to its patient's set of failed
+// PDFs, or takes it out (the patients page flags them without reading
+// every programme).
+func (s *Store) indexFailedPDF(ctx context.Context, programmeID string, version int, failed bool) error {
+	patient, err := s.rdb.HGet(ctx, s.key("prg", programmeID), "patient").Result()
+	if errors.Is(err, redis.Nil) || err == nil && !validID(patient) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	member := programmeID + ":" + strconv.Itoa(version)
+	if failed {
+		return s.rdb.SAdd(ctx, s.key("pat", patient, "pdf_failed"), member).Err()
+	}
+	return s.rdb.SRem(ctx, s.key("pat", patient, "pdf_failed"), member).Err()
+}
+
+// FailedPDFCounts returns, for each of the patients ids, how many of their
+// programme versions' PDFs failed for good (0 for those with none). One
+// round trip.
+func (s *Store) FailedPDFCounts(ctx context.Context, ids []string) (map[string]int, error) {
+	out := make(map[string]int, len(ids))
+	pipe := s.rdb.Pipeline()
+	cmds := make(map[string]*redis.IntCmd, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			cmds[id] = pipe.SCard(ctx, s.key("pat", id, "pdf_failed"))
+		}
+	}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("failed pdf counts: %w", err)
+	}
+	for id, c := range cmds {
+		out[id] = int(c.Val())
+	}
+	return out, nil
 }
 
 // PDFStateOf returns the PDF sync state of a programme version; ErrNotFound

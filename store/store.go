@@ -63,6 +63,7 @@
 //	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped
 //	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
 //	P pat:<pat>:access:count        hash  op -> number of tries of that kind
+//	P pat:<pat>:pdf_failed          set   "<prg>:<n>" of programme versions whose PDF failed for good
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
