@@ -46,6 +46,7 @@
 //	P sub:<sub>:patients            set   patient ids
 //	P sub:<sub>:sync:<shard>        str   periodic sync cursor (RFC 3339)
 //	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
+//	P clinicref:<ref>               str   subscription id of a clinic reference (ClinicRef: patients' addresses)
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
