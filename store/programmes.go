@@ -333,6 +333,8 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 type Byline struct {
 	Practitioner string // the prescribing practitioner's name
 	Clinic       string // the patient's subscription's (clinic's) name
+	// Clock is the clinic's time, in which the PDF's dates are printed.
+	Clock pmsbridge.ClinicTime
 }
 
 // BylineOf reads the byline of programme version prog of patient p. A name
@@ -343,7 +345,7 @@ func (s *Store) BylineOf(ctx context.Context, prog pmsbridge.Programme, p Patien
 		b.Practitioner = pr.Name
 	}
 	if sub, err := s.GetSubscription(ctx, p.SubscriptionID); err == nil {
-		b.Clinic = sub.Name
+		b.Clinic, b.Clock = sub.Name, sub.ClinicTime()
 	}
 	return b
 }
