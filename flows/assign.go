@@ -194,10 +194,9 @@ func (f *Flows) Resend(ctx context.Context, p store.Patient, prog pmsbridge.Prog
 // ProgrammePDF is the PDF of a programme version of patient p, the same one
 // that goes to Cliniko, with its file name.
 func (f *Flows) ProgrammePDF(ctx context.Context, p store.Patient, prog pmsbridge.Programme) ([]byte, string, error) {
-	by := f.Store.BylineOf(ctx, prog, p)
-	b, err := pdf.Render(pdf.Document{Programme: prog, PatientName: p.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic, AccessURL: f.AccessURL})
+	b, err := pdf.Render(jobs.DocumentOf(ctx, f.Store, f.AccessURL, prog, p))
 	if err != nil {
 		return nil, "", err
 	}
-	return b, jobs.PDFFilename(prog.ID, prog.Version), nil
+	return b, jobs.PDFFilename(prog), nil
 }

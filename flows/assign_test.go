@@ -159,7 +159,7 @@ func TestProgrammePDF(t *testing.T) {
 	b := setup(t)
 	p, prog := b.assigned(t)
 	pdf, name, err := b.f.ProgrammePDF(b.ctx, p, prog)
-	if err != nil || !strings.HasPrefix(string(pdf), "%PDF-") || name != jobs.PDFFilename(prog.ID, 1) {
+	if err != nil || !strings.HasPrefix(string(pdf), "%PDF-") || name != jobs.PDFFilename(prog) {
 		t.Errorf("ProgrammePDF: %d bytes starting %q, %q, %v", len(pdf), string(pdf[:min(5, len(pdf))]), name, err)
 	}
 }
