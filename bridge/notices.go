@@ -8,13 +8,19 @@ import "strconv"
 // parsed as numbers. Unknown keys show nothing.
 
 // settingsNotice is the settings page's notice for done (and the number of
-// jobs replayed after a key was saved).
-func settingsNotice(done, replayed string) string {
+// jobs replayed after a key was saved, and whether the clinic's time zone
+// was taken from Cliniko).
+func settingsNotice(done, replayed string, zone bool) string {
 	switch done {
 	case "saved":
 		text := "Your Cliniko API key is saved and works."
-		if n, ok := count(replayed); ok && n > 0 {
-			text += " " + itoa(n) + " job(s) that had failed because of the key are running again."
+		if n, ok := count(replayed); ok && n == 1 {
+			text += " A programme PDF or an import that had failed is running again with it."
+		} else if ok && n > 1 {
+			text += " " + itoa(n) + " programme PDFs or imports that had failed are running again with it."
+		}
+		if zone {
+			text += " Your clinic's time zone was taken from Cliniko; times are shown in it."
 		}
 		return text
 	case "removed":

@@ -35,6 +35,9 @@ var funcs = template.FuncMap{
 		b, _ := staticFS.ReadFile("static/app.css")
 		return template.CSS(b) //nolint:gosec // our own embedded stylesheet
 	},
+	// roleName is a Cliniko role as people say it: "power_receptionist" →
+	// "power receptionist".
+	"roleName": func(role string) string { return strings.ReplaceAll(role, "_", " ") },
 	// capitalize turns a Cliniko role such as "scheduler" into "Scheduler".
 	"capitalize": func(s string) string {
 		if s == "" {

@@ -109,6 +109,23 @@ func (a ClinikoAccount) Name() string {
 	return strings.Join(names, ", ")
 }
 
+// Label is the account as pages name it: its name and its businesses'
+// countries, "Demo Physio Clinic (Australia)"; "" when unknown.
+func (a ClinikoAccount) Label() string {
+	name := a.Name()
+	if name == "" {
+		return ""
+	}
+	var cs []string
+	for _, c := range a.Countries() {
+		cs = append(cs, pmsbridge.CountryName(c))
+	}
+	if len(cs) == 0 {
+		return name
+	}
+	return name + " (" + strings.Join(cs, ", ") + ")"
+}
+
 // Countries are the businesses' country codes, sorted and unique.
 func (a ClinikoAccount) Countries() []string {
 	var out []string

@@ -334,7 +334,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/settings/cliniko?done=saved&replayed=1" {
 				t.Fatalf("save key: %d to %q, want 303 to the settings page with replayed=1", r.StatusCode, r.Location())
 			}
-			if page := b.Get(r.Location()); !strings.Contains(page.Body, "1 job(s) that had failed because of the key are running again") {
+			if page := b.Get(r.Location()); !strings.Contains(page.Body, "A programme PDF or an import that had failed is running again with it.") {
 				t.Errorf("settings page does not say that the failed job runs again")
 			}
 		}},

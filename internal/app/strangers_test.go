@@ -381,7 +381,7 @@ func TestNoticesFromFixedTable(t *testing.T) {
 		who              *apptest.Browser
 	}{
 		{"settings: saved", "/settings/cliniko?done=saved", "Your Cliniko API key is saved and works.", b},
-		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 job(s) that had failed because of the key are running again.", b},
+		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 programme PDFs or imports that had failed are running again with it.", b},
 		{"settings: replayed is text", "/settings/cliniko?done=saved&replayed=" + url.QueryEscape(phish), "Your Cliniko API key is saved and works.", b},
 		{"settings: replayed is not a plain number", "/settings/cliniko?done=saved&replayed=3%20jobs", "Your Cliniko API key is saved and works.", b},
 		{"settings: removed", "/settings/cliniko?done=removed", "Your Cliniko API key is removed.", b},
