@@ -15,6 +15,10 @@ import (
 // would do with its PDF, and the patient's tries at opening programmes.
 type PatientView struct {
 	Patient store.Patient
+	// Viewer is the practitioner looking; Names the clinic's
+	// practitioners' names by id (who assigned what).
+	Viewer store.Practitioner
+	Names  map[string]string
 	// Clock is the clinic's time, in which the page shows every time.
 	Clock      pmsbridge.ClinicTime
 	Owner      store.Practitioner
@@ -70,7 +74,7 @@ type PDFOutlook struct {
 // PatientView reads what pr's page about patient p shows (p as OpenPatient
 // returned it: pr may open them).
 func (f *Flows) PatientView(ctx context.Context, pr store.Practitioner, p store.Patient) (PatientView, error) {
-	v := PatientView{Patient: p, Mine: p.OwnerID == pr.ID, Clock: f.clinicTime(ctx, p.SubscriptionID)}
+	v := PatientView{Patient: p, Viewer: pr, Names: map[string]string{}, Mine: p.OwnerID == pr.ID, Clock: f.clinicTime(ctx, p.SubscriptionID)}
 	ps, err := f.Store.ListPractitioners(ctx, p.SubscriptionID)
 	if err != nil {
 		return v, err
@@ -80,6 +84,7 @@ func (f *Flows) PatientView(ctx context.Context, pr store.Practitioner, p store.
 		shared[id] = true
 	}
 	for _, x := range ps {
+		v.Names[x.ID] = x.Name
 		if x.ID == p.OwnerID {
 			v.Owner = x
 		}

@@ -70,8 +70,8 @@ func assignProgramme(t *testing.T, b *apptest.Browser, patientID string, form ur
 	t.Helper()
 	before := patientDoc(t, b, patientID).Programmes
 	r := b.PostForm("/patients/"+patientID+"/programmes", form)
-	if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+patientID+"?done=assigned" {
-		t.Fatalf("assign %v: got %d to %q, want 303 to the patient page\n%s", form, r.StatusCode, r.Location(), r.Body)
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/patients/"+patientID+"?done=assigned&pdf=") {
+		t.Fatalf("assign %v: got %d to %q, want 303 to the patient page saying what happens to the PDF\n%s", form, r.StatusCode, r.Location(), r.Body)
 	}
 	after := patientDoc(t, b, patientID).Programmes
 	for _, p := range after {
@@ -360,8 +360,11 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if failed.PDF.Cause != string(pmsbridge.CauseClinikoForbidden) || failed.PDF.Reason == "" {
 				t.Errorf("pdf = %+v, want cause cliniko_forbidden with a reason", failed.PDF)
 			}
+			// The row says what happened and what fixes it in the cause
+			// table's words (not the raw reason, which support reads).
 			page := b.Get("/patients/" + pid)
-			for _, want := range []string{"failed", failed.PDF.Reason, "Send to Cliniko again"} {
+			words := pmsbridge.CauseClinikoForbidden.Info().Clinician
+			for _, want := range []string{"failed", words.Row, words.Note, "Send to Cliniko again"} {
 				if !strings.Contains(page.Body, htmlEscape(want)) {
 					t.Errorf("patient page lacks %q", want)
 				}
