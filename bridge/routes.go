@@ -38,6 +38,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 
 	mux.HandleFunc("GET /access", s.accessPage)
 	mux.HandleFunc("POST /access", s.access)
+	mux.HandleFunc("GET /access/programme", s.accessProgramme)
 	mux.HandleFunc("GET /access/pdf", s.accessPDF)
 
 	s.adminRoutes(mux)
