@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
@@ -27,7 +28,7 @@ func (s *Server) sendCode(w http.ResponseWriter, r *http.Request) {
 	}
 	ch := pmsbridge.Channel(strings.TrimSpace(r.PostForm.Get("channel")))
 	if _, err := s.flows.SendCode(r.Context(), *practitionerFrom(r.Context()), p, r.PathValue("pid"), ch); err != nil {
-		s.patientError(w, r, p, err)
+		s.patientError(w, r, p, err, nil)
 		return
 	}
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+sentCodeDone(ch), http.StatusSeeOther)
@@ -80,11 +81,10 @@ type deliveryLine struct {
 }
 
 // codeDeliveries reads what the rows of patient p's programmes show about
-// their codes, by programme id: the messages, and the channels that can
-// send p's code now. names maps practitioner ids to names; me is the
+// their codes, by programme id, in the clinic's time ct: the messages, and
+// the channels that can send p's code now. names maps practitioner ids to names; me is the
 // practitioner looking.
-func (s *Server) codeDeliveries(ctx context.Context, p store.Patient, progs []pmsbridge.Programme, names map[string]string, me string) (map[string]*codeDelivery, error) {
-	ct := s.clinicTime(ctx, p)
+func (s *Server) codeDeliveries(ctx context.Context, p store.Patient, ct pmsbridge.ClinicTime, progs []pmsbridge.Programme, names map[string]string, me string) (map[string]*codeDelivery, error) {
 	now := s.cfg.Now()
 	channels := s.flows.CodeChannels(p)
 	out := map[string]*codeDelivery{}
@@ -103,16 +103,6 @@ func (s *Server) codeDeliveries(ctx context.Context, p store.Patient, progs []pm
 		out[prog.ID] = d
 	}
 	return out, nil
-}
-
-// clinicTime is the formatter of patient p's clinic (UTC when its record
-// cannot be read: a time in the wrong zone beats no page).
-func (s *Server) clinicTime(ctx context.Context, p store.Patient) pmsbridge.ClinicTime {
-	sub, err := s.deps.Store.GetSubscription(ctx, p.SubscriptionID)
-	if err != nil {
-		return pmsbridge.ClinicTime{}
-	}
-	return sub.ClinicTime()
 }
 
 // deliverySummary is a message's sentence for a clinician.
@@ -208,33 +198,31 @@ func codeDeliveryJSON(d *codeDelivery) []CodeDeliveryJSON {
 	return out
 }
 
-// addCodeDeliveries fills v.codes for progs (patient v.Patient's
-// programmes) and gives the row of each programme's latest version its
-// Delivery: the rows come newest first, and older versions share the code.
-func (s *Server) addCodeDeliveries(ctx context.Context, v *patientView, progs []pmsbridge.Programme, names map[string]string) error {
-	codes, err := s.codeDeliveries(ctx, v.Patient, progs, names, practitionerFrom(ctx).ID)
-	if err != nil {
-		return err
+// deliveryRow is what template "code_delivery" reads of a programme row:
+// the programme (its current version's ID and Code), the patient's ID, and
+// its code's Delivery (nil shows nothing).
+type deliveryRow struct {
+	ID, PatientID, Code string
+	Delivery            *codeDelivery
+}
+
+// codesOf reads what the rows of v's programmes show of their codes, by
+// programme id.
+func (s *Server) codesOf(ctx context.Context, v flows.PatientView) (map[string]*codeDelivery, error) {
+	progs := make([]pmsbridge.Programme, 0, len(v.Programmes))
+	for _, row := range v.Programmes {
+		progs = append(progs, row.Current.Programme)
 	}
-	v.codes = codes
-	latest := map[string]bool{}
-	for i := range v.Programmes {
-		row := &v.Programmes[i]
-		if !latest[row.ID] {
-			latest[row.ID] = true
-			row.Delivery = codes[row.ID]
-		}
-	}
-	return nil
+	return s.codeDeliveries(ctx, v.Patient, v.Clock, progs, v.Names, v.Viewer.ID)
 }
 
 // assignedCodeNotice is the box about the code after programme
 // programmeID was assigned (nil when the patient has no such programme:
 // the id comes from the address, and only picks a row).
-func (s *Server) assignedCodeNotice(v patientView, programmeID string) *codeNotice {
-	for _, row := range v.Programmes {
-		if row.ID == programmeID && row.Delivery != nil {
-			return assignedCodeNotice(row, s.cfg.PublicURL+"/access")
+func (d patientPageData) assignedCodeNotice(programmeID, accessURL string) *codeNotice {
+	for _, row := range d.Programmes {
+		if row.Current.ID == programmeID {
+			return assignedCodeNotice(row.Current.Programme, d.codes[programmeID], accessURL)
 		}
 	}
 	return nil

@@ -51,27 +51,31 @@ func TestAssignedCodeNotice(t *testing.T) {
 	auto := func(ch pmsbridge.Channel, st pmsbridge.MessageState, to, reason string) deliveryLine {
 		return deliveryLine{Message: store.Message{Channel: ch, State: st, To: to, Reason: reason, Trigger: store.TriggerAssigned}}
 	}
-	row := func(v int, d *codeDelivery) programmeView {
-		return programmeView{Programme: pmsbridge.Programme{ID: "prg_1", Version: v, Code: "qwertyui"}, Delivery: d}
+	type row struct {
+		prog pmsbridge.Programme
+		d    *codeDelivery
+	}
+	rowOf := func(v int, d *codeDelivery) row {
+		return row{pmsbridge.Programme{ID: "prg_1", Version: v, Code: "qwertyui"}, d}
 	}
 	for _, tc := range []struct {
 		desc string
-		row  programmeView
+		row  row
 		want *codeNotice
 	}{
-		{"on its way by email", row(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessagePending, "z***@example.com", "")}}),
+		{"on its way by email", rowOf(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessagePending, "z***@example.com", "")}}),
 			&codeNotice{Tone: "ok", Text: "The code is on its way to the patient by email, to z***@example.com."}},
-		{"sent by SMS", row(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelSMS, pmsbridge.MessageSent, "+61 4** *** 222", "")}}),
+		{"sent by SMS", rowOf(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelSMS, pmsbridge.MessageSent, "+61 4** *** 222", "")}}),
 			&codeNotice{Tone: "ok", Text: "The code was sent to the patient by SMS, to +61 4** *** 222."}},
-		{"refused", row(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessageFailed, "z***@example.com", "The address was refused.")}}),
+		{"refused", rowOf(1, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessageFailed, "z***@example.com", "The address was refused.")}}),
 			&codeNotice{Tone: "warn", Text: "The code could not be sent by email. The address was refused."}},
-		{"hand-over", row(1, &codeDelivery{Channels: []jobs.ChannelStatus{noEmail, landline}}),
+		{"hand-over", rowOf(1, &codeDelivery{Channels: []jobs.ChannelStatus{noEmail, landline}}),
 			&codeNotice{Tone: "warn", HandOver: true, Code: "qwertyui", AccessURL: "https://au.example/access", Why: []string{noEmail.Why(), landline.Why()}}},
-		{"version 2", row(2, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessageSent, "z***@example.com", "")}}),
+		{"version 2", rowOf(2, &codeDelivery{Messages: []deliveryLine{auto(pmsbridge.ChannelEmail, pmsbridge.MessageSent, "z***@example.com", "")}}),
 			&codeNotice{Tone: "info", Text: "This new version keeps the patient's code, so nothing was sent to them. If they need the code again, use “Send code by email” or “Send code by SMS” next to the programme."}},
-		{"no delivery on the row", row(1, nil), nil},
+		{"no delivery on the row", rowOf(1, nil), nil},
 	} {
-		got := assignedCodeNotice(tc.row, "https://au.example/access")
+		got := assignedCodeNotice(tc.row.prog, tc.row.d, "https://au.example/access")
 		if d := cmp.Diff(tc.want, got); d != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.desc, d)
 		}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge"
@@ -142,7 +143,12 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &failed) {
 			reason = failed.Message
 		}
-		s.causeError(w, r, a.cause, reason, again.at)
+		status, m := causePage(a.cause, reason, again.at)
+		var acct *flows.AccountError
+		if errors.As(err, &acct) {
+			m = withAccount(m, a.cause, acct)
+		}
+		s.message(w, r, status, m.Heading, m)
 	case errors.As(err, &notOurs):
 		s.notShared(w, r, notOurs.Owner)
 	case errors.As(err, &owner):
@@ -227,6 +233,36 @@ func causePage(cause pmsbridge.Cause, reason, again string) (int, message) {
 	}
 	m.Links = append(m.Links, link{Text: "Go to your patients", URL: "/patients", Secondary: true})
 	return look.status, m
+}
+
+// withAccount is page m of a failure with cause when whether the key is of
+// the clinic's Cliniko account is known: the cause table's words for that
+// case (SameAccount, OtherAccount), with the accounts named.
+func withAccount(m message, cause pmsbridge.Cause, e *flows.AccountError) message {
+	c := cause.Info().Clinician
+	t := c.SameAccount
+	if e.Match == store.AccountOther {
+		t = c.OtherAccount
+	}
+	if t == nil {
+		return m
+	}
+	name := func(a store.ClinikoAccount, unknown string) string {
+		if l := a.Label(); l != "" {
+			return l
+		}
+		return unknown
+	}
+	fill := strings.NewReplacer("{key}", name(e.Key, "another Cliniko account"), "{clinic}", name(e.Clinic, "your clinic's Cliniko account"))
+	m.Heading = fill.Replace(t.Heading)
+	m.Paragraphs, m.Steps = nil, nil
+	for _, p := range t.Explain {
+		m.Paragraphs = append(m.Paragraphs, fill.Replace(p))
+	}
+	for _, st := range t.Steps {
+		m.Steps = append(m.Steps, fill.Replace(st))
+	}
+	return m
 }
 
 // causeError writes the page of a failure with cause (see causePage).

@@ -13,17 +13,19 @@ import (
 // parsed as numbers. Unknown keys show nothing.
 
 // settingsNotice is the settings page's notice for done (and the number of
-// jobs replayed after a key was saved).
-func settingsNotice(done, replayed string) string {
+// jobs replayed after a key was saved, and whether the clinic's time zone
+// was taken from Cliniko).
+func settingsNotice(done, replayed string, zone bool) string {
 	switch done {
 	case "saved":
 		text := "Your Cliniko API key is saved and works."
-		if n, ok := count(replayed); ok && n > 0 {
-			if n == 1 {
-				text += " 1 job that had failed because of the key is running again."
-			} else {
-				text += " " + itoa(n) + " jobs that had failed because of the key are running again."
-			}
+		if n, ok := count(replayed); ok && n == 1 {
+			text += " A programme PDF or an import that had failed is running again with it."
+		} else if ok && n > 1 {
+			text += " " + itoa(n) + " programme PDFs or imports that had failed are running again with it."
+		}
+		if zone {
+			text += " Your clinic's time zone was taken from Cliniko; times are shown in it."
 		}
 		return text
 	case "removed":
@@ -95,12 +97,11 @@ func channelWords(ch pmsbridge.Channel) string {
 }
 
 // assignedCodeNotice is the box after assigning row's programme version
-// (done=assigned&programme=…), from the records, not the address: where
+// version (done=assigned&programme=…) with its code's delivery d, from the records, not the address: where
 // the first version's code went (or goes), that the practitioner gives it
 // to the patient when nothing could send it, or that a later version sent
 // nothing. Nil when the row shows no delivery.
-func assignedCodeNotice(row programmeView, accessURL string) *codeNotice {
-	d := row.Delivery
+func assignedCodeNotice(row pmsbridge.Programme, d *codeDelivery, accessURL string) *codeNotice {
 	if d == nil {
 		return nil
 	}

@@ -10,11 +10,13 @@ import (
 	"sync"
 
 	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/flows"
+	"github.com/physitrack/pmsbridge/pdf"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/physitrack/pmsbridge/support"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/partials/*.html
 var templateFS embed.FS
 
 //go:embed static
@@ -46,14 +48,34 @@ var funcs = template.FuncMap{
 		b, _ := staticFS.ReadFile("static/app.css")
 		return template.CSS(b) //nolint:gosec // our own embedded stylesheet
 	},
+	// roleName is a Cliniko role as people say it: "power_receptionist" →
+	// "power receptionist".
+	"roleName": roleName,
 	// capitalize turns a Cliniko role such as "scheduler" into "Scheduler".
-	"capitalize": func(s string) string {
-		if s == "" {
-			return s
-		}
-		r := []rune(s)
-		return strings.ToUpper(string(r[:1])) + string(r[1:])
+	"capitalize": capitalize,
+	// assignData is the assign form's data (outlook.go).
+	"assignData": assignData,
+	// rowData and pdfData carry a programme row and a PDF state with what
+	// they are shown with (the patient's id, the clinic's time).
+	"rowData": func(v flows.PatientView, row flows.ProgrammeRow) rowView {
+		return rowView{PatientID: v.Patient.ID, Clock: v.Clock, Row: row, View: &v}
 	},
+	"pdfData": func(st store.PDFState, clock pmsbridge.ClinicTime) pdfView { return pdfView{State: st, Clock: clock} },
+	// dosage says an exercise's dose as the PDF does.
+	"dosage": pdf.Dosage,
+}
+
+// roleName is a Cliniko role as people say it: "power_receptionist" →
+// "power receptionist".
+func roleName(role string) string { return strings.ReplaceAll(role, "_", " ") }
+
+// capitalize upper-cases the first letter.
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	return strings.ToUpper(string(r[:1])) + string(r[1:])
 }
 
 // loadPages parses every page of templates/ with the layout. A file that
@@ -64,7 +86,9 @@ var funcs = template.FuncMap{
 func loadPages() map[string]*template.Template {
 	pagesOnce.Do(func() {
 		pages = map[string]*template.Template{}
-		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+		// Every page has the layout and the partials (templates used by
+		// several pages, or filled in by other work: code_delivery).
+		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html"))
 		names, _ := fs.Glob(templateFS, "templates/*.html")
 		var pageFiles, partials []string
 		for _, n := range names {
@@ -89,6 +113,23 @@ func loadPages() map[string]*template.Template {
 	return pages
 }
 
+// rowView is a programme row with what it is shown with.
+type rowView struct {
+	PatientID string
+	Clock     pmsbridge.ClinicTime
+	Row       flows.ProgrammeRow
+	View      *flows.PatientView
+	// CodeDelivery is the row's part about the programme's code reaching
+	// the patient (template "code_delivery").
+	CodeDelivery deliveryRow
+}
+
+// pdfView is a PDF state with the clinic's time.
+type pdfView struct {
+	State store.PDFState
+	Clock pmsbridge.ClinicTime
+}
+
 // pageData is what every page template receives.
 type pageData struct {
 	Title      string
@@ -96,7 +137,21 @@ type pageData struct {
 	RegionName string // e.g. "Australia"; "" when unknown
 	RequestID  string
 	Me         *store.Practitioner
-	Data       any
+	// Clock is the clinic's time, in which every time and date on the page
+	// is shown: the logged-in practitioner's clinic's, or on a patient's
+	// page the programme's clinic's (UTC when there is neither).
+	Clock pmsbridge.ClinicTime
+	// ForPatients marks a page for patients: it carries their clinic's
+	// name (Clinic, "" when unknown), not ours.
+	ForPatients bool
+	Clinic      string
+	Data        any
+}
+
+// forPatients is page data of a page for patients: the clinic it is from
+// (its name and time; the zero values when unknown).
+type forPatients interface {
+	clinic() (name string, clock pmsbridge.ClinicTime)
 }
 
 // page renders a page with the layout. Rendering goes to a buffer first so
@@ -109,6 +164,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 		return
 	}
 	pd := pageData{Title: title, Region: s.cfg.Region, RegionName: s.regionName(), RequestID: requestID(r.Context()), Me: practitionerFrom(r.Context()), Data: data}
+	if fp, ok := data.(forPatients); ok {
+		pd.ForPatients, pd.Me = true, nil
+		pd.Clinic, pd.Clock = fp.clinic()
+	} else if pd.Me != nil {
+		pd.Clock = s.clinicTime(r)
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
 		s.logger(r.Context()).Error("render page", "page", name, "err", err)
@@ -120,6 +181,21 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// clinicTime is the logged-in practitioner's clinic's time (UTC when it
+// cannot be read).
+func (s *Server) clinicTime(r *http.Request) pmsbridge.ClinicTime {
+	pr := practitionerFrom(r.Context())
+	if pr == nil {
+		return pmsbridge.ClinicTime{}
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), pr.SubscriptionID)
+	if err != nil {
+		s.logger(r.Context()).Warn("read subscription for its time zone", "err", err)
+		return pmsbridge.ClinicTime{}
+	}
+	return sub.ClinicTime()
 }
 
 // regionName is the readable name of this deployment's region.

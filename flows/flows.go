@@ -39,6 +39,11 @@ type Deps struct {
 	Log *slog.Logger
 	// AccessURL is where patients open programmes (printed on PDFs).
 	AccessURL string
+	// Region is this deployment's region code ("au"); Regions are every
+	// region's deployment, to say where a clinic of another country belongs
+	// (data residency).
+	Region  string
+	Regions []Region
 	// ImportWait is how long Open waits for a new patient's import before
 	// it answers "still importing". Default 2s.
 	ImportWait time.Duration

@@ -29,6 +29,10 @@ func TestLedgerAndReplay(t *testing.T) {
 	_ = w
 	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+	// The owner has no key: the scheduler's is the only one to try.
+	if err := b.st.DeleteClinikoKey(b.ctx, b.pr.ID); err != nil {
+		t.Fatal(err)
+	}
 
 	prog := b.programme(t, "", b.patient, sched, "Ankle")
 	start := time.Now().UTC()

@@ -35,9 +35,12 @@ func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force boo
 			return false, err
 		}
 	}
-	id := "refresh:" + p.PatientID
+	id := RefreshTaskID(p.PatientID)
 	return c.enqueue(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), id)
 }
+
+// RefreshTaskID is the task id of a patient's refresh: one at a time.
+func RefreshTaskID(patientID string) string { return "refresh:" + patientID }
 
 func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) (err error) {
 	var p RefreshPayload

@@ -16,8 +16,11 @@ import (
 // exactly those; otherwise every permanent failure matching all the other
 // fields is replayed.
 type ReplayFilter struct {
-	IDs            []string
-	Type           string
+	IDs  []string
+	Type string
+	// Types, when given, selects entries of any of these types (with Type
+	// too, both must hold).
+	Types          []string
 	Causes         []pmsbridge.Cause
 	PractitionerID string
 }
@@ -45,7 +48,7 @@ func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure,
 	}
 	var out []store.Failure
 	for _, x := range all {
-		if len(f.Causes) == 0 || slices.Contains(f.Causes, x.Cause) {
+		if (len(f.Causes) == 0 || slices.Contains(f.Causes, x.Cause)) && (len(f.Types) == 0 || slices.Contains(f.Types, x.Type)) {
 			out = append(out, x)
 		}
 	}

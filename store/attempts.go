@@ -25,6 +25,11 @@ const (
 type Attempt struct {
 	Op        string
 	PatientID string
+	// TriesLeft is, after a failed try that was checked, how many more tries
+	// the lock-outs allow (of the code, and of the client address, whichever
+	// is fewer); -1 when unknown. It says nothing about whether the code
+	// exists: every well-formed code has its counter, made-up or real.
+	TriesLeft int
 	code      string
 	client    string
 }

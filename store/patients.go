@@ -256,6 +256,33 @@ func (s *Store) LinkedPatientsOf(ctx context.Context, subID, shard string) (map[
 	return m, nil
 }
 
+// SampleLinkedPatient returns the Cliniko id of one of a subscription's
+// linked patients on shard that Cliniko still showed at the last look (not
+// archived there), to check a new key against; ok is false when there is
+// none. At most a few records are read.
+func (s *Store) SampleLinkedPatient(ctx context.Context, subID, shard string) (clinikoID string, ok bool, err error) {
+	if !validID(subID) || !validID(shard) {
+		return "", false, nil
+	}
+	pairs, err := s.rdb.HRandFieldWithValues(ctx, s.linksKey(subID, shard), 5).Result()
+	if err != nil {
+		return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
+	}
+	for _, kv := range pairs {
+		p, err := s.GetPatient(ctx, kv.Value)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
+		}
+		if p.Link != nil && !p.Link.ArchivedInCliniko {
+			return kv.Key, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // ImportPatient returns the patient linked to a Cliniko patient, creating it
 // from p (its details and birth-year fields; ids, owner, times and link are
 // set here) when there is none. Concurrent imports of one Cliniko patient

@@ -48,6 +48,7 @@
 //	P sub:<sub>:sync:<shard>        str   the subscription shard's periodic sync watermark (RFC 3339);
 //	                                      older versions kept one per practitioner, <shard>-<prac>, no longer read
 //	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
+//	P clinicref:<ref>               str   subscription id of a clinic reference (ClinicRef: patients' addresses)
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
@@ -65,6 +66,7 @@
 //	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped; TTL PatientAuditTTL
 //	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped; TTL PatientAuditTTL
 //	P pat:<pat>:access:count        hash  op -> number of tries of that kind; TTL PatientAuditTTL
+//	P pat:<pat>:pdf_failed          set   "<prg>:<n>" of programme versions whose PDF failed for good
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState

@@ -21,10 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
-	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
@@ -240,33 +238,18 @@ func nameOf(email string) string {
 }
 
 // SaveKey saves a Cliniko key for a practitioner as the settings page does
-// (checked against the sandbox with GET /user, its account read with
-// GET /businesses and adopted by the practitioner's subscription).
+// (flows.SaveKey: checked against the sandbox with GET /user, its account
+// read with GET /businesses and adopted by the practitioner's
+// subscription, the jobs it fixes replayed).
 func (e *Env) SaveKey(practitionerID, key string) {
 	e.T.Helper()
 	ctx := context.Background()
-	u, err := e.App.Cliniko.GetUser(ctx, clinikoAuth(key))
-	if err != nil {
-		e.T.Fatalf("apptest: key check: %v", err)
-	}
-	shard := "au1"
-	if i := strings.LastIndex(key, "-"); i >= 0 {
-		shard = key[i+1:]
-	}
-	bs, err := e.App.Cliniko.ListBusinesses(ctx, cliniko.Auth{Key: key, UserID: u.ID})
-	if err != nil {
-		e.T.Fatalf("apptest: businesses of the key: %v", err)
-	}
-	acct := flows.ClinikoAccount(shard, bs, time.Now())
-	if err := e.Store.SetClinikoKey(ctx, practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard, Account: acct}); err != nil {
-		e.T.Fatal(err)
-	}
 	p, err := e.Store.GetPractitioner(ctx, practitionerID)
 	if err == nil {
-		_, err = e.Store.AdoptClinikoAccount(ctx, p.SubscriptionID, acct)
+		_, err = e.App.Flows.SaveKey(ctx, p, key)
 	}
 	if err != nil {
-		e.T.Fatal(err)
+		e.T.Fatalf("apptest: save key: %v", err)
 	}
 }
 
@@ -402,8 +385,6 @@ func (b *Browser) Open(clinikoID string) (Response, string) {
 
 // String describes the env for failure messages.
 func (e *Env) String() string { return fmt.Sprintf("app at %s", e.URL) }
-
-func clinikoAuth(key string) cliniko.Auth { return cliniko.Auth{Key: key} }
 
 // DumpRedis returns every key of the app's Redis database with its value
 // (every type, and its DUMP serialisation), as text, and how many keys
