@@ -72,10 +72,21 @@ type Clinician struct {
 	// Waiting is what a page that waits for the work says while it is being
 	// retried with this cause; nil when there is nothing special to say.
 	Waiting *Text
+	// Row is one sentence next to a failed PDF on the patient's page: what
+	// happened, in plain words. Empty: the reason recorded with the failure
+	// is shown.
+	Row string
 	// Note is one sentence next to a failed PDF (or message) on the
 	// patient's page: what to do about it. Empty when nothing can be done
-	// by the practitioner.
+	// by the practitioner. Whether the PDF is then sent by itself depends
+	// on who saves a key, which the page says next to it.
 	Note string
+	// SameAccount and OtherAccount, when set, replace Text on the page of
+	// work that failed with this cause when the Cliniko account of the key
+	// is known to be the clinic's, or another (cliniko_not_found: the
+	// patient was archived, or the key is of another clinic). {key} is the
+	// key's account, {clinic} the clinic's patients' account.
+	SameAccount, OtherAccount *Text
 	// KeyCheck is what the Cliniko settings page says when checking a new
 	// API key fails with this cause. Empty: the internal cause's sentence.
 	KeyCheck string
@@ -128,14 +139,15 @@ var causeTable = []CauseInfo{
 		Clinician: Clinician{
 			Text: Text{
 				Heading: "Cliniko did not accept your API key",
-				Explain: []string{"pmsbridge uses your personal Cliniko API key to read this patient. Cliniko refused it: the key may have been revoked or replaced, or it belongs to a Cliniko account in another Cliniko region (shard)."},
+				Explain: []string{"pmsbridge uses your personal Cliniko API key to read this patient. Cliniko refused it: the key may have been revoked or replaced, or it belongs to a Cliniko account in another Cliniko region."},
 				Steps: []string{
 					"In Cliniko, click your name (top right), then My info → Manage API keys, and create a new key.",
 					"Paste it in pmsbridge under Cliniko settings and save.",
 					"Click \"Open in pmsbridge\" in Cliniko again.",
 				},
 			},
-			Note:     "Save a new Cliniko API key; the PDF is then sent by itself.",
+			Row:      "Cliniko did not accept the API key that was used: it was revoked or replaced, or it is of another Cliniko region.",
+			Note:     "Create a new key in Cliniko (My info → Manage API keys) and save it under Cliniko settings.",
 			KeyCheck: "Cliniko did not accept this key (bad key). It may have been revoked, mistyped, or belong to a Cliniko account in another region. Create a new key in Cliniko (My info → Manage API keys) and paste it here.",
 			Settings: true,
 		},
@@ -158,7 +170,8 @@ var causeTable = []CauseInfo{
 					"Then save your key again under Cliniko settings, so that pmsbridge sees the new role; or save the key of a Cliniko user who has one of those roles.",
 				},
 			},
-			Note:     "Ask your clinic's Cliniko administrator to give your Cliniko user the Practitioner, Receptionist or Administrator role, then save your key again; the PDF is then sent by itself.",
+			Row:      "The Cliniko role of the key that was used may not upload files to Cliniko (a Scheduler may not).",
+			Note:     "Ask your clinic's Cliniko administrator for the Practitioner, Receptionist or Administrator role, then save the key again.",
 			KeyCheck: "Cliniko refused to say whose key this is: the Cliniko user's role does not allow it. Use the key of a user with the Practitioner, Receptionist or Administrator role.",
 			Settings: true,
 		},
@@ -174,15 +187,31 @@ var causeTable = []CauseInfo{
 		Reason: "Cliniko has no such patient or record in the account this API key belongs to, or it has been archived.",
 		Clinician: Clinician{
 			Text: Text{
-				Heading: "This patient is not in your Cliniko account",
-				Explain: []string{"Cliniko says the patient does not exist in the Cliniko account that your saved API key belongs to. Usually this means the key is from another Cliniko account (for example a different clinic), or the patient has been archived in Cliniko."},
+				Heading: "Cliniko did not find this patient",
+				Explain: []string{"Cliniko says this patient is not in the Cliniko account that your saved API key belongs to. Either the patient was archived or deleted in Cliniko, or your key belongs to another Cliniko account (for example another clinic's)."},
 				Steps: []string{
-					"Check under Cliniko settings which Cliniko user and account your key belongs to.",
-					"If it is the wrong account, create a key in the Cliniko account where this patient is and save it.",
-					"If the patient was archived in Cliniko, unarchive them there first.",
+					"If the patient was archived in Cliniko, unarchive them there, then click \"Open in pmsbridge\" again.",
+					"Otherwise check under Cliniko settings which Cliniko account your key belongs to; if it is not your clinic's, save a key of your clinic's account.",
 				},
 			},
-			Note:     "If the patient was archived in Cliniko, unarchive them there, then send the PDF again; otherwise check which Cliniko account your key belongs to.",
+			SameAccount: &Text{
+				Heading: "Cliniko no longer shows this patient",
+				Explain: []string{"Your key belongs to {key}, your clinic's Cliniko account, but Cliniko did not find this patient there. The patient was most likely archived or deleted in Cliniko."},
+				Steps: []string{
+					"In Cliniko, find the patient among the archived patients and unarchive them.",
+					"Then click \"Open in pmsbridge\" on the patient again.",
+				},
+			},
+			OtherAccount: &Text{
+				Heading: "Your key is from another Cliniko account",
+				Explain: []string{"Your saved key belongs to {key}, but your clinic's patients are in {clinic}. Cliniko shows a key only the patients of its own account."},
+				Steps: []string{
+					"Sign in to Cliniko for {clinic}, click your name (top right), then My info → Manage API keys, and create a key.",
+					"Save it under Cliniko settings, then click \"Open in pmsbridge\" again.",
+				},
+			},
+			Row:      "Cliniko did not find this patient with the key that was used: the patient was archived or deleted in Cliniko, or the key is of another Cliniko account.",
+			Note:     "If the patient was archived in Cliniko, unarchive them there, then press Send to Cliniko again.",
 			Settings: true,
 		},
 		Support: Support{
@@ -200,6 +229,7 @@ var causeTable = []CauseInfo{
 				Heading: "Cliniko refused the request",
 				Explain: []string{"Cliniko did not accept what pmsbridge sent. Support has the details."},
 			},
+			Row: "Cliniko refused the file. Support has the details.",
 		},
 		Support: Support{
 			Title: "Cliniko refused the data (422)",
@@ -217,6 +247,7 @@ var causeTable = []CauseInfo{
 				Explain: []string{"pmsbridge kept trying, but Cliniko's request limit for your Cliniko user stayed used up.", "Try again in a few minutes."},
 			},
 			Waiting:  clinikoBusy,
+			Row:      "Cliniko kept asking pmsbridge to slow down.",
 			Note:     "Send it again in a few minutes.",
 			KeyCheck: clinikoUnreachableKeyCheck,
 		},
@@ -236,6 +267,7 @@ var causeTable = []CauseInfo{
 				Explain: []string{"pmsbridge kept trying to read this patient from Cliniko, but Cliniko did not answer. It may be down for maintenance.", "Try again now, or in a few minutes."},
 			},
 			Waiting:  clinikoBusy,
+			Row:      "Cliniko did not answer for several minutes.",
 			Note:     "Send it again once Cliniko answers (see status.cliniko.com).",
 			KeyCheck: clinikoUnreachableKeyCheck,
 		},
@@ -254,7 +286,8 @@ var causeTable = []CauseInfo{
 				Heading: "Add your Cliniko API key first",
 				Explain: []string{"pmsbridge needs your personal Cliniko API key to read patients from Cliniko."},
 			},
-			Note:     "Save your Cliniko API key; the PDF is then sent by itself.",
+			Row:      "Nobody who could send it has a Cliniko API key for this patient's Cliniko account.",
+			Note:     "Save a Cliniko API key of this patient's Cliniko account under Cliniko settings.",
 			Settings: true,
 		},
 		Support: Support{
@@ -272,7 +305,8 @@ var causeTable = []CauseInfo{
 				Heading: "This patient is not linked to Cliniko",
 				Explain: []string{"Open the patient from Cliniko with the \"Open in pmsbridge\" button to link them."},
 			},
-			Note: "Open the patient from Cliniko with the \"Open in pmsbridge\" button to link them, then send the PDF again.",
+			Row:  "The patient is not linked to Cliniko, so the PDF stays here.",
+			Note: "Open the patient from Cliniko with the \"Open in pmsbridge\" button to link them, then press Send to Cliniko again.",
 		},
 		Support: Support{
 			Title: "Patient not linked to Cliniko",
@@ -289,6 +323,7 @@ var causeTable = []CauseInfo{
 				Heading: "This cannot be done any more",
 				Explain: []string{"It refers to something that no longer exists, such as a deleted programme or colleague. It is not something you did."},
 			},
+			Row: "It refers to something that no longer exists.",
 		},
 		Support: Support{
 			Title: "Invalid job",
@@ -305,6 +340,7 @@ var causeTable = []CauseInfo{
 				Heading: "Something went wrong on our side",
 				Explain: []string{"pmsbridge could not finish this. It is not something you did. Try again in a minute; if it keeps happening, contact support and quote the support reference at the bottom of this page."},
 			},
+			Row:      "Something went wrong on our side.",
 			KeyCheck: "The key could not be checked with Cliniko. Nothing was saved. Try again in a minute.",
 		},
 		Support: Support{

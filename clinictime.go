@@ -135,3 +135,17 @@ func (c ClinicTime) Day(iso string) string {
 	}
 	return d.Format(DateLayout)
 }
+
+// At says when t is for a sentence, in the clinic, next to now: "at 14:02"
+// on the clinic's same day as now, else "on 30 Nov 2026 at 14:02"; "" for
+// the zero time. ("Sent to z***@example.com at 14:02", "You can send it
+// again at 15:10".)
+func (c ClinicTime) At(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	if c.Date(t) == c.Date(now) {
+		return "at " + c.Time(t)
+	}
+	return "on " + c.Date(t) + " at " + c.Time(t)
+}

@@ -99,3 +99,28 @@ func TestLoadTimeZone(t *testing.T) {
 		}
 	}
 }
+
+// TestClinicTimeAt: a time on the clinic's own today reads "at 14:02";
+// another day (the clinic's, not UTC's) names the date.
+func TestClinicTimeAt(t *testing.T) {
+	t.Parallel()
+	syd, err := LoadClinicTime("Australia/Sydney")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := utc("2026-11-30T03:00:00Z") // 14:00 AEDT on 30 Nov
+	for _, tc := range []struct {
+		desc, at, want string
+	}{
+		{"earlier the same clinic day", "2026-11-29T23:02:00Z", "at 10:02"},
+		{"the same UTC day, the clinic's tomorrow", "2026-11-30T13:10:00Z", "on 1 Dec 2026 at 00:10"},
+		{"the clinic's yesterday", "2026-11-29T12:00:00Z", "on 29 Nov 2026 at 23:00"},
+	} {
+		if got := syd.At(utc(tc.at), now); got != tc.want {
+			t.Errorf("%s: At = %q, want %q", tc.desc, got, tc.want)
+		}
+	}
+	if got := syd.At(time.Time{}, now); got != "" {
+		t.Errorf("zero time: %q, want nothing", got)
+	}
+}

@@ -8,13 +8,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/physitrack/pmsbridge"
-	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -29,6 +26,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("PUT /admin/api/subscriptions/{id}/sharing", api(s.apiSharing))
 	mux.HandleFunc("POST /admin/api/patients/{id}/transfer", api(s.apiTransfer))
 	mux.HandleFunc("GET /admin/api/jobs", api(s.apiJobs))
+	mux.HandleFunc("GET /admin/api/jobs/recovered", api(s.apiRecovered))
 	mux.HandleFunc("GET /admin/api/jobs/{id}", api(s.apiJob))
 	mux.HandleFunc("DELETE /admin/api/jobs/{id}", api(s.apiDeleteJob))
 	mux.HandleFunc("POST /admin/api/jobs/replay", api(s.apiReplay))
@@ -72,11 +70,14 @@ func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(store.ActingAs(r.Context(), store.Actor{Via: store.ViaAPI})))
 	}
 }
 
-func (s *Server) adminPageAuth(h http.HandlerFunc) http.HandlerFunc {
+func (s *Server) adminPageAuth(next http.HandlerFunc) http.HandlerFunc {
+	h := func(w http.ResponseWriter, r *http.Request) {
+		next(w, r.WithContext(store.ActingAs(r.Context(), store.Actor{Via: store.ViaAdminPage})))
+	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.AdminToken == "" {
 			s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
@@ -257,117 +258,6 @@ func (s *Server) apiSharing(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sh)
 }
 
-// failureFilter reads the filters of a job listing.
-func failureFilter(r *http.Request) (store.FailureFilter, string) {
-	q := r.URL.Query()
-	f := store.FailureFilter{Type: q.Get("type"), Cause: pmsbridge.Cause(q.Get("cause")), PractitionerID: q.Get("practitioner_id")}
-	if f.Cause != "" && !f.Cause.Valid() {
-		return f, "unknown cause " + string(f.Cause)
-	}
-	// Like `pmsbridge jobs failed` (the same document): permanent failures
-	// unless state=all asks for the jobs still being retried too.
-	switch q.Get("state") {
-	case "", "failed":
-		f.PermanentOnly = true
-	case "all":
-	default:
-		return f, "state must be failed or all"
-	}
-	if since := q.Get("since"); since != "" {
-		t, err := time.Parse(time.RFC3339, since)
-		if err != nil {
-			d, derr := time.ParseDuration(since)
-			if derr != nil || d < 0 {
-				return f, "since must be a time like 2026-11-22T10:00:00Z or a duration like 24h"
-			}
-			t = time.Now().Add(-d)
-		}
-		f.Since = t
-	}
-	return f, ""
-}
-
-func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
-	f, problem := failureFilter(r)
-	if problem != "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": problem})
-		return
-	}
-	list, err := s.deps.Store.ListFailures(r.Context(), f)
-	if err != nil {
-		s.errorJSON(w, r, err)
-		return
-	}
-	out := make([]jobs.JobJSON, 0, len(list))
-	for _, x := range list {
-		out = append(out, jobs.ToJSON(x))
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"jobs": out})
-}
-
-func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
-	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.errorJSON(w, r, err)
-		return
-	}
-	out := struct {
-		jobs.JobJSON
-		Audit []store.AuditEntry `json:"audit"`
-	}{JobJSON: jobs.ToJSON(f)}
-	if f.PatientID != "" {
-		out.Audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 20)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) apiDeleteJob(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := s.deps.Store.GetFailure(r.Context(), id); err != nil {
-		s.errorJSON(w, r, err)
-		return
-	}
-	if err := s.deps.Jobs.Delete(r.Context(), id); err != nil {
-		s.errorJSON(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"deleted": id})
-}
-
-func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		IDs            []string `json:"ids"`
-		Cause          string   `json:"cause"`
-		Type           string   `json:"type"`
-		PractitionerID string   `json:"practitioner_id"`
-	}
-	if !decodeBody(w, r, &in) {
-		return
-	}
-	f := jobs.ReplayFilter{IDs: in.IDs, Type: in.Type, PractitionerID: in.PractitionerID}
-	if in.Cause != "" {
-		if !pmsbridge.Cause(in.Cause).Valid() {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unknown cause " + in.Cause})
-			return
-		}
-		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(in.Cause)}
-	}
-	if len(in.IDs) == 0 && in.Cause == "" && in.Type == "" && in.PractitionerID == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ids, or a cause and/or type to replay"})
-		return
-	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
-	if errors.Is(err, store.ErrNotFound) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": "a job id is not in the failure ledger", "replayed": n})
-		return
-	}
-	if err != nil {
-		s.errorJSON(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
-}
-
 func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 	st, err := s.deps.Jobs.Stats(r.Context())
 	if err != nil {
@@ -375,96 +265,4 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"stats": st})
-}
-
-// causeGroup is one cause's failures on the admin page.
-type causeGroup struct {
-	Cause   pmsbridge.Cause
-	Explain pmsbridge.Support
-	Jobs    []jobs.JobJSON
-}
-
-func (s *Server) adminHome(w http.ResponseWriter, r *http.Request) {
-	list, err := s.deps.Store.ListFailures(r.Context(), store.FailureFilter{})
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	byCause := map[pmsbridge.Cause]*causeGroup{}
-	for _, f := range list {
-		g := byCause[f.Cause]
-		if g == nil {
-			g = &causeGroup{Cause: f.Cause, Explain: f.Cause.Info().Support}
-			byCause[f.Cause] = g
-		}
-		g.Jobs = append(g.Jobs, jobs.ToJSON(f))
-	}
-	var groups []causeGroup
-	for _, c := range pmsbridge.Causes {
-		if g := byCause[c]; g != nil {
-			groups = append(groups, *g)
-			delete(byCause, c)
-		}
-	}
-	for _, g := range byCause { // unknown causes (older versions)
-		groups = append(groups, *g)
-	}
-	sort.SliceStable(groups, func(i, j int) bool { return len(groups[i].Jobs) > len(groups[j].Jobs) })
-	stats, _ := s.deps.Jobs.Stats(r.Context())
-	s.page(w, r, http.StatusOK, "admin", "Failed jobs", struct {
-		Groups []causeGroup
-		Total  int
-		Stats  []jobs.Stat
-		Notice string
-	}{groups, len(list), stats, adminNotice(r.URL.Query().Get("notice"), r.URL.Query().Get("n"))})
-}
-
-func (s *Server) adminJobPage(w http.ResponseWriter, r *http.Request) {
-	f, err := s.deps.Store.GetFailure(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.notFound(w, r)
-		return
-	}
-	var audit []store.AuditEntry
-	if f.PatientID != "" {
-		audit, _ = s.deps.Store.AuditOf(r.Context(), f.PatientID, 30)
-	}
-	s.page(w, r, http.StatusOK, "admin_job", "Failed job", struct {
-		Job     jobs.JobJSON
-		Explain pmsbridge.Support
-		Audit   []store.AuditEntry
-	}{jobs.ToJSON(f), f.Cause.Info().Support, audit})
-}
-
-func (s *Server) adminReplay(w http.ResponseWriter, r *http.Request) {
-	if !s.parseForm(w, r) {
-		return
-	}
-	f := jobs.ReplayFilter{IDs: r.PostForm["id"]}
-	if c := r.PostForm.Get("cause"); c != "" {
-		f.Causes = []pmsbridge.Cause{pmsbridge.Cause(c)}
-	}
-	if len(f.IDs) == 0 && len(f.Causes) == 0 {
-		http.Redirect(w, r, "/admin/?notice=nothing", http.StatusSeeOther)
-		return
-	}
-	n, err := s.deps.Jobs.ReplayMatching(r.Context(), f)
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	http.Redirect(w, r, "/admin/?notice=replayed&n="+itoa(n), http.StatusSeeOther)
-}
-
-func (s *Server) adminDelete(w http.ResponseWriter, r *http.Request) {
-	if !s.parseForm(w, r) {
-		return
-	}
-	for _, id := range r.PostForm["id"] {
-		if err := s.deps.Jobs.Delete(r.Context(), id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			s.Error(w, r, err)
-			return
-		}
-	}
-	http.Redirect(w, r, "/admin/?notice=deleted", http.StatusSeeOther)
 }

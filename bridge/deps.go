@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"net/http"
+
 	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
@@ -15,4 +17,7 @@ type Deps struct {
 	Jobs  *jobs.Client
 	// Keys encrypts patients' short-lived PDF links.
 	Keys *store.Keyring
+	// Queues is the queue monitor (asynqmon) served under QueuesPath/ to
+	// support staff; nil: none in this process.
+	Queues http.Handler
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/flows"
@@ -33,6 +35,8 @@ type answer struct {
 	cause pmsbridge.Cause
 	// ours: an error of ours, logged; "try again".
 	ours bool
+	// retryAt is when a refusal for a limit lifts (Retry-After).
+	retryAt time.Time
 }
 
 // tryAgainAfter is the Retry-After of an error of ours, in seconds.
@@ -51,7 +55,7 @@ func answerFor(err error) answer {
 	)
 	switch {
 	case errors.As(err, &refusal):
-		return answer{status: codeStatus[refusal.Code], text: refusal.Message}
+		return answer{status: codeStatus[refusal.Code], text: refusal.Message, retryAt: refusal.RetryAt}
 	case errors.As(err, &notOurs):
 		return answer{status: http.StatusNotFound, text: "no such patient"}
 	case errors.As(err, &owner):
@@ -79,6 +83,17 @@ var codeStatus = map[flows.Code]int{
 	flows.Conflict:     http.StatusConflict,
 	flows.NotFound:     http.StatusNotFound,
 	flows.Unauthorized: http.StatusUnauthorized,
+	flows.TooMany:      http.StatusTooManyRequests,
+}
+
+// retryAfter sets Retry-After for an answer that says when to come back (by
+// the app's clock, which decided the limit).
+func (s *Server) retryAfter(w http.ResponseWriter, a answer) {
+	if a.ours {
+		w.Header().Set("Retry-After", tryAgainAfter)
+	} else if !a.retryAt.IsZero() {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(a.retryAt.Sub(s.cfg.Now()).Seconds())+1)))
+	}
 }
 
 // badRequest is a request that cannot be read (a form that does not parse).
@@ -111,10 +126,10 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		owner   *flows.OwnerOnlyError
 	)
 	errors.As(err, &again)
+	s.retryAfter(w, a)
 	switch {
 	case a.ours:
 		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", tryAgainAfter)
 		s.causeError(w, r, pmsbridge.CauseInternal, "", "")
 	case a.cause == pmsbridge.CauseNoClinikoKey:
 		target := "/settings/cliniko?need=key"
@@ -128,7 +143,12 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &failed) {
 			reason = failed.Message
 		}
-		s.causeError(w, r, a.cause, reason, again.at)
+		status, m := causePage(a.cause, reason, again.at)
+		var acct *flows.AccountError
+		if errors.As(err, &acct) {
+			m = withAccount(m, a.cause, acct)
+		}
+		s.message(w, r, status, m.Heading, m)
 	case errors.As(err, &notOurs):
 		s.notShared(w, r, notOurs.Owner)
 	case errors.As(err, &owner):
@@ -150,8 +170,8 @@ func (s *Server) errorJSON(w http.ResponseWriter, r *http.Request, err error, fi
 	a := answerFor(err)
 	if a.ours {
 		s.logger(r.Context()).Error("request failed", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", tryAgainAfter)
 	}
+	s.retryAfter(w, a)
 	body := map[string]string{"error": a.text}
 	for i := 0; i+1 < len(fields); i += 2 {
 		body[fields[i]] = fields[i+1]
@@ -213,6 +233,36 @@ func causePage(cause pmsbridge.Cause, reason, again string) (int, message) {
 	}
 	m.Links = append(m.Links, link{Text: "Go to your patients", URL: "/patients", Secondary: true})
 	return look.status, m
+}
+
+// withAccount is page m of a failure with cause when whether the key is of
+// the clinic's Cliniko account is known: the cause table's words for that
+// case (SameAccount, OtherAccount), with the accounts named.
+func withAccount(m message, cause pmsbridge.Cause, e *flows.AccountError) message {
+	c := cause.Info().Clinician
+	t := c.SameAccount
+	if e.Match == store.AccountOther {
+		t = c.OtherAccount
+	}
+	if t == nil {
+		return m
+	}
+	name := func(a store.ClinikoAccount, unknown string) string {
+		if l := a.Label(); l != "" {
+			return l
+		}
+		return unknown
+	}
+	fill := strings.NewReplacer("{key}", name(e.Key, "another Cliniko account"), "{clinic}", name(e.Clinic, "your clinic's Cliniko account"))
+	m.Heading = fill.Replace(t.Heading)
+	m.Paragraphs, m.Steps = nil, nil
+	for _, p := range t.Explain {
+		m.Paragraphs = append(m.Paragraphs, fill.Replace(p))
+	}
+	for _, st := range t.Steps {
+		m.Steps = append(m.Steps, fill.Replace(st))
+	}
+	return m
 }
 
 // causeError writes the page of a failure with cause (see causePage).

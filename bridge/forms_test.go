@@ -29,10 +29,13 @@ func TestAssignForm(t *testing.T) {
 			flows.Assignment{Title: "Knee rehab", Notes: "slowly", CatalogueIDs: []string{"ex_quad_set", "ex_bridge"}}},
 		{"a new version, from a date", "programme_id=+prg_1+&title=Knee&exercise=ex_quad_set&starts_on=2026-11-22",
 			flows.Assignment{ProgrammeID: "prg_1", Title: "Knee", StartsOn: "2026-11-22", CatalogueIDs: []string{"ex_quad_set"}}},
+		{"doses of the chosen exercises only", "title=Knee&exercise=ex_quad_set&exercise=cur:0&sets.ex_quad_set=4&reps.ex_quad_set=&hold_seconds.cur:0=30&sets.ex_bridge=9",
+			flows.Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set", "cur:0"},
+				Doses: map[string]map[string]string{"ex_quad_set": {"sets": "4", "reps": ""}, "cur:0": {"hold_seconds": "30"}}}},
 		{"nothing", "", flows.Assignment{}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			if d := cmp.Diff(tc.want, assignForm(form(t, tc.form))); d != "" {
+			if d := cmp.Diff(tc.want, parseAssignForm(form(t, tc.form))); d != "" {
 				t.Errorf("(-want +got):\n%s", d)
 			}
 		})

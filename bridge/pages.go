@@ -10,10 +10,13 @@ import (
 	"sync"
 
 	"github.com/physitrack/pmsbridge"
+	"github.com/physitrack/pmsbridge/flows"
+	"github.com/physitrack/pmsbridge/pdf"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/physitrack/pmsbridge/support"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/partials/*.html
 var templateFS embed.FS
 
 //go:embed static
@@ -29,36 +32,102 @@ var funcs = template.FuncMap{
 	// causeInfo is the cause table's row of a cause (words for pages).
 	"causeInfo": func(c pmsbridge.Cause) pmsbridge.CauseInfo { return c.Info() },
 	"add1":      func(i int) int { return i + 1 },
+	// count says "1 job", "3 jobs".
+	"count": support.Count,
+	// idHead and idTail split a job id for showing it cut short in the
+	// middle (CSS), whole on hover and when copied.
+	"idHead": func(id string) string { h, _ := support.IDParts(id); return h },
+	"idTail": func(id string) string { _, t := support.IDParts(id); return t },
+	// supportOf is support's words for a cause code (a job's, a string).
+	"supportOf": func(c string) pmsbridge.Support { return pmsbridge.Cause(c).Info().Support },
+	// eventText is one event of a job's history in words.
+	"eventText": support.EventText,
 	// inlineCSS is the stylesheet itself, for pages served where
 	// /static/ is not (the wrong-region page answers on any host).
 	"inlineCSS": func() template.CSS {
 		b, _ := staticFS.ReadFile("static/app.css")
 		return template.CSS(b) //nolint:gosec // our own embedded stylesheet
 	},
+	// roleName is a Cliniko role as people say it: "power_receptionist" →
+	// "power receptionist".
+	"roleName": roleName,
 	// capitalize turns a Cliniko role such as "scheduler" into "Scheduler".
-	"capitalize": func(s string) string {
-		if s == "" {
-			return s
-		}
-		r := []rune(s)
-		return strings.ToUpper(string(r[:1])) + string(r[1:])
+	"capitalize": capitalize,
+	// assignData is the assign form's data (outlook.go).
+	"assignData": assignData,
+	// rowData and pdfData carry a programme row and a PDF state with what
+	// they are shown with (the patient's id, the clinic's time).
+	"rowData": func(v flows.PatientView, row flows.ProgrammeRow) rowView {
+		return rowView{PatientID: v.Patient.ID, Clock: v.Clock, Row: row, View: &v}
 	},
+	"pdfData": func(st store.PDFState, clock pmsbridge.ClinicTime) pdfView { return pdfView{State: st, Clock: clock} },
+	// dosage says an exercise's dose as the PDF does.
+	"dosage": pdf.Dosage,
 }
 
+// roleName is a Cliniko role as people say it: "power_receptionist" →
+// "power receptionist".
+func roleName(role string) string { return strings.ReplaceAll(role, "_", " ") }
+
+// capitalize upper-cases the first letter.
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	return strings.ToUpper(string(r[:1])) + string(r[1:])
+}
+
+// loadPages parses every page of templates/ with the layout. A file that
+// defines no "content" is a partial (for example code_delivery.html, the
+// "code_delivery" row template): every page gets it. Partials are parsed
+// after the page, so a page's own placeholder of the same name gives way
+// to the partial.
 func loadPages() map[string]*template.Template {
 	pagesOnce.Do(func() {
 		pages = map[string]*template.Template{}
-		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html"))
+		// Every page has the layout and the partials (templates used by
+		// several pages, or filled in by other work: code_delivery).
+		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html"))
 		names, _ := fs.Glob(templateFS, "templates/*.html")
+		var pageFiles, partials []string
 		for _, n := range names {
-			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-			if base == "layout" {
+			if n == "templates/layout.html" {
 				continue
 			}
-			pages[base] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+			if template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, n)).Lookup("content") == nil {
+				partials = append(partials, n)
+			} else {
+				pageFiles = append(pageFiles, n)
+			}
+		}
+		for _, n := range pageFiles {
+			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+			t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
+			for _, part := range partials {
+				t = template.Must(t.ParseFS(templateFS, part))
+			}
+			pages[base] = t
 		}
 	})
 	return pages
+}
+
+// rowView is a programme row with what it is shown with.
+type rowView struct {
+	PatientID string
+	Clock     pmsbridge.ClinicTime
+	Row       flows.ProgrammeRow
+	View      *flows.PatientView
+	// CodeDelivery is the row's part about the programme's code reaching
+	// the patient (template "code_delivery").
+	CodeDelivery deliveryRow
+}
+
+// pdfView is a PDF state with the clinic's time.
+type pdfView struct {
+	State store.PDFState
+	Clock pmsbridge.ClinicTime
 }
 
 // pageData is what every page template receives.
@@ -68,7 +137,21 @@ type pageData struct {
 	RegionName string // e.g. "Australia"; "" when unknown
 	RequestID  string
 	Me         *store.Practitioner
-	Data       any
+	// Clock is the clinic's time, in which every time and date on the page
+	// is shown: the logged-in practitioner's clinic's, or on a patient's
+	// page the programme's clinic's (UTC when there is neither).
+	Clock pmsbridge.ClinicTime
+	// ForPatients marks a page for patients: it carries their clinic's
+	// name (Clinic, "" when unknown), not ours.
+	ForPatients bool
+	Clinic      string
+	Data        any
+}
+
+// forPatients is page data of a page for patients: the clinic it is from
+// (its name and time; the zero values when unknown).
+type forPatients interface {
+	clinic() (name string, clock pmsbridge.ClinicTime)
 }
 
 // page renders a page with the layout. Rendering goes to a buffer first so
@@ -81,6 +164,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 		return
 	}
 	pd := pageData{Title: title, Region: s.cfg.Region, RegionName: s.regionName(), RequestID: requestID(r.Context()), Me: practitionerFrom(r.Context()), Data: data}
+	if fp, ok := data.(forPatients); ok {
+		pd.ForPatients, pd.Me = true, nil
+		pd.Clinic, pd.Clock = fp.clinic()
+	} else if pd.Me != nil {
+		pd.Clock = s.clinicTime(r)
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", pd); err != nil {
 		s.logger(r.Context()).Error("render page", "page", name, "err", err)
@@ -92,6 +181,21 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// clinicTime is the logged-in practitioner's clinic's time (UTC when it
+// cannot be read).
+func (s *Server) clinicTime(r *http.Request) pmsbridge.ClinicTime {
+	pr := practitionerFrom(r.Context())
+	if pr == nil {
+		return pmsbridge.ClinicTime{}
+	}
+	sub, err := s.deps.Store.GetSubscription(r.Context(), pr.SubscriptionID)
+	if err != nil {
+		s.logger(r.Context()).Warn("read subscription for its time zone", "err", err)
+		return pmsbridge.ClinicTime{}
+	}
+	return sub.ClinicTime()
 }
 
 // regionName is the readable name of this deployment's region.

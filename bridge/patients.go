@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -36,7 +35,17 @@ type patientRow struct {
 	store.Patient
 	OwnerName string
 	Mine      bool
+	// FailedPDFs counts the patient's programme versions whose PDF failed
+	// for good.
+	FailedPDFs int
 }
+
+// Attention filters of the patients list (GET /patients?attention=…,
+// repeatable: a patient shown matches any of them).
+const (
+	attentionBirthYear = "birth-year" // the year of birth is missing, unreadable or differs from Cliniko
+	attentionPDF       = "pdf"        // a programme's PDF failed to reach Cliniko
+)
 
 func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
@@ -45,42 +54,67 @@ func (s *Server) patientsPage(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	attention := r.URL.Query().Get("attention") == "birth-year"
-	names := s.practitionerNames(r, pr.SubscriptionID)
-	var rows []patientRow
-	needs := 0
-	for _, p := range list {
-		bad := p.BirthYearStatus != pmsbridge.BirthYearOK
-		if bad {
-			needs++
+	ids := make([]string, len(list))
+	for i, p := range list {
+		ids[i] = p.ID
+	}
+	failed, err := s.deps.Store.FailedPDFCounts(r.Context(), ids)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	var d patientsData
+	for _, a := range r.URL.Query()["attention"] {
+		switch a {
+		case attentionBirthYear:
+			d.BirthYearFilter = true
+		case attentionPDF:
+			d.PDFFilter = true
 		}
-		if attention && !bad {
+	}
+	names := s.practitionerNames(r, pr.SubscriptionID)
+	for _, p := range list {
+		badYear := p.BirthYearStatus != pmsbridge.BirthYearOK
+		badPDF := failed[p.ID] > 0
+		if badYear {
+			d.YearNeeds++
+		}
+		if badPDF {
+			d.PDFNeeds++
+		}
+		if d.Filtered() && !(d.BirthYearFilter && badYear || d.PDFFilter && badPDF) {
 			continue
 		}
-		rows = append(rows, patientRow{Patient: p, OwnerName: names[p.OwnerID], Mine: p.OwnerID == pr.ID})
+		d.Rows = append(d.Rows, patientRow{Patient: p, OwnerName: names[p.OwnerID], Mine: p.OwnerID == pr.ID, FailedPDFs: failed[p.ID]})
 	}
 	// Alphabetical by family name, then given name, in a collation that
 	// places accented letters next to their base letter (Ó with O).
 	coll := collate.New(language.Und, collate.IgnoreCase)
-	sort.SliceStable(rows, func(i, j int) bool {
-		a, b := rows[i], rows[j]
+	sort.SliceStable(d.Rows, func(i, j int) bool {
+		a, b := d.Rows[i], d.Rows[j]
 		if c := coll.CompareString(a.LastName, b.LastName); c != 0 {
 			return c < 0
 		}
 		return coll.CompareString(a.FirstName, b.FirstName) < 0
 	})
-	hasKey := clinikoUserFrom(r.Context()) != nil
-	s.page(w, r, http.StatusOK, "patients", "Patients", patientsData{rows, attention, needs, len(list), hasKey})
+	d.Total, d.HasKey = len(list), clinikoUserFrom(r.Context()) != nil
+	s.page(w, r, http.StatusOK, "patients", "Patients", d)
 }
 
 // patientsData is what the patients page shows.
 type patientsData struct {
-	Rows      []patientRow
-	Attention bool // only those whose year of birth needs attention
-	Needs     int  // how many need attention
-	Total     int
-	HasKey    bool // the practitioner has a Cliniko key saved
+	Rows []patientRow
+	// BirthYearFilter, PDFFilter: only patients whose year of birth needs
+	// attention, or with a PDF that failed (either, when both).
+	BirthYearFilter, PDFFilter bool
+	YearNeeds                  int // how many have a year of birth that needs attention
+	PDFNeeds                   int // how many have a PDF that failed
+	Total                      int
+	HasKey                     bool // the practitioner has a Cliniko key saved
 }
+
+// Filtered reports whether the list is filtered.
+func (d patientsData) Filtered() bool { return d.BirthYearFilter || d.PDFFilter }
 
 // practitionerNames maps the subscription's practitioner ids to names.
 func (s *Server) practitionerNames(r *http.Request, subID string) map[string]string {
@@ -91,122 +125,6 @@ func (s *Server) practitionerNames(r *http.Request, subID string) map[string]str
 		}
 	}
 	return m
-}
-
-// patientView is everything the patient page and JSON show.
-type patientView struct {
-	Patient    store.Patient
-	OwnerName  string
-	Mine       bool
-	SharedWith []store.Practitioner
-	Colleagues []store.Practitioner
-	Programmes []programmeView
-	Catalogue  []pmsbridge.Exercise
-	Today      string
-	Notice     string
-	Error      string
-	Attempts   []store.AuditEntry
-	// AttemptCounts counts every try by kind (locked tries are listed
-	// at most once per hour and device, but all counted).
-	AttemptCounts map[string]int
-}
-
-type programmeView struct {
-	pmsbridge.Programme
-	PDF store.PDFState
-}
-
-func (s *Server) patientView(r *http.Request, p store.Patient) (patientView, error) {
-	ctx := r.Context()
-	pr := practitionerFrom(ctx)
-	v := patientView{Patient: p, Mine: p.OwnerID == pr.ID, Catalogue: pmsbridge.Catalogue(), Today: s.cfg.Now().UTC().Format("2006-01-02")}
-	ps, err := s.deps.Store.ListPractitioners(ctx, p.SubscriptionID)
-	if err != nil {
-		return v, err
-	}
-	shared := map[string]bool{}
-	for _, id := range p.SharedWith {
-		shared[id] = true
-	}
-	for _, x := range ps {
-		if x.ID == p.OwnerID {
-			v.OwnerName = x.Name
-		}
-		if shared[x.ID] {
-			v.SharedWith = append(v.SharedWith, x)
-		}
-		if x.ID != p.OwnerID && x.Active {
-			v.Colleagues = append(v.Colleagues, x)
-		}
-	}
-	progs, err := s.deps.Store.ListProgrammes(ctx, p.ID)
-	if err != nil {
-		return v, err
-	}
-	for _, prog := range progs {
-		st, err := s.deps.Store.PDFStateOf(ctx, prog.ID, prog.Version)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return v, err
-		}
-		if st.State == "" {
-			st.State = pmsbridge.PDFPending
-		}
-		v.Programmes = append(v.Programmes, programmeView{Programme: prog, PDF: st})
-	}
-	sort.SliceStable(v.Programmes, func(i, j int) bool {
-		a, b := v.Programmes[i], v.Programmes[j]
-		if !a.CreatedAt.Equal(b.CreatedAt) {
-			return a.CreatedAt.After(b.CreatedAt)
-		}
-		return a.Version > b.Version
-	})
-	if v.Attempts, v.AttemptCounts, err = s.deps.Store.AccessAttemptsOf(ctx, p.ID, 50); err != nil {
-		return v, err
-	}
-	return v, nil
-}
-
-var patientNotices = map[string]string{
-	"shared":      "The patient is now shared.",
-	"unshared":    "The patient is no longer shared with that colleague.",
-	"transferred": "The patient now belongs to your colleague.",
-	"refreshing":  "pmsbridge is reading the patient's details from Cliniko again. Reload the page in a moment.",
-	"year":        "The year of birth is saved.",
-	"cliniko":     "The year of birth now comes from Cliniko again.",
-	"assigned":    "The programme is assigned. Its PDF is on its way to the patient's files in Cliniko.",
-	"resent":      "The PDF is being sent to Cliniko again.",
-}
-
-func (s *Server) patientPage(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.loadPatient(w, r)
-	if !ok {
-		return
-	}
-	v, err := s.patientView(r, p)
-	if err != nil {
-		s.Error(w, r, err)
-		return
-	}
-	v.Notice = patientNotices[r.URL.Query().Get("done")]
-	s.page(w, r, http.StatusOK, "patient", p.Name(), v)
-}
-
-// patientError answers a form post about patient p that failed with err:
-// a refusal the practitioner can act on shows on the patient's page, with
-// its status (answerFor); anything else is Error's.
-func (s *Server) patientError(w http.ResponseWriter, r *http.Request, p store.Patient, err error) {
-	var refusal *flows.Error
-	if !errors.As(err, &refusal) || refusal.Code == flows.NotFound {
-		s.Error(w, r, err)
-		return
-	}
-	v, verr := s.patientView(r, p)
-	if verr != nil {
-		s.Error(w, r, verr)
-		return
-	}
-	v.Error = refusal.Message
-	s.page(w, r, answerFor(err).status, "patient", p.Name(), v)
 }
 
 // PatientJSON is the patient document of GET /api/patients/{id}.
@@ -241,14 +159,20 @@ type ClinikoJSON struct {
 	ArchivedInCliniko bool       `json:"archived_in_cliniko"`
 }
 
-// ProgrammeJSON is one programme version with its PDF sync state.
+// ProgrammeJSON is one programme version with its PDF sync state and the
+// messages that carry its code to the patient.
 type ProgrammeJSON struct {
-	ID       string  `json:"id"`
-	Version  int     `json:"version"`
-	Title    string  `json:"title"`
-	Code     string  `json:"code"`
-	StartsOn string  `json:"starts_on"`
-	PDF      PDFJSON `json:"pdf"`
+	ID       string `json:"id"`
+	Version  int    `json:"version"`
+	Title    string `json:"title"`
+	Code     string `json:"code"`
+	StartsOn string `json:"starts_on"`
+	// Current says this is the programme's current (latest) version.
+	Current bool    `json:"current"`
+	PDF     PDFJSON `json:"pdf"`
+	// CodeDelivery lists every message asked for on the programme (all
+	// its versions share the code), oldest first; [] when none.
+	CodeDelivery []CodeDeliveryJSON `json:"code_delivery"`
 }
 
 // PDFJSON is a programme version's PDF sync state. Every field of the
@@ -265,14 +189,14 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	v, err := s.patientView(r, p)
+	v, err := s.flows.PatientView(r.Context(), *practitionerFrom(r.Context()), p)
 	if err != nil {
 		s.errorJSON(w, r, err)
 		return
 	}
 	out := PatientJSON{ID: p.ID, FirstName: p.FirstName, LastName: p.LastName, Email: p.Email, Mobile: p.Mobile, Gender: p.Gender,
 		BirthYearStatus: p.BirthYearStatus, BirthYearSource: p.BirthYearSource, BirthYearRaw: p.BirthYearRaw,
-		Owner: NamedID{ID: p.OwnerID, Name: v.OwnerName}, Programmes: []ProgrammeJSON{}}
+		Owner: NamedID{ID: p.OwnerID, Name: v.Owner.Name}, Programmes: []ProgrammeJSON{}}
 	if p.YearOfBirth != 0 {
 		y := p.YearOfBirth
 		out.YearOfBirth = &y
@@ -289,9 +213,20 @@ func (s *Server) patientJSON(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Cliniko = c
 	}
-	for _, prog := range v.Programmes {
-		out.Programmes = append(out.Programmes, ProgrammeJSON{ID: prog.ID, Version: prog.Version, Title: prog.Title, Code: prog.Code, StartsOn: prog.StartsOn,
-			PDF: PDFJSON{State: prog.PDF.State, Cause: string(prog.PDF.Cause), Reason: prog.PDF.Reason, AttachmentID: prog.PDF.AttachmentID}})
+	codes, err := s.codesOf(r.Context(), v)
+	if err != nil {
+		s.errorJSON(w, r, err)
+		return
+	}
+	// Every version of every programme (the contract), the current one of
+	// each first.
+	for _, row := range v.Programmes {
+		for i, prog := range row.Versions() {
+			out.Programmes = append(out.Programmes, ProgrammeJSON{ID: prog.ID, Version: prog.Version, Title: prog.Title, Code: prog.Code,
+				StartsOn: prog.StartsOn, Current: i == 0,
+				PDF:          PDFJSON{State: prog.PDF.State, Cause: string(prog.PDF.Cause), Reason: prog.PDF.Reason, AttachmentID: prog.PDF.AttachmentID},
+				CodeDelivery: codeDeliveryJSON(codes[prog.ID])})
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -329,7 +264,7 @@ func (s *Server) share(w http.ResponseWriter, r *http.Request) {
 	}
 	action := shareAction(r.PostForm)
 	if _, err := s.flows.Share(r.Context(), *practitionerFrom(r.Context()), p, r.PostForm.Get("email"), action); err != nil {
-		s.patientError(w, r, p, err)
+		s.patientError(w, r, p, err, nil)
 		return
 	}
 	done := "shared"
@@ -347,7 +282,7 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 	}
 	stillMine, err := s.flows.Transfer(r.Context(), *practitionerFrom(r.Context()), p, r.PostForm.Get("email"))
 	if err != nil {
-		s.patientError(w, r, p, err)
+		s.patientError(w, r, p, err, nil)
 		return
 	}
 	// The practitioner may no longer be able to open the patient.
@@ -356,21 +291,6 @@ func (s *Server) transfer(w http.ResponseWriter, r *http.Request) {
 		target = "/patients/" + p.ID + "?done=transferred"
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-// refresh is POST /patients/{id}/refresh: read the details from Cliniko
-// again.
-func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
-	p, ok := s.loadPatient(w, r)
-	if !ok {
-		return
-	}
-	hasKey := clinikoUserFrom(r.Context()) != nil
-	if err := s.flows.Refresh(r.Context(), *practitionerFrom(r.Context()), hasKey, p); err != nil {
-		s.patientError(w, r, p, err)
-		return
-	}
-	http.Redirect(w, r, "/patients/"+p.ID+"?done=refreshing", http.StatusSeeOther)
 }
 
 // birthYearForm reads the birth-year form: year=YYYY (0 when it is not a
@@ -399,7 +319,7 @@ func (s *Server) birthYear(w http.ResponseWriter, r *http.Request) {
 		err = s.flows.SetBirthYear(r.Context(), pr, p, year)
 	}
 	if err != nil {
-		s.patientError(w, r, p, err)
+		s.patientError(w, r, p, err, nil)
 		return
 	}
 	http.Redirect(w, r, "/patients/"+p.ID+"?done="+done, http.StatusSeeOther)

@@ -30,16 +30,20 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("POST /patients/{id}/birth-year", auth(s.birthYear))
 	mux.Handle("POST /patients/{id}/programmes", auth(s.assign))
 	mux.Handle("POST /patients/{id}/programmes/{pid}/versions/{v}/resend", auth(s.resend))
+	mux.Handle("POST /patients/{id}/programmes/{pid}/unlock", auth(s.unlock))
 	mux.Handle("GET /patients/{id}/programmes/{pid}/versions/{v}/pdf", auth(s.downloadPDF))
+	mux.Handle("POST /patients/{id}/programmes/{pid}/send-code", auth(s.sendCode))
 	mux.Handle("GET /api/exercises", http.HandlerFunc(s.exercises))
 
 	mux.HandleFunc("POST /webhooks/programmes", s.webhook)
 
 	mux.HandleFunc("GET /access", s.accessPage)
 	mux.HandleFunc("POST /access", s.access)
+	mux.HandleFunc("GET /access/programme", s.accessProgramme)
 	mux.HandleFunc("GET /access/pdf", s.accessPDF)
 
 	s.adminRoutes(mux)
+	s.queuesRoutes(mux)
 	mux.Handle("/", sess(s.notFound))
 }
 

@@ -26,7 +26,13 @@ type Config struct {
 	SecureCookies bool
 	WebhookSecret string
 	AdminToken    string
+	// QueuesActions lets the queue monitor act on tasks
+	// (admin.queues_actions); false: it only shows them.
+	QueuesActions bool
 	Version       string
+	// TimeZone is the region's default clinic time zone (IANA): patients'
+	// pages that know no clinic show times in it.
+	TimeZone string
 	// TrustedProxies are the reverse proxies in front (http.trusted_proxies):
 	// only from these peers is X-Forwarded-For believed. Empty: the client
 	// is the connection's peer.
@@ -35,10 +41,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Region is one regional deployment, for the page that lists them.
-type Region struct {
-	Code, Name, URL string
-}
+// Region is one regional deployment, for the page that lists them (the
+// flows' own: they name the region a clinic belongs in).
+type Region = flows.Region
 
 // Checks are the readiness checks of the process.
 type Checks struct {

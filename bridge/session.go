@@ -75,7 +75,10 @@ func loggedIn(ctx context.Context, token string, pr *store.Practitioner, cu *sto
 	if cu != nil {
 		ctx = context.WithValue(ctx, ctxClinikoUser, cu)
 	}
-	return context.WithValue(ctx, ctxSession, token)
+	ctx = context.WithValue(ctx, ctxSession, token)
+	// What this practitioner asks for (a resend replays a failed
+	// upload) is theirs in the jobs' history.
+	return store.ActingAs(ctx, store.Actor{Via: store.ViaPractitioner, Who: pr.Email})
 }
 
 // requireLogin sends visitors without a session to the login page, and

@@ -5,30 +5,26 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/flows"
-	"github.com/physitrack/pmsbridge/store"
 )
 
 type settingsData struct {
-	User     store.ClinikoUser
-	HasKey   bool
-	CanUp    bool
-	AppURL   string
-	Notice   string
-	Error    string
-	Next     string
-	NeedKey  bool
-	Replayed int
+	flows.KeyStatus
+	AppURL  string
+	Notice  string
+	Error   string
+	Next    string
+	NeedKey bool
+	// ConfirmRemove shows the second step of "Remove the saved key".
+	ConfirmRemove bool
 }
 
 func (s *Server) settingsData(r *http.Request) (settingsData, error) {
-	pr := practitionerFrom(r.Context())
-	cu, ok, err := s.deps.Store.ClinikoUserOf(r.Context(), pr.ID)
+	st, err := s.flows.KeyStatus(r.Context(), *practitionerFrom(r.Context()))
 	if err != nil {
 		return settingsData{}, err
 	}
-	return settingsData{User: cu, HasKey: ok, CanUp: cliniko.CanUpload(cu.Role), AppURL: s.cfg.PublicURL + "/cliniko_patient_import"}, nil
+	return settingsData{KeyStatus: st, AppURL: s.cfg.PublicURL + "/cliniko_patient_import"}, nil
 }
 
 func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
@@ -39,13 +35,16 @@ func (s *Server) settingsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	d.Next = localPath(q.Get("next"))
-	d.NeedKey = q.Get("need") == "key" && !d.HasKey
-	d.Notice = settingsNotice(q.Get("done"), q.Get("replayed"))
+	d.NeedKey = q.Get("need") == "key" && !d.Saved
+	d.Notice = settingsNotice(q.Get("done"), q.Get("replayed"), q.Get("zone") == "1")
+	d.ConfirmRemove = q.Get("remove") == "confirm" && d.Saved
 	s.page(w, r, http.StatusOK, "settings", "Cliniko settings", d)
 }
 
 // saveSettings is POST /settings/cliniko: api_key is checked with Cliniko
-// (GET /user) before it is saved; action=remove deletes the saved key.
+// (GET /user) before it is saved; action=remove deletes the saved key (the
+// page asks first, with a link to ?remove=confirm; scripts post it
+// directly, as design.md says).
 func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 	pr := practitionerFrom(r.Context())
 	if !s.parseForm(w, r) {
@@ -60,7 +59,7 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/settings/cliniko?done=removed", http.StatusSeeOther)
 		return
 	}
-	n, err := s.flows.SaveKey(r.Context(), *pr, strings.TrimSpace(r.PostForm.Get("api_key")))
+	saved, err := s.flows.SaveKey(r.Context(), *pr, strings.TrimSpace(r.PostForm.Get("api_key")))
 	var refusal *flows.Error
 	if errors.As(err, &refusal) {
 		d, derr := s.settingsData(r)
@@ -79,5 +78,9 @@ func (s *Server) saveSettings(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, "/settings/cliniko?done=saved&replayed="+itoa(n), http.StatusSeeOther)
+	target := "/settings/cliniko?done=saved&replayed=" + itoa(saved.Replayed)
+	if saved.TimeZoneFilled {
+		target += "&zone=1"
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }

@@ -101,8 +101,10 @@ const maxDescription = 255
 // second attachment); a caller that gets an error from it should list the
 // patient's attachments before trying again.
 //
-// The filename is reduced to letters, digits, '.', '-' and '_' (Cliniko's
-// handling of other characters in upload_url is UNCONFIRMED).
+// The filename is reduced to ASCII letters, digits, spaces, '.', '-', '_'
+// and parentheses: what people name files in Cliniko's own upload, and
+// safe in the storage key and upload_url (Cliniko's handling of other
+// characters there is UNCONFIRMED).
 func (c *Client) UploadAttachment(ctx context.Context, a Auth, patientID, filename, description string, content []byte) (Attachment, error) {
 	if err := checkID("presign", "the patient id", patientID); err != nil {
 		return Attachment{}, err
@@ -250,20 +252,20 @@ func contentType(filename string) string {
 	return "application/octet-stream"
 }
 
-// safeFilename keeps letters, digits, '.', '-' and '_', replacing anything
-// else with '_', and never returns "".
+// safeFilename keeps ASCII letters, digits, spaces, '.', '-', '_' and
+// parentheses, replacing anything else with '_', and never returns "".
 func safeFilename(name string) string {
 	name = path.Base(strings.ReplaceAll(name, `\`, "/"))
 	var b strings.Builder
 	for _, r := range name {
 		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_', r == ' ', r == '(', r == ')':
 			b.WriteRune(r)
 		default:
 			b.WriteByte('_')
 		}
 	}
-	s := strings.Trim(b.String(), ".")
+	s := strings.Trim(b.String(), ". ")
 	if s == "" || s == "_" {
 		s = "file"
 	}

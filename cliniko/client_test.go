@@ -446,7 +446,7 @@ func TestUploadAttachment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := cliniko.Attachment{ID: at.ID, PatientID: sandbox.DemoPatientID, Description: "Knee rehab, week 1",
-		Filename: "Knee_rehab_v1.pdf", ContentType: "application/pdf", Size: int64(len(pdf)),
+		Filename: "Knee rehab v1.pdf", ContentType: "application/pdf", Size: int64(len(pdf)),
 		ProcessingCompleted: true, CreatedAt: fixedNow.Truncate(time.Second)}
 	if diff := cmp.Diff(want, at); diff != "" {
 		t.Errorf("attachment (-want +got):\n%s", diff)

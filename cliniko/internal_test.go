@@ -114,7 +114,9 @@ func TestDecodeIDs(t *testing.T) {
 func TestSafeFilename(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"programme-v1.pdf", "programme-v1.pdf"},
-		{"Knee rehab – Zoë.pdf", "Knee_rehab___Zo_.pdf"},
+		{"Knee rehab – Zoë.pdf", "Knee rehab _ Zo_.pdf"},
+		{"Knee rehab - week 1 (v2) 2026-11-30.pdf", "Knee rehab - week 1 (v2) 2026-11-30.pdf"},
+		{" spaced .pdf ", "spaced .pdf"},
 		{"../../etc/passwd", "passwd"},
 		{"", "file"},
 		{"...", "file"},

@@ -123,6 +123,9 @@ type Webhooks struct {
 type Admin struct {
 	// Token is the bearer token for /admin. Empty disables /admin (503).
 	Token string `mapstructure:"token"`
+	// QueuesActions lets the queue monitor (asynqmon, /admin/queues/) act
+	// on tasks; false (the default) keeps it read-only.
+	QueuesActions bool `mapstructure:"queues_actions"`
 }
 
 // Sync configures the periodic birth-year sync from Cliniko.

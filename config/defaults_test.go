@@ -90,6 +90,12 @@ func flagDefault(t *testing.T, f *pflag.Flag, want any) any {
 			t.Fatalf("flag default %q: %v", f.DefValue, err)
 		}
 		return n
+	case bool:
+		b, err := strconv.ParseBool(f.DefValue)
+		if err != nil {
+			t.Fatalf("flag default %q: %v", f.DefValue, err)
+		}
+		return b
 	case []string:
 		if f.DefValue != "[]" {
 			t.Fatalf("flag default %q, want an empty list", f.DefValue)

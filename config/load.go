@@ -54,6 +54,7 @@ var Keys = []Key{
 	{Name: "secrets.previous_encryption_keys", Flag: "secrets-previous-encryption-keys", Usage: "older encryption keys still accepted for reading after a rotation (comma-separated)", Default: []string{}, Secret: true},
 	{Name: "webhooks.secret", Flag: "webhooks-secret", Usage: "HMAC secret of POST /webhooks/programmes (empty: the webhook answers 503)", Secret: true},
 	{Name: "admin.token", Flag: "admin-token", Usage: "bearer token for /admin (empty: admin answers 503)", Secret: true},
+	{Name: "admin.queues_actions", Flag: "admin-queues-actions", Usage: "let the queue monitor at /admin/queues/ (asynqmon) act on tasks: run, delete, archive, pause (false: it only shows them)", Default: false},
 	{Name: "sync.interval", Flag: "sync-interval", Usage: "birth-year sync period (at least 1m)", Default: jobs.DefaultSyncInterval},
 	{Name: "worker.concurrency", Flag: "worker-concurrency", Usage: "jobs one work process runs at once", Default: jobs.DefaultConcurrency},
 	{Name: "log.format", Flag: "log-format", Usage: "log format: json or text", Default: "json"},
@@ -103,6 +104,8 @@ func AddFlags(fs *pflag.FlagSet) {
 		switch d := k.Default.(type) {
 		case int:
 			fs.Int(k.Flag, d, usage)
+		case bool:
+			fs.Bool(k.Flag, d, usage)
 		case time.Duration:
 			fs.Duration(k.Flag, d, usage)
 		case []string:

@@ -16,10 +16,9 @@ import (
 
 // Limits on programme text.
 const (
-	maxTitle        = 200
-	maxNotes        = 4000
-	maxExercises    = 60
-	maxInstructions = 2000
+	maxTitle     = 200
+	maxNotes     = 4000
+	maxExercises = 60
 )
 
 // Assignment is a programme version to assign, as the assign form or the
@@ -33,37 +32,54 @@ type Assignment struct {
 	Version  int
 	Title    string
 	Notes    string
-	StartsOn string // YYYY-MM-DD; "" means today
-	// CatalogueIDs are the form's exercises, by catalogue id; Exercises the
-	// webhook's, spelt out. An assignment has one or the other.
+	StartsOn string // YYYY-MM-DD; "" means today in the clinic
+	// CatalogueIDs are the form's exercises in the order posted: catalogue
+	// ids, or "cur:N" for the Nth exercise (from 0) of the programme's
+	// current version, so that a new version keeps exercises the catalogue
+	// does not have (the platform's own). Exercises are the webhook's,
+	// spelt out. An assignment has one or the other.
 	CatalogueIDs []string
-	Exercises    []pmsbridge.Exercise
+	// Doses are the form's dose fields of the chosen exercises: by the
+	// exercise's CatalogueIDs value, then pmsbridge.DoseField.Key, the text
+	// typed ("" is 0: not stated). A field not sent keeps the exercise's
+	// dose (the catalogue's default, or the current version's).
+	Doses     map[string]map[string]string
+	Exercises []pmsbridge.Exercise
 }
+
+// CurrentExercise is the form's value for the ith exercise (from 0) of a
+// programme's current version (Assignment.CatalogueIDs).
+func CurrentExercise(i int) string { return "cur:" + strconv.Itoa(i) }
 
 // Assign assigns a programme version to patient p (whom pr may open), from
 // the assign form: it is saved, its PDF upload queued, and acknowledged once
 // it is durable. A new version of one of the patient's programmes keeps its
 // code. *Error Invalid names every problem of the form at once.
 func (f *Flows) Assign(ctx context.Context, pr store.Practitioner, p store.Patient, a Assignment) (pmsbridge.Programme, error) {
-	prog, err := f.programme(pr, p, a)
+	var base *pmsbridge.Programme
+	if id := strings.TrimSpace(a.ProgrammeID); id != "" {
+		latest, err := f.Store.GetProgramme(ctx, id, 0)
+		if errors.Is(err, store.ErrNotFound) || err == nil && latest.PatientID != p.ID {
+			return pmsbridge.Programme{}, refuse(Invalid, "That programme is not one of this patient's.")
+		} else if err != nil {
+			return pmsbridge.Programme{}, err
+		}
+		base = &latest
+	}
+	prog, err := f.programme(ctx, pr, p, a, base)
 	if err != nil {
 		return prog, err
 	}
-	if prog.ID != "" {
-		latest, err := f.Store.GetProgramme(ctx, prog.ID, 0)
-		if errors.Is(err, store.ErrNotFound) || err == nil && latest.PatientID != p.ID {
-			return prog, refuse(Invalid, "That programme is not one of this patient's.")
-		} else if err != nil {
-			return prog, err
-		}
-		prog.Version = latest.Version + 1
+	if base != nil {
+		prog.Version = base.Version + 1
 	}
 	return f.assign(ctx, prog, p)
 }
 
 // programme is the programme version that a sends, checked: every problem
-// in one *Error Invalid.
-func (f *Flows) programme(pr store.Practitioner, p store.Patient, a Assignment) (pmsbridge.Programme, error) {
+// in one *Error Invalid. base is the programme's current version when a is
+// a new version of it from the form (its exercises can be chosen again).
+func (f *Flows) programme(ctx context.Context, pr store.Practitioner, p store.Patient, a Assignment, base *pmsbridge.Programme) (pmsbridge.Programme, error) {
 	now := f.Now().UTC()
 	prog := pmsbridge.Programme{
 		ID: strings.TrimSpace(a.ProgrammeID), Version: a.Version, PatientID: p.ID, PractitionerID: pr.ID,
@@ -71,15 +87,16 @@ func (f *Flows) programme(pr store.Practitioner, p store.Patient, a Assignment) 
 		Exercises: a.Exercises, CreatedAt: now,
 	}
 	if prog.StartsOn == "" {
-		prog.StartsOn = now.Format("2006-01-02")
+		prog.StartsOn = f.clinicTime(ctx, p.SubscriptionID).ISODate(now)
 	}
 	var problems []string
-	for _, id := range a.CatalogueIDs {
-		e, ok := pmsbridge.CatalogueExercise(id)
+	for _, v := range a.CatalogueIDs {
+		e, ok := chosenExercise(v, base)
 		if !ok {
 			problems = append(problems, "An exercise in the form is not in the catalogue.")
 			break
 		}
+		problems = append(problems, applyDoses(&e, a.Doses[v])...)
 		prog.Exercises = append(prog.Exercises, e)
 	}
 	problems = append(problems, programmeProblems(prog)...)
@@ -89,7 +106,48 @@ func (f *Flows) programme(pr store.Practitioner, p store.Patient, a Assignment) 
 	return prog, nil
 }
 
-// programmeProblems checks a programme's fields, one sentence per problem.
+// chosenExercise is the exercise a form value names: a catalogue id, or
+// "cur:N" of base.
+func chosenExercise(v string, base *pmsbridge.Programme) (pmsbridge.Exercise, bool) {
+	if n, ok := strings.CutPrefix(v, "cur:"); ok {
+		i, err := strconv.Atoi(n)
+		if base == nil || err != nil || i < 0 || i >= len(base.Exercises) {
+			return pmsbridge.Exercise{}, false
+		}
+		return base.Exercises[i], true
+	}
+	return pmsbridge.CatalogueExercise(v)
+}
+
+// applyDoses sets the dose fields typed for e (see Assignment.Doses): a
+// whole number, "" for 0. The ranges are checked with the rest of the
+// exercise (pmsbridge.ExerciseProblems).
+func applyDoses(e *pmsbridge.Exercise, typed map[string]string) []string {
+	var out []string
+	for _, d := range pmsbridge.DoseFields {
+		text, ok := typed[d.Key]
+		if !ok {
+			continue
+		}
+		text = strings.TrimSpace(text)
+		if text == "" {
+			*d.Get(e) = 0
+			continue
+		}
+		n, err := strconv.Atoi(text)
+		if err != nil {
+			out = append(out, e.Name+": "+d.Name+" must be a whole number (or empty).")
+			*d.Get(e) = 0
+			continue
+		}
+		*d.Get(e) = n
+	}
+	return out
+}
+
+// programmeProblems checks a programme's fields, one sentence per problem;
+// each exercise by pmsbridge.ExerciseProblems, the one check of the form
+// and the webhook.
 func programmeProblems(p pmsbridge.Programme) []string {
 	var out []string
 	if p.Title == "" {
@@ -105,30 +163,39 @@ func programmeProblems(p pmsbridge.Programme) []string {
 	} else if len(p.Exercises) > maxExercises {
 		out = append(out, "Too many exercises (at most "+strconv.Itoa(maxExercises)+").")
 	}
-	if _, err := time.Parse("2006-01-02", p.StartsOn); err != nil {
+	if _, err := time.Parse(pmsbridge.ISODateLayout, p.StartsOn); err != nil {
 		out = append(out, "The start date must be a date like 2026-11-22.")
 	}
-	for _, e := range p.Exercises {
-		if strings.TrimSpace(e.Name) == "" || utf8.RuneCountInString(e.Name) > maxTitle || utf8.RuneCountInString(e.Instructions) > maxInstructions {
-			out = append(out, "Every exercise needs a name (at most 200 characters) and instructions of at most 2000 characters.")
+	for i, e := range p.Exercises {
+		if i >= maxExercises {
 			break
 		}
-		if e.Sets < 0 || e.Reps < 0 || e.HoldSeconds < 0 || e.TimesPerDay < 0 || e.DaysPerWeek < 0 ||
-			e.Sets > 100 || e.Reps > 1000 || e.HoldSeconds > 3600 || e.TimesPerDay > 24 || e.DaysPerWeek > 7 {
-			out = append(out, "Exercise dosages must be sensible numbers (days per week at most 7).")
-			break
-		}
+		out = append(out, pmsbridge.ExerciseProblems(e)...)
 	}
 	return out
 }
 
+// clinicTime is the formatter of subscription subID's clinic time (UTC
+// when the subscription cannot be read: a date is still given).
+func (f *Flows) clinicTime(ctx context.Context, subID string) pmsbridge.ClinicTime {
+	sub, err := f.Store.GetSubscription(ctx, subID)
+	if err != nil {
+		f.logger(ctx).Warn("read subscription for its time zone", "err", err)
+		return pmsbridge.ClinicTime{}
+	}
+	return sub.ClinicTime()
+}
+
 // assign is what every assignment does, from the form or the webhook: save
-// the version, queue what it owes (its PDF upload), and answer only once the
-// replicas hold it (redis.ack_replicas: a failover must not lose an
-// assignment the user was told about). A version saved by an earlier
-// request whose enqueue failed is still owed: it is queued now (joining the
-// task if it is in fact queued). The code message to the patient (issue 15)
-// is owed work of the same kind and joins here.
+// the version, record and queue what it owes (its PDF upload, and for a first
+// version the message with the patient's code: jobs.Codes.Assigned), and
+// answer only once the replicas hold it (redis.ack_replicas: a failover must
+// not lose an assignment the user was told about, nor the message it
+// promised). Every record is written before anything is queued, so a queue
+// that fails leaves owed work the reconciler finds. A repeated assignment (a
+// duplicate webhook, a version saved by an earlier request whose enqueue
+// failed) queues what is still owed, joining a task that is in fact queued,
+// and asks for no second message.
 func (f *Flows) assign(ctx context.Context, prog pmsbridge.Programme, p store.Patient) (pmsbridge.Programme, error) {
 	saved, created, err := f.Store.CreateProgramme(ctx, prog)
 	if errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrConflict) {
@@ -137,16 +204,21 @@ func (f *Flows) assign(ctx context.Context, prog pmsbridge.Programme, p store.Pa
 	if err != nil {
 		return saved, err
 	}
+	uploadOwed := true
 	if created {
 		if err := f.Store.SetPDFState(ctx, saved.ID, saved.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
 			return saved, err
 		}
 	} else if st, err := f.Store.PDFStateOf(ctx, saved.ID, saved.Version); err == nil && st.State != pmsbridge.PDFPending {
-		// Already handled: uploaded, failed (support replays) or not linked.
-		return saved, f.Store.Durable(ctx)
+		uploadOwed = false // already handled: uploaded, failed (support replays) or not linked
 	}
-	if _, err := f.Jobs.EnqueueUpload(ctx, uploadOf(saved, p)); err != nil {
+	if _, err := f.Codes.Assigned(ctx, saved); err != nil {
 		return saved, err
+	}
+	if uploadOwed {
+		if _, err := f.Jobs.EnqueueUpload(ctx, uploadOf(saved, p)); err != nil {
+			return saved, err
+		}
 	}
 	return saved, f.Store.Durable(ctx)
 }
@@ -194,10 +266,9 @@ func (f *Flows) Resend(ctx context.Context, p store.Patient, prog pmsbridge.Prog
 // ProgrammePDF is the PDF of a programme version of patient p, the same one
 // that goes to Cliniko, with its file name.
 func (f *Flows) ProgrammePDF(ctx context.Context, p store.Patient, prog pmsbridge.Programme) ([]byte, string, error) {
-	by := f.Store.BylineOf(ctx, prog, p)
-	b, err := pdf.Render(pdf.Document{Programme: prog, PatientName: p.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic, AccessURL: f.AccessURL})
+	b, err := pdf.Render(jobs.DocumentOf(ctx, f.Store, f.AccessURL, prog, p))
 	if err != nil {
 		return nil, "", err
 	}
-	return b, jobs.PDFFilename(prog.ID, prog.Version), nil
+	return b, jobs.PDFFilename(prog), nil
 }

@@ -82,6 +82,82 @@ func TestAssign(t *testing.T) {
 	}
 }
 
+// TestAssignDoses: the form's doses replace the catalogue's; a new version
+// can choose the current version's exercises (also those not in the
+// catalogue, from the platform) with their doses; bad doses are refused
+// naming the exercise and the field, by the same check as the webhook's.
+func TestAssignDoses(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.patient(t)
+	v1, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set", "ex_bridge"},
+		Doses: map[string]map[string]string{"ex_quad_set": {"sets": "4", "reps": "12", "hold_seconds": "", "times_per_day": "3", "days_per_week": "6"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge, _ := pmsbridge.CatalogueExercise("ex_bridge")
+	if got := v1.Exercises[0]; got.Sets != 4 || got.Reps != 12 || got.HoldSeconds != 0 || got.TimesPerDay != 3 || got.DaysPerWeek != 6 {
+		t.Errorf("typed doses: %+v", got)
+	}
+	if v1.Exercises[1] != bridge {
+		t.Errorf("untouched exercise %+v, want the catalogue's %+v", v1.Exercises[1], bridge)
+	}
+	// A platform version with an exercise of its own, then a new version
+	// from the form that keeps it and changes its reps.
+	own := pmsbridge.Exercise{Name: "Stairs with a rail", Instructions: "Up and down.", Sets: 1, Reps: 5, DaysPerWeek: 3}
+	if _, err := b.f.assign(b.ctx, pmsbridge.Programme{ID: v1.ID, Version: 2, PatientID: p.ID, PractitionerID: b.pr.ID, Title: "Knee",
+		StartsOn: "2026-11-22", Exercises: []pmsbridge.Exercise{own}}, p); err != nil {
+		t.Fatal(err)
+	}
+	v3, err := b.f.Assign(b.ctx, b.pr, p, Assignment{ProgrammeID: v1.ID, Title: "Knee", CatalogueIDs: []string{CurrentExercise(0), "ex_bridge"},
+		Doses: map[string]map[string]string{CurrentExercise(0): {"reps": "8"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (pmsbridge.Exercise{Name: own.Name, Instructions: own.Instructions, Sets: 1, Reps: 8, DaysPerWeek: 3}); v3.Version != 3 || v3.Exercises[0] != want {
+		t.Errorf("version %d kept %+v, want %+v", v3.Version, v3.Exercises[0], want)
+	}
+	for _, tc := range []struct {
+		desc  string
+		doses map[string]string
+		says  string
+	}{
+		{"too many sets", map[string]string{"sets": "21"}, "Quadriceps setting: sets must be from 0 to 20."},
+		{"negative hold", map[string]string{"hold_seconds": "-5"}, "Quadriceps setting: hold (seconds) must be from 0 to 600."},
+		{"eight days a week", map[string]string{"days_per_week": "8"}, "Quadriceps setting: days a week must be from 0 to 7."},
+		{"not a number", map[string]string{"reps": "ten"}, "Quadriceps setting: reps must be a whole number (or empty)."},
+	} {
+		_, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set"}, Doses: map[string]map[string]string{"ex_quad_set": tc.doses}})
+		wantRefusal(t, tc.desc, err, Invalid, tc.says)
+	}
+	_, err = b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{CurrentExercise(0)}})
+	wantRefusal(t, "the current version's exercise of no programme", err, Invalid, "not in the catalogue")
+	// The webhook's exercises are checked by the same rule.
+	wp := &PlatformProgramme{PatientID: p.ID, PractitionerID: b.pr.ID, Assignment: Assignment{ProgrammeID: "prg_dose", Version: 1, Title: "Knee",
+		Exercises: []pmsbridge.Exercise{{Name: "Quad set", Sets: 21}}}}
+	_, err = b.f.AcceptEvent(b.ctx, PlatformEvent{ID: "e-dose", Type: "programme.assigned", SignedAt: b.clock.Now(), Programme: wp})
+	wantRefusal(t, "the webhook's dose", err, Invalid, "Quad set: sets must be from 0 to 20.")
+}
+
+// TestAssignStartsOnClinicDay: without a start date, a programme starts on
+// the clinic's today, not UTC's.
+func TestAssignStartsOnClinicDay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	p := b.patient(t)
+	b.clock.Advance(2 * time.Hour) // 22 Nov 2026, 12:00 UTC: the 23rd in Auckland
+	if _, err := b.st.SetSubscriptionTimeZone(b.ctx, b.sub.ID, "Pacific/Auckland"); err != nil {
+		t.Fatal(err)
+	}
+	prog, err := b.f.Assign(b.ctx, b.pr, p, Assignment{Title: "Knee", CatalogueIDs: []string{"ex_quad_set"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prog.StartsOn != "2026-11-23" {
+		t.Errorf("starts on %s, want the clinic's today 2026-11-23", prog.StartsOn)
+	}
+}
+
 // TestAcceptEvent: the platform's event is taken once per id; a stale or
 // unusable one is refused and released, so a good redelivery is taken.
 func TestAcceptEvent(t *testing.T) {
@@ -159,7 +235,7 @@ func TestProgrammePDF(t *testing.T) {
 	b := setup(t)
 	p, prog := b.assigned(t)
 	pdf, name, err := b.f.ProgrammePDF(b.ctx, p, prog)
-	if err != nil || !strings.HasPrefix(string(pdf), "%PDF-") || name != jobs.PDFFilename(prog.ID, 1) {
+	if err != nil || !strings.HasPrefix(string(pdf), "%PDF-") || name != jobs.PDFFilename(prog) {
 		t.Errorf("ProgrammePDF: %d bytes starting %q, %q, %v", len(pdf), string(pdf[:min(5, len(pdf))]), name, err)
 	}
 }

@@ -2,13 +2,14 @@ package flows
 
 import (
 	"fmt"
+	"time"
 )
 
 // The errors of the flows form a small vocabulary, like wtf's error codes:
 //
 //   - *Error with a Code: a request refused for a reason the user can act
 //     on, with a Message to show them (bad input, a state that does not fit,
-//     something not found, a stale signature);
+//     something not found, a stale signature, a limit reached);
 //   - *NotSharedError and *OwnerOnlyError: the sharing rules said no; they
 //     name the owner, so the page can say whom to ask;
 //   - an error carrying a pmsbridge cause (pmsbridge.Error, cliniko.Error):
@@ -26,6 +27,7 @@ const (
 	Conflict     Code = "conflict"     // the request does not fit how things stand
 	NotFound     Code = "not_found"    // no such thing, as far as the asker may know
 	Unauthorized Code = "unauthorized" // the sender could not be trusted (a stale signature)
+	TooMany      Code = "too_many"     // a limit was reached; RetryAt says when it opens again
 )
 
 // Error is a request refused with a message the user can act on. Message is
@@ -35,6 +37,9 @@ type Error struct {
 	Code    Code
 	Message string
 	Err     error // what the store or Cliniko said, for logs and errors.Is; may be nil
+	// RetryAt is when the request may be made again (with TooMany); zero
+	// when it says nothing about that.
+	RetryAt time.Time
 }
 
 func (e *Error) Error() string {

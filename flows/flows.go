@@ -1,8 +1,9 @@
 // Package flows holds pmsbridge's workflows: what happens when a
 // practitioner opens a patient from Cliniko (and follows the import), assigns
-// a programme (from the form or the platform's webhook), sends a PDF again,
-// saves a Cliniko key (and the jobs it unblocks replay), shares, unshares or
-// transfers a patient, and downloads a programme's PDF.
+// a programme (from the form or the platform's webhook; its code goes to the
+// patient), sends a PDF or the patient's code again, saves a Cliniko key (and
+// the jobs it unblocks replay), shares, unshares or transfers a patient, and
+// downloads a programme's PDF.
 //
 // A flow is built over explicit dependencies (the store, the jobs client,
 // the Cliniko client, the clock and a logger), takes a context for every
@@ -28,12 +29,21 @@ type Deps struct {
 	Store   *store.Store
 	Jobs    *jobs.Client
 	Cliniko *cliniko.Client
+	// Codes asks for the messages that send patients their codes (on
+	// assign and on "send the code again"). Default: Codes over Jobs with
+	// no channel configured (every first version is a hand-over).
+	Codes *jobs.Codes
 	// Log is the logger of work outside a request; a request's own logger
 	// (pmsbridge.Logger of its context) is used where there is one.
 	// Default: discard.
 	Log *slog.Logger
 	// AccessURL is where patients open programmes (printed on PDFs).
 	AccessURL string
+	// Region is this deployment's region code ("au"); Regions are every
+	// region's deployment, to say where a clinic of another country belongs
+	// (data residency).
+	Region  string
+	Regions []Region
 	// ImportWait is how long Open waits for a new patient's import before
 	// it answers "still importing". Default 2s.
 	ImportWait time.Duration
@@ -64,6 +74,9 @@ func New(d Deps) *Flows {
 	}
 	if d.After == nil {
 		d.After = time.After
+	}
+	if d.Codes == nil && d.Jobs != nil {
+		d.Codes = jobs.NewCodes(d.Jobs, jobs.CodesConfig{})
 	}
 	return &Flows{Deps: d, refreshSlots: make(chan struct{}, 64)}
 }

@@ -58,13 +58,17 @@ func setup(t *testing.T) *bundle {
 	b.jobs = jobs.NewClient(b.rdb, b.st)
 	b.h = jobs.NewHandlers(jobs.Deps{Store: b.st, Cliniko: cl, Client: b.jobs, AccessURL: "https://au.physitrack.test/access"})
 	b.f = New(Deps{Store: b.st, Jobs: b.jobs, Cliniko: cl, AccessURL: "https://au.physitrack.test/access",
-		Now: b.clock.Now, After: b.clock.After})
+		Now: b.clock.Now, After: b.clock.After, Region: "au", Regions: testRegions})
 	if b.sub, err = b.st.CreateSubscription(b.ctx, "Demo Physio Clinic"); err != nil {
 		t.Fatal(err)
 	}
 	b.pr = b.practitioner(t, "demo@clinic.example", "Dr Demo", sandbox.DemoAdminKey)
 	return b
 }
+
+// testRegions are the deployments the flows' tests know.
+var testRegions = []Region{{Code: "au", Name: "Australia", URL: "https://au.physitrack.test"},
+	{Code: "nz", Name: "New Zealand", URL: "https://nz.physitrack.test"}, {Code: "uk", Name: "United Kingdom", URL: "https://uk.physitrack.test"}}
 
 // practitioner adds a practitioner to the clinic, with one of the demo
 // keys saved (through SaveKey, which asks the sandbox whose it is) unless

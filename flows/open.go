@@ -86,7 +86,7 @@ func (f *Flows) Open(ctx context.Context, c Click) (Opened, error) {
 		}
 		return Opened{State: pmsbridge.ImportDone, PatientID: st.PatientID, Imported: true}, nil
 	case pmsbridge.ImportFailed:
-		return Opened{}, &pmsbridge.Error{Cause: st.Cause, Message: st.Message}
+		return Opened{}, f.explainNotFound(ctx, pr.SubscriptionID, c.ClinikoUser, &pmsbridge.Error{Cause: st.Cause, Message: st.Message})
 	}
 	return Opened{State: st.State, Cause: st.Cause}, nil
 }

@@ -134,7 +134,7 @@ func (f *Flows) acceptEvent(ctx context.Context, ev PlatformEvent) error {
 	if !acc.Allowed {
 		return refuse(Invalid, "the practitioner may not open this patient")
 	}
-	prog, err := f.programme(pr, patient, wp.Assignment)
+	prog, err := f.programme(ctx, pr, patient, wp.Assignment, nil)
 	if err != nil {
 		return err
 	}

@@ -40,7 +40,7 @@ func (c *Client) EnqueueImport(ctx context.Context, p ImportPayload) (string, er
 	return id, err
 }
 
-func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) (err error) {
 	var p ImportPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -49,6 +49,7 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	if pr.SubscriptionID != p.SubscriptionID {
 		return pmsbridge.Errorf(pmsbridge.CauseInvalidPayload, "The practitioner is not in the subscription of this import.")
 	}
@@ -76,6 +77,12 @@ func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) error {
 	if created {
 		_ = h.Store.MarkLinkSynced(ctx, got.ID, h.Now())
 		_ = h.Store.Audit(ctx, store.AuditEntry{PractitionerID: pr.ID, PatientID: got.ID, Op: "patient.imported"})
+		// The key read this patient: its account is the one the clinic's
+		// patients come from (claimed when none is recorded yet; another
+		// recorded account is left as it is).
+		if _, err := h.Store.AdoptClinikoAccount(ctx, p.SubscriptionID, cu.Account); err != nil {
+			h.Log.Warn("record the clinic's cliniko account", "err", err)
+		}
 	}
 	h.clearImportWait(ctx, p)
 	writeResult(t, got.ID)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -77,6 +78,17 @@ func TaskOptions(taskType string) []asynq.Option {
 		opts = append(opts, asynq.Retention(s.retention))
 	}
 	return opts
+}
+
+// TaskTypes lists every task type, sorted (support's filters check a type
+// against it).
+func TaskTypes() []string {
+	out := make([]string, 0, len(taskSpecs))
+	for t := range taskSpecs {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // limiterMaxWait is how long a job's first Cliniko call waits for a request

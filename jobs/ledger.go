@@ -13,6 +13,7 @@ import (
 // ids is the union of the id fields that task payloads carry.
 type ids struct {
 	PractitionerID   string `json:"practitioner_id"`
+	SubscriptionID   string `json:"subscription_id"`
 	PatientID        string `json:"patient_id"`
 	ProgrammeID      string `json:"programme_id"`
 	Version          int    `json:"version"`
@@ -70,8 +71,8 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		TaskID: id, Queue: queue, Type: t.Type(),
 		Permanent: archived,
 		Cause:     cause, Reason: pmsbridge.MessageOf(err),
-		PractitionerID: x.PractitionerID, PatientID: x.PatientID, ProgrammeID: x.ProgrammeID,
-		Version: x.Version, ClinikoPatientID: x.ClinikoPatientID,
+		PractitionerID: x.PractitionerID, SubscriptionID: x.SubscriptionID, PatientID: x.PatientID, ProgrammeID: x.ProgrammeID,
+		Version: x.Version, ClinikoPatientID: x.ClinikoPatientID, KeyUser: keyUserOf(err),
 		Attempts: retried + 1, Payload: t.Payload(),
 	}
 	if d == Snooze && !archived {
@@ -95,4 +96,37 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	if f.Permanent && x.MessageID != "" && t.Type() == TypeSendCode {
 		h.markMessageFailed(ctx, x.MessageID, cause, f.Reason)
 	}
+}
+
+// keyUsedError notes on an attempt's error whose Cliniko key the attempt
+// used (the assigning practitioner's, or the owner's it fell back to), so
+// the ledger can name the Cliniko user: "it was the Scheduler's". It
+// carries names and ids only, never the key; its message, cause and
+// everything else are those of the error it wraps.
+type keyUsedError struct {
+	err  error
+	user store.KeyUser
+}
+
+func (e *keyUsedError) Error() string { return e.err.Error() }
+func (e *keyUsedError) Unwrap() error { return e.err }
+
+// withKeyUsed wraps a handler's error (nil stays nil) with whose key its
+// attempt used.
+func withKeyUsed(err error, pr store.Practitioner, cu store.ClinikoUser) error {
+	if err == nil {
+		return nil
+	}
+	return &keyUsedError{err: err, user: store.KeyUser{PractitionerID: pr.ID, ClinikoUserID: cu.ID, Name: cu.Name, Role: cu.Role}}
+}
+
+// keyUserOf returns whose key the failed attempt used, nil when it used
+// none.
+func keyUserOf(err error) *store.KeyUser {
+	var k *keyUsedError
+	if errors.As(err, &k) {
+		u := k.user
+		return &u
+	}
+	return nil
 }

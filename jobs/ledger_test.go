@@ -2,7 +2,9 @@ package jobs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,6 +29,10 @@ func TestLedgerAndReplay(t *testing.T) {
 	_ = w
 	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
 	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+	// The owner has no key: the scheduler's is the only one to try.
+	if err := b.st.DeleteClinikoKey(b.ctx, b.pr.ID); err != nil {
+		t.Fatal(err)
+	}
 
 	prog := b.programme(t, "", b.patient, sched, "Ankle")
 	start := time.Now().UTC()
@@ -45,12 +51,18 @@ func TestLedgerAndReplay(t *testing.T) {
 	got := b.failure(t, uploadID)
 	want := store.Failure{TaskID: uploadID, Queue: QueuePDF, Type: TypeUploadPDF, Permanent: true,
 		Cause: pmsbridge.CauseClinikoForbidden, PractitionerID: sched.ID, PatientID: b.patient.ID,
-		ProgrammeID: prog.ID, Version: 1, Attempts: 1}
+		ProgrammeID: prog.ID, Version: 1, Attempts: 1,
+		KeyUser: &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler}}
 	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(store.Failure{}, "Reason", "FirstFailedAt", "LastFailedAt", "Payload")); diff != "" {
 		t.Errorf("upload's ledger entry (-want +got):\n%s", diff)
 	}
 	if got.Reason == "" || got.FirstFailedAt.Before(start.Add(-time.Second)) || got.LastFailedAt.Before(got.FirstFailedAt) || len(got.Payload) == 0 {
 		t.Errorf("reason %q, first %s, last %s, payload %s", got.Reason, got.FirstFailedAt, got.LastFailedAt, got.Payload)
+	}
+
+	if imp := b.failure(t, importID); imp.SubscriptionID != b.sub.ID || imp.KeyUser != nil || imp.Cause != pmsbridge.CauseNoClinikoKey {
+		t.Errorf("import's ledger entry: subscription %q, key user %+v, cause %s; want the payload's subscription and no key user",
+			imp.SubscriptionID, imp.KeyUser, imp.Cause)
 	}
 
 	ids := func(fs []store.Failure) []string {
@@ -83,7 +95,8 @@ func TestLedgerAndReplay(t *testing.T) {
 
 	// The scheduler gets a practitioner's key: replay their key failures.
 	b.setKey(t, sched.ID, sandbox.DemoPractitionerKey)
-	n, err := b.jc.ReplayMatching(b.ctx, ReplayFilter{PractitionerID: sched.ID,
+	asCLI := store.ActingAs(b.ctx, store.Actor{Via: store.ViaCLI, Who: "ann@desk"})
+	n, err := b.jc.ReplayMatching(asCLI, ReplayFilter{PractitionerID: sched.ID,
 		Causes: []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}})
 	if err != nil || n != 1 {
 		t.Fatalf("ReplayMatching = %d, %v; want 1", n, err)
@@ -94,6 +107,25 @@ func TestLedgerAndReplay(t *testing.T) {
 		_, err := b.st.GetFailure(b.ctx, uploadID)
 		return err != nil
 	})
+	// Its history: the failure with the Scheduler's key, the CLI's replay,
+	// the success; and it is recently recovered.
+	h, err := b.st.JobHistory(b.ctx, uploadID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, e := range h {
+		steps = append(steps, string(e.Kind))
+	}
+	if diff := cmp.Diff([]string{"failed", "replayed", "succeeded"}, steps); diff != "" {
+		t.Fatalf("upload's history (-want +got):\n%s", diff)
+	}
+	if h[0].KeyUser == nil || h[0].KeyUser.Role != sandbox.RoleScheduler || h[0].Cause != pmsbridge.CauseClinikoForbidden || h[1].By == nil || h[1].By.String() != "CLI (ann@desk)" {
+		t.Errorf("history: failure %+v, replay %+v", h[0], h[1])
+	}
+	if rec, err := b.st.ListRecovered(b.ctx, store.FailureFilter{SubscriptionID: b.sub.ID}); err != nil || len(rec) != 1 || rec[0].TaskID != uploadID {
+		t.Errorf("recently recovered = %+v, %v; want the upload", rec, err)
+	}
 
 	// asynq dropped the archived import (its cap or its 90 days): the
 	// ledger's payload re-creates it.
@@ -363,4 +395,42 @@ func TestReplayKeepsTaskOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLedgerNamesTheKeyOfTheAttempt: an upload whose assigning practitioner
+// has no key falls back to the patient owner's key; when that fails, the
+// ledger names the owner's Cliniko user (a Scheduler), not the assigner.
+func TestLedgerNamesTheKeyOfTheAttempt(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.startWorker(t, nil)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
+	nokey := b.practitioner(t, "nokey@clinic.example", "No Key", "")
+	patient := b.importDirect(t, sched, "836447129235882001") // owned by the Scheduler
+	prog := b.programme(t, "", patient, nokey, "Hip")
+	id, err := b.jc.EnqueueUpload(b.ctx, uploadPayload(prog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitState(t, QueuePDF, id, StateFailed)
+	f := b.failure(t, id)
+	want := &store.KeyUser{PractitionerID: sched.ID, ClinikoUserID: "4", Name: "Sam Scheduler", Role: sandbox.RoleScheduler}
+	if f.PractitionerID != nokey.ID || f.Cause != pmsbridge.CauseClinikoForbidden {
+		t.Errorf("entry: practitioner %s, cause %s; want the assigner and cliniko_forbidden", f.PractitionerID, f.Cause)
+	}
+	if diff := cmp.Diff(want, f.KeyUser); diff != "" {
+		t.Errorf("key user (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(mustJSONForTest(t, f)), sandbox.DemoSchedulerKey) {
+		t.Errorf("the ledger entry holds the key")
+	}
+}
+
+func mustJSONForTest(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

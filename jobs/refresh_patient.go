@@ -35,11 +35,14 @@ func (c *Client) EnqueueRefresh(ctx context.Context, p RefreshPayload, force boo
 			return false, err
 		}
 	}
-	id := "refresh:" + p.PatientID
+	id := RefreshTaskID(p.PatientID)
 	return c.enqueue(ctx, asynq.NewTask(TypeRefreshPatient, mustPayload(p)), id)
 }
 
-func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
+// RefreshTaskID is the task id of a patient's refresh: one at a time.
+func RefreshTaskID(patientID string) string { return "refresh:" + patientID }
+
+func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) (err error) {
 	var p RefreshPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -57,6 +60,7 @@ func (h *Handlers) refreshPatient(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
 	if cu.Shard != patient.Link.Shard || pr.SubscriptionID != patient.SubscriptionID {
 		return pmsbridge.Errorf(pmsbridge.CauseClinikoUnauthorized, "The practitioner's Cliniko key is for another Cliniko account than this patient's.")
 	}

@@ -16,8 +16,11 @@ import (
 // exactly those; otherwise every permanent failure matching all the other
 // fields is replayed.
 type ReplayFilter struct {
-	IDs            []string
-	Type           string
+	IDs  []string
+	Type string
+	// Types, when given, selects entries of any of these types (with Type
+	// too, both must hold).
+	Types          []string
 	Causes         []pmsbridge.Cause
 	PractitionerID string
 }
@@ -45,7 +48,7 @@ func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure,
 	}
 	var out []store.Failure
 	for _, x := range all {
-		if len(f.Causes) == 0 || slices.Contains(f.Causes, x.Cause) {
+		if (len(f.Causes) == 0 || slices.Contains(f.Causes, x.Cause)) && (len(f.Types) == 0 || slices.Contains(f.Types, x.Type)) {
 			out = append(out, x)
 		}
 	}
@@ -53,26 +56,32 @@ func (c *Client) Matching(ctx context.Context, f ReplayFilter) ([]store.Failure,
 }
 
 // ReplayMatching replays every ledger entry f selects and reports how many
-// were queued again.
+// were queued again. The replays are written to each job's history as
+// asked by the actor of ctx (store.ActingAs).
 func (c *Client) ReplayMatching(ctx context.Context, f ReplayFilter) (int, error) {
 	list, err := c.Matching(ctx, f)
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, x := range list {
+	return c.ReplayList(ctx, list)
+}
+
+// ReplayList replays ledger entries in order and reports how many were
+// queued again before an error stopped it.
+func (c *Client) ReplayList(ctx context.Context, list []store.Failure) (int, error) {
+	for i, x := range list {
 		if err := c.Replay(ctx, x); err != nil {
-			return n, fmt.Errorf("replay %s: %w", x.TaskID, err)
+			return i, fmt.Errorf("replay %s: %w", x.TaskID, err)
 		}
-		n++
 	}
-	return n, nil
+	return len(list), nil
 }
 
 // Replay queues a failed job again under its own task id, with a fresh
 // retry budget, replacing asynq's archived copy (or re-creating it from the
 // ledger when asynq has already dropped it). The ledger entry stays, reset,
-// until the job succeeds.
+// until the job succeeds. The job's history says the replay was asked by
+// the actor of ctx (store.ActingAs; "unknown" when ctx names none).
 func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	st := c.st
 	spec, ok := taskSpecs[f.Type]
@@ -88,9 +97,7 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	// Reset the entry and the PDF state before the task is queued: a worker
 	// may run it and succeed (clearing the entry, recording the upload)
 	// before this call would get to write them afterwards.
-	reset := f
-	reset.Permanent, reset.Attempts = false, 0
-	if err := st.RecordFailure(ctx, reset); err != nil {
+	if _, err := st.MarkReplayed(ctx, f); err != nil {
 		return err
 	}
 	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
@@ -113,7 +120,7 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	}
 	undo := func(err error) error {
 		ctx := context.WithoutCancel(ctx)
-		_ = st.RecordFailure(ctx, f)
+		_ = st.RestoreFailure(ctx, f)
 		if upload && f.Permanent {
 			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
 		}
@@ -135,6 +142,7 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 
 // Delete gives up on a failed job: its ledger entry goes, and so does
 // asynq's archived copy (a job still queued or running is left to run).
+// The job's history says who gave up: the actor of ctx (store.ActingAs).
 func (c *Client) Delete(ctx context.Context, taskID string) error {
 	f, err := c.st.GetFailure(ctx, taskID)
 	if err != nil {
@@ -145,5 +153,5 @@ func (c *Client) Delete(ctx context.Context, taskID string) error {
 			return fmt.Errorf("delete archived task: %w", err)
 		}
 	}
-	return c.st.ClearFailure(ctx, taskID)
+	return c.st.DeleteFailure(ctx, taskID)
 }

@@ -202,6 +202,7 @@ func (h *Handlers) syncAccount(ctx context.Context, t *asynq.Task) error {
 		if err == nil {
 			return h.Store.ClearFailure(ctx, KeyLedgerID(k.PractitionerID))
 		}
+		err = withKeyUsed(err, store.Practitioner{ID: k.PractitionerID}, cu)
 		if !keyRefused(err) {
 			return err // Cliniko unavailable, rate limited, Redis…: retry the task
 		}
@@ -231,7 +232,8 @@ func (h *Handlers) recordRefusedKey(ctx context.Context, p AccountSyncPayload, p
 	f := store.Failure{
 		TaskID: KeyLedgerID(practitionerID), Queue: QueueSync, Type: TypeSyncAccount, Permanent: true,
 		Cause: cause, Reason: pmsbridge.MessageOf(err) + " The periodic sync used another key of the clinic's Cliniko account instead.",
-		PractitionerID: practitionerID, Attempts: attempts, Payload: mustPayload(replay),
+		PractitionerID: practitionerID, SubscriptionID: p.SubscriptionID, KeyUser: keyUserOf(err),
+		Attempts: attempts, Payload: mustPayload(replay),
 	}
 	if rerr := h.Store.RecordFailure(context.WithoutCancel(ctx), f); rerr != nil {
 		h.Log.Error("record refused key in the ledger", "practitioner_id", practitionerID, "err", rerr)

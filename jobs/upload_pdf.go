@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/hibiken/asynq"
 	"github.com/physitrack/pmsbridge"
@@ -34,19 +33,6 @@ func UploadTaskID(programmeID string, version int) string {
 	return fmt.Sprintf("pdf:%s:v%d", programmeID, version)
 }
 
-// AttachmentMarker is put in the Cliniko attachment's description so a
-// retry can find an attachment already made for this version and never make
-// a second one.
-func AttachmentMarker(programmeID string, version int) string {
-	return fmt.Sprintf("[pmsbridge %s v%d]", programmeID, version)
-}
-
-// PDFFilename is the file name of a programme version's PDF: ids only, no
-// patient details.
-func PDFFilename(programmeID string, version int) string {
-	return fmt.Sprintf("programme-%s-v%d.pdf", programmeID, version)
-}
-
 // EnqueueUpload queues the upload of a programme version, joining one that
 // is queued and replacing one that failed (the "send again" button).
 func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, error) {
@@ -55,7 +41,7 @@ func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, er
 	return id, err
 }
 
-func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
+func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 	var p UploadPayload
 	if err := decode(t, &p); err != nil {
 		return err
@@ -85,6 +71,8 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
+	defer func() { err = withKeyUsed(err, pr, cu) }()
+	doc := DocumentOf(ctx, h.Store, h.AccessURL, prog, patient)
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
 	lock, err := h.hold(ctx, "upload of this programme version", func() (*store.Lock, bool, error) {
@@ -97,30 +85,25 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) error {
 
 	auth := cliniko.Auth{Key: key, UserID: cu.ID}
 	cctx := cliniko.ForJob(WithActor(ctx, pr.ID, patient.ID), limiterMaxWait)
-	marker := AttachmentMarker(prog.ID, prog.Version)
 	existing, err := h.Cliniko.ListAttachments(cctx, auth, patient.Link.ClinikoPatientID)
 	if err != nil {
 		return fmt.Errorf("look for an earlier upload: %w", err)
 	}
 	for _, a := range existing {
-		if strings.Contains(a.Description, marker) {
+		if IsAttachmentOf(a.Description, prog.ID, prog.Version) {
 			return h.uploaded(ctx, prog, a.ID)
 		}
 	}
-	body, err := h.Render(h.programmeDocument(ctx, prog, patient))
+	body, err := h.Render(doc)
 	if err != nil {
 		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
 	}
-	desc := fmt.Sprintf("Home exercise programme: %s (version %d) %s", prog.Title, prog.Version, marker)
-	if n := len([]rune(desc)); n > 255 {
-		title := []rune(prog.Title)
-		desc = fmt.Sprintf("Home exercise programme: %s… (version %d) %s", string(title[:max(0, len(title)-(n-255)-1)]), prog.Version, marker)
-	}
+	desc := AttachmentDescription(prog, doc.Clock)
 	// Still ours? The attachment is the one step that cannot be undone.
 	if err := lock.check(ctx); err != nil {
 		return err
 	}
-	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog.ID, prog.Version), desc, body)
+	a, err := h.Cliniko.UploadAttachment(cctx, auth, patient.Link.ClinikoPatientID, PDFFilename(prog), desc, body)
 	if err != nil {
 		return fmt.Errorf("upload programme pdf: %w", err)
 	}
@@ -138,32 +121,38 @@ func (h *Handlers) markPDFFailed(ctx context.Context, programmeID string, versio
 	}
 }
 
-// uploadKey picks the key: the assigning practitioner's, else the owner's,
-// provided its Cliniko account (shard) is the patient's.
+// uploadKey is the key that sends a patient's PDF (ChooseUploader): the
+// assigning practitioner's, else the owner's, of the patient's Cliniko
+// account, one whose role may upload first.
 func (h *Handlers) uploadKey(ctx context.Context, assignerID string, patient store.Patient) (store.Practitioner, string, store.ClinikoUser, error) {
-	var firstErr error
-	for _, id := range []string{assignerID, patient.OwnerID} {
-		if id == "" {
-			continue
-		}
-		pr, key, cu, err := h.practitionerKey(ctx, id)
-		if err == nil && pr.SubscriptionID == patient.SubscriptionID && cu.Shard == patient.Link.Shard {
-			return pr, key, cu, nil
-		}
-		if err != nil && pmsbridge.CauseOf(err) != pmsbridge.CauseNoClinikoKey && pmsbridge.CauseOf(err) != pmsbridge.CauseInvalidPayload {
-			return pr, "", cu, err // e.g. Redis down: retry
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
+	u, err := ChooseUploader(ctx, h.Store, assignerID, patient)
+	if err != nil {
+		return store.Practitioner{}, "", store.ClinikoUser{}, err
 	}
-	return store.Practitioner{}, "", store.ClinikoUser{}, pmsbridge.Errorf(pmsbridge.CauseNoClinikoKey,
-		"Neither the assigning practitioner nor the patient's owner has a Cliniko API key for this patient's Cliniko account.")
+	if u.PractitionerID == "" {
+		return store.Practitioner{}, "", store.ClinikoUser{}, &pmsbridge.Error{Cause: pmsbridge.CauseNoClinikoKey, Message: noUploaderReason(u)}
+	}
+	return h.practitionerKey(ctx, u.PractitionerID)
 }
 
-// programmeDocument is what a programme version's PDF shows; the download
-// in the app (flows.ProgrammePDF) reads the same byline.
-func (h *Handlers) programmeDocument(ctx context.Context, prog pmsbridge.Programme, patient store.Patient) PDFDocument {
-	by := h.Store.BylineOf(ctx, prog, patient)
-	return PDFDocument{Programme: prog, PatientName: patient.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic, AccessURL: h.AccessURL}
+// noUploaderReason says why no key can send a patient's PDF.
+func noUploaderReason(u Uploader) string {
+	for _, s := range u.Skipped {
+		switch s.Why {
+		case pmsbridge.CauseClinikoNotFound:
+			return "The saved Cliniko keys of the assigning practitioner and the patient's owner belong to another Cliniko account than this patient's."
+		case pmsbridge.CauseClinikoUnauthorized:
+			return "The saved Cliniko keys of the assigning practitioner and the patient's owner belong to another Cliniko region than this patient's."
+		}
+	}
+	return "Neither the assigning practitioner nor the patient's owner has a Cliniko API key saved."
+}
+
+// DocumentOf is what programme version prog of patient p's PDF shows, the
+// same for the upload and the download in the app: the byline, the
+// clinic's time, and the access address with the clinic's reference.
+func DocumentOf(ctx context.Context, st *store.Store, accessURL string, prog pmsbridge.Programme, p store.Patient) PDFDocument {
+	by := st.BylineOf(ctx, prog, p)
+	return PDFDocument{Programme: prog, PatientName: p.Name(), Practitioner: by.Practitioner, Clinic: by.Clinic,
+		Clock: by.Clock, AccessURL: st.ClinicAccessURL(ctx, accessURL, p.SubscriptionID)}
 }

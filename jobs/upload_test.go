@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,11 +87,14 @@ func TestUploadPDF(t *testing.T) {
 	if !bytes.HasPrefix(a.Content, []byte("%PDF-")) || a.ContentType != "application/pdf" {
 		t.Errorf("attachment is %s, starts %q; want a PDF", a.ContentType, a.Content[:min(8, len(a.Content))])
 	}
-	if a.Filename != PDFFilename(prog.ID, prog.Version) || a.UserID != sandbox.DemoAdminUserID {
-		t.Errorf("filename %q by user %s", a.Filename, a.UserID)
+	// A front desk reads the file's name and description in Cliniko: the
+	// programme, its version and start date; no patient name; the marker a
+	// short suffix.
+	if want := "Knee rehab - week 1 (v1) 2026-11-22.pdf"; a.Filename != want || a.UserID != sandbox.DemoAdminUserID {
+		t.Errorf("filename %q by user %s, want %q by %s", a.Filename, a.UserID, want, sandbox.DemoAdminUserID)
 	}
-	if !strings.Contains(a.Description, "Knee rehab, week 1") {
-		t.Errorf("description %q does not name the programme", a.Description)
+	if want := "Home exercise programme: Knee rehab, week 1, version 1, starts 22 Nov 2026. " + AttachmentMarker(prog.ID, 1); a.Description != want {
+		t.Errorf("description %q, want %q", a.Description, want)
 	}
 	text := pdfText(t, a.Content)
 	for _, want := range []string{"Zoë O'Brien", prog.Code} {
@@ -131,6 +135,29 @@ func TestUploadPDF(t *testing.T) {
 	}
 	if text := pdfText(t, a2.Content); !strings.Contains(text, prog.Code) {
 		t.Errorf("version 2's PDF lacks the code %q", prog.Code)
+	}
+}
+
+// TestUploadFindsLegacyAttachment: a version uploaded by an older release,
+// whose description carries the old marker, is recognised: the upgrade
+// records it and sends no second copy.
+func TestUploadFindsLegacyAttachment(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	prog := b.programme(t, "", b.patient, b.pr, "Knee rehab")
+	old, err := b.h.Cliniko.UploadAttachment(b.ctx, cliniko.Auth{Key: sandbox.DemoAdminKey}, sandbox.DemoPatientID,
+		"programme-"+prog.ID+"-v1.pdf", "Home exercise programme: Knee rehab (version 1) "+LegacyAttachmentMarker(prog.ID, 1), []byte("%PDF-1.4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(b.sb.Attachments(sandbox.DemoPatientID)); n != 1 {
+		t.Errorf("%d attachments, want the old one only", n)
+	}
+	if st := b.pdfState(t, prog); st.State != pmsbridge.PDFUploaded || st.AttachmentID != old.ID {
+		t.Errorf("PDF state %+v, want uploaded as %s", st, old.ID)
 	}
 }
 
@@ -220,8 +247,11 @@ func TestUploadNotPossible(t *testing.T) {
 		wantLedger pmsbridge.Cause // "" for no entry
 		wantReason string          // in the state's reason
 	}{
-		{"scheduler key", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
+		{"scheduler key, the owner has none", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
 			sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
+			if err := b.st.DeleteClinikoKey(b.ctx, b.pr.ID); err != nil {
+				t.Fatal(err)
+			}
 			return b.programme(t, "", b.patient, sched, "Ankle"), sandbox.DemoPatientID
 		}, StateFailed, store.PDFState{State: pmsbridge.PDFFailed, Cause: pmsbridge.CauseClinikoForbidden}, pmsbridge.CauseClinikoForbidden, "role"},
 		{"no key for assigner nor owner", func(t *testing.T, b *bundle) (pmsbridge.Programme, string) {
@@ -443,4 +473,77 @@ func TestUploadLockLostBeforeCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.checkOneAttachment(t, prog, sandbox.DemoPatientID)
+}
+
+// TestUploadPrefersAKeyThatMayUpload: a Scheduler assigns; the owner's key
+// may upload files, so it sends the PDF (the Scheduler's is passed over).
+func TestUploadPrefersAKeyThatMayUpload(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sched := b.practitioner(t, "sam@clinic.example", "Sam Scheduler", sandbox.DemoSchedulerKey)
+	prog := b.programme(t, "", b.patient, sched, "Ankle")
+	if err := b.run(t, TypeUploadPDF, uploadPayload(prog)); err != nil {
+		t.Fatal(err)
+	}
+	if a := b.checkOneAttachment(t, prog, sandbox.DemoPatientID); a.UserID != sandbox.DemoAdminUserID {
+		t.Errorf("uploaded by Cliniko user %s, want the owner's (%s)", a.UserID, sandbox.DemoAdminUserID)
+	}
+}
+
+// TestChooseUploader: whose key sends a patient's PDF, and why none can.
+func TestChooseUploader(t *testing.T) {
+	t.Parallel()
+	demo := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: sandbox.DemoBusinessID, Name: "Demo Physio Clinic"}}, time.Now())
+	other := store.NewClinikoAccount("au1", []store.ClinikoBusiness{{ID: "999", Name: "Other Clinic"}}, time.Now())
+	user := func(role string, acct store.ClinikoAccount) store.ClinikoUser {
+		return store.ClinikoUser{ID: "7", Name: "Someone", Role: role, Shard: acct.Shard, Account: acct}
+	}
+	uk := store.ClinikoUser{ID: "8", Name: "Olivia", Role: "administrator", Shard: "uk2"}
+	for _, tc := range []struct {
+		desc            string
+		assigner, owner *store.ClinikoUser // nil: no key
+		wantWho         string             // "assigner", "owner" or ""
+		wantCause       pmsbridge.Cause
+		wantSkipped     []pmsbridge.Cause
+	}{
+		{"the assigner's", ptr(user("practitioner", demo)), ptr(user("administrator", demo)), "assigner", "", nil},
+		{"the owner's when the assigner has none", nil, ptr(user("administrator", demo)), "owner", "", []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey}},
+		{"the owner's over a Scheduler's", ptr(user("scheduler", demo)), ptr(user("receptionist", demo)), "owner", "", []pmsbridge.Cause{pmsbridge.CauseClinikoForbidden}},
+		{"a Scheduler's when nobody else has one", ptr(user("scheduler", demo)), nil, "assigner", pmsbridge.CauseClinikoForbidden,
+			[]pmsbridge.Cause{pmsbridge.CauseClinikoForbidden, pmsbridge.CauseNoClinikoKey}},
+		{"not another account's", ptr(user("administrator", other)), ptr(user("practitioner", demo)), "owner", "", []pmsbridge.Cause{pmsbridge.CauseClinikoNotFound}},
+		{"not another region's", &uk, nil, "", pmsbridge.CauseNoClinikoKey, []pmsbridge.Cause{pmsbridge.CauseClinikoUnauthorized, pmsbridge.CauseNoClinikoKey}},
+		{"nobody's", nil, nil, "", pmsbridge.CauseNoClinikoKey, []pmsbridge.Cause{pmsbridge.CauseNoClinikoKey, pmsbridge.CauseNoClinikoKey}},
+	} {
+		t.Run(tc.desc, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			if _, err := b.st.AdoptClinikoAccount(b.ctx, b.sub.ID, demo); err != nil {
+				t.Fatal(err)
+			}
+			assigner := b.practitioner(t, "assigner@clinic.example", "Assigner", "")
+			for id, u := range map[string]*store.ClinikoUser{assigner.ID: tc.assigner, b.pr.ID: tc.owner} {
+				if err := b.st.DeleteClinikoKey(b.ctx, id); err != nil {
+					t.Fatal(err)
+				}
+				if u != nil {
+					if err := b.st.SetClinikoKey(b.ctx, id, "MS0somekeyofthetest0000000000-"+u.Shard, *u); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			got, err := ChooseUploader(b.ctx, b.st, assigner.ID, b.patient)
+			if err != nil {
+				t.Fatal(err)
+			}
+			who := map[string]string{assigner.ID: "assigner", b.pr.ID: "owner"}[got.PractitionerID]
+			var skipped []pmsbridge.Cause
+			for _, s := range got.Skipped {
+				skipped = append(skipped, s.Why)
+			}
+			if who != tc.wantWho || got.Cause != tc.wantCause || got.Owner != (who == "owner") || !slices.Equal(skipped, tc.wantSkipped) {
+				t.Errorf("chose %q (owner %v), cause %q, skipped %v; want %q, %q, %v", who, got.Owner, got.Cause, skipped, tc.wantWho, tc.wantCause, tc.wantSkipped)
+			}
+		})
+	}
 }

@@ -3,7 +3,6 @@ package pdf
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/physitrack/pmsbridge"
 )
@@ -62,14 +61,4 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return strconv.Itoa(n) + " " + many
-}
-
-// longDate formats a YYYY-MM-DD date as "22 November 2026"; anything else is
-// returned as it is, so that a malformed date still reaches the patient.
-func longDate(s string) string {
-	t, err := time.Parse(time.DateOnly, s)
-	if err != nil {
-		return s
-	}
-	return t.Format("2 January 2006")
 }

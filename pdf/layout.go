@@ -62,7 +62,7 @@ const (
 	txtExercises  = "Your exercises"
 	txtNoURL      = "Open the exercise app, enter this code and your year of birth."
 	// Digits and the footer's words, drawn whatever the content.
-	txtAlways = " 0123456789.,·Page of Exercise Version starts"
+	txtAlways = " 0123456789.,·Page of Exercise Version starts given"
 )
 
 type exerciseText struct {
@@ -96,7 +96,10 @@ func (r *Renderer) compose(doc Document) *content {
 	c.title = cl(pr.Title)
 	meta := []string{"Version " + itoa(max(pr.Version, 1))}
 	if pr.StartsOn != "" {
-		meta = append(meta, "starts "+cl(longDate(pr.StartsOn)))
+		meta = append(meta, "starts "+cl(doc.Clock.Day(pr.StartsOn)))
+	}
+	if !pr.CreatedAt.IsZero() {
+		meta = append(meta, "given "+cl(doc.Clock.Date(pr.CreatedAt)))
 	}
 	c.meta = cl(strings.Join(meta, " · "))
 	c.code = cl(pr.Code)

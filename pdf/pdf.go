@@ -26,7 +26,11 @@ type Document struct {
 	Practitioner string              // the prescribing practitioner's name
 	PatientName  string              // as the patient knows it, e.g. "Zoë O'Brien"
 	Programme    pmsbridge.Programme // the version to print; Code is the access code
-	AccessURL    string              // where patients enter the code, e.g. "https://au.physitrack.com/access"
+	AccessURL    string              // where patients enter the code, e.g. "https://au.physitrack.com/access?c=…"
+	// Clock is the clinic's time: the start date and the date the
+	// programme was given are printed in it, in its one date format ("30 Nov
+	// 2026"). The zero value is UTC.
+	Clock pmsbridge.ClinicTime
 }
 
 // Renderer renders programme PDFs. It holds the embedded fonts and their

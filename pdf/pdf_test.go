@@ -68,6 +68,14 @@ func mixedDoc() Document {
 	}
 }
 
+func mustClinicTime(zone string) pmsbridge.ClinicTime {
+	c, err := pmsbridge.LoadClinicTime(zone)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
 // programmeOf returns a document with n catalogue exercises, cycling
 // through the catalogue.
 func programmeOf(doc Document, n int) Document {
@@ -151,7 +159,7 @@ func TestRenderText(t *testing.T) {
 			desc: "latin",
 			doc:  latinDoc(),
 			want: []string{"Zoë O'Brien", "qwertzui", "Harbourside Physiotherapy", "Dr. Siobhán Ní Bhriain",
-				"Knee rehab, week 1", "Version 2", "22 November 2026", "https://au.physitrack.com/access",
+				"Knee rehab, week 1", "Version 2", "starts 22 Nov 2026", "given 22 Nov 2026", "https://au.physitrack.com/access",
 				"3 sets of 10 repetitions, hold each for 5 seconds, twice a day, 5 days a week",
 				"Straight leg raise", "Stop if pain rises above 5/10.", "Page 1 of 2"},
 		},
@@ -159,7 +167,7 @@ func TestRenderText(t *testing.T) {
 			desc: "mixed scripts",
 			doc:  mixedDoc(),
 			want: []string{"王小明 (김민준)", "abcdefgh", "Κλινική Φυσικοθεραπείας Αθηνών", "Иван Петров",
-				"膝のリハビリ", "5 January 2026", "Γιώργος Παπαδόπουλος", "통증이 심해지면 중단하세요.",
+				"膝のリハビリ", "5 Jan 2026", "Γιώργος Παπαδόπουλος", "통증이 심해지면 중단하세요.",
 				"1 set of 1 repetition, once a day, every day", "Ærøskøbing, Łódź, Šibenik", "Page 1 of",
 				"توقف إذا زاد الألم", "かかと上げ", "如果疼痛加剧，请停止。"},
 		},
@@ -185,6 +193,28 @@ func TestRenderText(t *testing.T) {
 				return d
 			}(),
 			want: []string{"김민준", "qwertzui"},
+		},
+		{
+			// Given at 22 Nov 2026, 12:00 UTC: already the 23rd in Auckland,
+			// still the 22nd in Toronto. The start date is a calendar date.
+			desc: "in a clinic in Auckland",
+			doc: func() Document {
+				d := latinDoc()
+				d.Programme.CreatedAt = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+				d.Clock = mustClinicTime("Pacific/Auckland")
+				return d
+			}(),
+			want: []string{"starts 22 Nov 2026", "given 23 Nov 2026"},
+		},
+		{
+			desc: "in a clinic in Toronto",
+			doc: func() Document {
+				d := latinDoc()
+				d.Programme.CreatedAt = time.Date(2026, 11, 23, 3, 0, 0, 0, time.UTC)
+				d.Clock = mustClinicTime("America/Toronto")
+				return d
+			}(),
+			want: []string{"starts 22 Nov 2026", "given 22 Nov 2026"},
 		},
 		{
 			desc: "characters no font has",
@@ -243,21 +273,6 @@ func TestDosage(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, Dosage(tc.e)); diff != "" {
 				t.Errorf("Dosage(%+v) mismatch (-want +got):\n%s", tc.e, diff)
-			}
-		})
-	}
-}
-
-func TestLongDate(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct{ in, want string }{
-		{"2026-11-22", "22 November 2026"},
-		{"2026-01-05", "5 January 2026"},
-		{"next week", "next week"},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			if got := longDate(tc.in); got != tc.want {
-				t.Errorf("longDate(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
 	}

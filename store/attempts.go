@@ -25,6 +25,11 @@ const (
 type Attempt struct {
 	Op        string
 	PatientID string
+	// TriesLeft is, after a failed try that was checked, how many more tries
+	// the lock-outs allow (of the code, and of the client address, whichever
+	// is fewer); -1 when unknown. It says nothing about whether the code
+	// exists: every well-formed code has its counter, made-up or real.
+	TriesLeft int
 	code      string
 	client    string
 }
@@ -91,11 +96,14 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	if remember {
 		pipe.HSet(ctx, note, "pat", a.PatientID)
 	}
-	pipe.HIncrBy(ctx, s.key("pat", a.PatientID, "access", "count"), a.Op, 1)
+	counts := s.key("pat", a.PatientID, "access", "count")
+	pipe.HIncrBy(ctx, counts, a.Op, 1)
+	pipe.PExpire(ctx, counts, s.opts.PatientAuditTTL)
 	if write {
 		k := s.key("pat", a.PatientID, "access")
 		pipe.LPush(ctx, k, mustJSON(AuditEntry{At: s.now(), PatientID: a.PatientID, Op: a.Op}))
 		pipe.LTrim(ctx, k, 0, int64(s.opts.PatientAuditCap)-1)
+		pipe.PExpire(ctx, k, s.opts.PatientAuditTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("record access attempt: %w", err)

@@ -51,6 +51,11 @@ func TestAccessLog(t *testing.T) {
 	for range 5 {
 		_ = try("zzzzzzzz", 1985, "192.0.2.3") // unknown code
 	}
+	for _, k := range []string{"pmsb:pat:" + pat.ID + ":access", "pmsb:pat:" + pat.ID + ":access:count"} {
+		if ttl := b.rdb.PTTL(b.ctx, k).Val(); ttl <= 170*24*time.Hour || ttl > 180*24*time.Hour {
+			t.Errorf("%s TTL = %s, want the default 180 days after the last try", k, ttl)
+		}
+	}
 	log, counts, err := b.store.AccessAttemptsOf(b.ctx, pat.ID, 0)
 	must(t, err)
 	want := []string{store.AccessLocked, store.AccessLocked, store.AccessFailed, store.AccessFailed, store.AccessOpened}

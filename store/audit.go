@@ -19,7 +19,8 @@ type AuditEntry struct {
 
 // Audit appends e to the global log and, when it names a patient, to that
 // patient's log; both are capped (AuditCap, PatientAuditCap) and newest
-// first. One round trip.
+// first, and a patient's log goes PatientAuditTTL after its last entry.
+// One round trip.
 func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 	if e.Op == "" {
 		return fmt.Errorf("audit: %w", invalid("audit entry", "op is required"))
@@ -36,6 +37,7 @@ func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
 		k := s.key("pat", e.PatientID, "audit")
 		pipe.LPush(ctx, k, b)
 		pipe.LTrim(ctx, k, 0, int64(s.opts.PatientAuditCap)-1)
+		pipe.PExpire(ctx, k, s.opts.PatientAuditTTL)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("audit %s: %w", e.Op, err)

@@ -5,7 +5,10 @@ import "github.com/physitrack/pmsbridge"
 // ApplyClinikoBirthYear takes Cliniko's reading of the date of birth into p.
 // A year set by hand is never overwritten: when Cliniko's year differs, the
 // state becomes mismatch and ClinikoYear keeps Cliniko's year so a person
-// can choose it.
+// can choose it. A year that was read from Cliniko stays in use when
+// Cliniko's date of birth later becomes unreadable or is removed: the state
+// says so (invalid or missing, with the raw value) while the patient keeps
+// opening their programmes with the last good year (KeptYear).
 func (p *Patient) ApplyClinikoBirthYear(by pmsbridge.BirthYear) {
 	if p.BirthYearSource == pmsbridge.BirthYearManual && p.YearOfBirth != 0 {
 		if by.Status == pmsbridge.BirthYearOK && by.Year != p.YearOfBirth {
@@ -17,8 +20,15 @@ func (p *Patient) ApplyClinikoBirthYear(by pmsbridge.BirthYear) {
 		}
 		return
 	}
+	kept := p.YearOfBirth
+	if p.BirthYearSource != pmsbridge.BirthYearFromCliniko && p.BirthYearSource != "" {
+		kept = 0
+	}
 	p.BirthYearSource = pmsbridge.BirthYearFromCliniko
 	p.YearOfBirth = by.Year
+	if by.Status != pmsbridge.BirthYearOK {
+		p.YearOfBirth = kept
+	}
 	p.BirthYearStatus = by.Status
 	p.BirthYearRaw = by.Raw
 	p.ClinikoYear = 0
@@ -44,4 +54,13 @@ func (p *Patient) UseClinikoYear() bool {
 	p.BirthYearStatus = pmsbridge.BirthYearOK
 	p.ClinikoYear = 0
 	return true
+}
+
+// KeptYear reports whether the patient opens their programmes with a year
+// Cliniko no longer gives: Cliniko's date of birth became unreadable or was
+// removed after a good one was read, and that year stays in use until a
+// person corrects Cliniko or sets the year here.
+func (p Patient) KeptYear() bool {
+	return p.YearOfBirth != 0 && p.BirthYearSource == pmsbridge.BirthYearFromCliniko &&
+		(p.BirthYearStatus == pmsbridge.BirthYearMissing || p.BirthYearStatus == pmsbridge.BirthYearInvalid)
 }

@@ -23,7 +23,22 @@ type ClinikoUser struct {
 	// from GET /businesses when the key was saved; not Known for keys saved
 	// before it was recorded or when the businesses could not be read.
 	Account ClinikoAccount `json:"account,omitzero"`
+	// ClinicProbe is what reading one of the clinic's linked patients with
+	// the key showed, when the key was saved while its account could not be
+	// compared with the clinic's (ProbeSees, ProbeNotFound); "" when it was
+	// not tried.
+	ClinicProbe Probe `json:"clinic_probe,omitempty"`
 }
+
+// Probe is the outcome of reading one of a clinic's linked patients with a
+// new key.
+type Probe string
+
+// The outcomes of a probe.
+const (
+	ProbeSees     Probe = "sees"      // the key read the patient: it is of the clinic's Cliniko account
+	ProbeNotFound Probe = "not_found" // Cliniko did not find the patient: another account (or that patient was archived)
+)
 
 func (s *Store) clinikoKey(practitionerID string) string {
 	return s.key("prac", practitionerID, "cliniko")

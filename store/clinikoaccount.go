@@ -109,6 +109,23 @@ func (a ClinikoAccount) Name() string {
 	return strings.Join(names, ", ")
 }
 
+// Label is the account as pages name it: its name and its businesses'
+// countries, "Demo Physio Clinic (Australia)"; "" when unknown.
+func (a ClinikoAccount) Label() string {
+	name := a.Name()
+	if name == "" {
+		return ""
+	}
+	var cs []string
+	for _, c := range a.Countries() {
+		cs = append(cs, pmsbridge.CountryName(c))
+	}
+	if len(cs) == 0 {
+		return name
+	}
+	return name + " (" + strings.Join(cs, ", ") + ")"
+}
+
 // Countries are the businesses' country codes, sorted and unique.
 func (a ClinikoAccount) Countries() []string {
 	var out []string
@@ -159,6 +176,69 @@ func (s *Store) SubscriptionClinikoAccount(ctx context.Context, subID, shard str
 		return a, false, fmt.Errorf("cliniko account of %s/%s: %w", subID, shard, err)
 	}
 	return a, true, nil
+}
+
+// SubscriptionClinikoAccounts returns every Cliniko account a
+// subscription's patients come from, by shard (empty when none is
+// recorded).
+func (s *Store) SubscriptionClinikoAccounts(ctx context.Context, subID string) (map[string]ClinikoAccount, error) {
+	out := map[string]ClinikoAccount{}
+	if !validID(subID) {
+		return out, nil
+	}
+	h, err := s.rdb.HGetAll(ctx, s.subClinikoKey(subID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cliniko accounts of %s: %w", subID, err)
+	}
+	for shard, v := range h {
+		var a ClinikoAccount
+		if err := jsonUnmarshal([]byte(v), &a); err != nil {
+			return nil, fmt.Errorf("cliniko accounts of %s: %w", subID, err)
+		}
+		out[shard] = a
+	}
+	return out, nil
+}
+
+// AccountMatch says whether a key belongs to the Cliniko account of a
+// clinic's patients.
+type AccountMatch int
+
+// The answers of MatchAccount.
+const (
+	AccountUnknown AccountMatch = iota // cannot tell (nothing recorded to compare)
+	AccountSame                        // the clinic's account
+	AccountOther                       // another Cliniko account than the clinic's patients'
+)
+
+// MatchAccount compares the Cliniko account of key user u with clinic, the
+// accounts a subscription's patients come from (by shard,
+// SubscriptionClinikoAccounts). A key on a shard where the clinic has an
+// account is compared with it (Same), or judged by its probe when either
+// account could not be read; a key on a shard where the clinic has none,
+// while the clinic has one elsewhere, is of another account (Cliniko
+// accounts live on one shard).
+func MatchAccount(u ClinikoUser, clinic map[string]ClinikoAccount) AccountMatch {
+	if cur, ok := clinic[u.Shard]; ok && cur.Known() && u.Account.Known() {
+		if cur.Same(u.Account) {
+			return AccountSame
+		}
+		return AccountOther
+	}
+	switch u.ClinicProbe {
+	case ProbeSees:
+		return AccountSame
+	case ProbeNotFound:
+		return AccountOther
+	}
+	if _, ok := clinic[u.Shard]; !ok {
+		for _, a := range clinic {
+			if a.Known() {
+				return AccountOther
+			}
+		}
+	}
+	return AccountUnknown
 }
 
 // ClaimClinikoAccount records acct as the Cliniko account a subscription's

@@ -33,6 +33,8 @@ func (s *Store) limitKeyOf(parts ...string) string {
 type reservation struct {
 	keys   []string
 	member string
+	// counts are the attempts in each counter's window, this one included.
+	counts []int
 }
 
 // reserveScript counts an attempt and decides in one step: it takes a
@@ -42,8 +44,8 @@ type reservation struct {
 // after the attempts that caused it.
 //
 // KEYS counters; ARGV now ms, window ms, member, then the max of each key.
-// Returns {1,0,0} when reserved, {0, index of the full counter, until ms}
-// when locked.
+// Returns {1,0,0, count of each counter} when reserved (the attempt
+// included), {0, index of the full counter, until ms} when locked.
 var reserveScript = redis.NewScript(`
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
 local locked, until_ = 0, 0
@@ -60,11 +62,13 @@ for i, k in ipairs(KEYS) do
   end
 end
 if locked > 0 then return {0, locked, until_} end
+local out = {1, 0, 0}
 for _, k in ipairs(KEYS) do
   redis.call('ZADD', k, now, ARGV[3])
   redis.call('PEXPIRE', k, window)
+  out[#out + 1] = redis.call('ZCARD', k)
 end
-return {1, 0, 0}
+return out
 `)
 
 // reserve takes a slot for one attempt in every counter of keys (one
@@ -88,10 +92,13 @@ func (s *Store) reserve(ctx context.Context, keys []limitKey, window time.Durati
 	if err != nil {
 		return reservation{}, fmt.Errorf("reserve attempt: %w", err)
 	}
-	if len(out) != 3 {
+	if len(out) < 3 {
 		return reservation{}, errors.New("reserve attempt: unexpected script reply")
 	}
 	if out[0] == 1 {
+		for _, n := range out[3:] {
+			res.counts = append(res.counts, int(n))
+		}
 		return res, nil
 	}
 	scope := ""
@@ -121,4 +128,36 @@ func (s *Store) release(ctx context.Context, res reservation, clear ...string) e
 		return fmt.Errorf("release attempt: %w", err)
 	}
 	return nil
+}
+
+// left is how many more attempts the counters of keys allow after the
+// ones counted in res (the fewest of any counter); -1 when there are no
+// counters.
+func (res reservation) left(keys []limitKey) int {
+	left := -1
+	for i, k := range keys {
+		if i >= len(res.counts) {
+			break
+		}
+		if n := max(0, k.max-res.counts[i]); left < 0 || n < left {
+			left = n
+		}
+	}
+	return left
+}
+
+// lockOf reads one counter without counting an attempt: the attempts in its
+// window, and until when it is full (zero when it is not).
+func (s *Store) lockOf(ctx context.Context, k limitKey, window time.Duration) (int, time.Time, error) {
+	now := s.now()
+	zs, err := s.rdb.ZRangeByScoreWithScores(ctx, k.key, &redis.ZRangeBy{
+		Min: "(" + strconv.FormatInt(now.Add(-window).UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("read attempts: %w", err)
+	}
+	n := len(zs)
+	if n < k.max || k.max <= 0 {
+		return n, time.Time{}, nil
+	}
+	return n, time.UnixMilli(int64(zs[n-k.max].Score)).Add(window).UTC(), nil
 }

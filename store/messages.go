@@ -92,6 +92,13 @@ func (s *Store) resendLimitKey(patientID string) string {
 	return s.limitKeyOf("resend", "pat", patientID)
 }
 
+// ResendLimit is how many times a patient's code may be sent again within
+// how long (Options.ResendMax, Options.ResendWindow), for the words of a
+// refusal.
+func (s *Store) ResendLimit() (max int, window time.Duration) {
+	return s.opts.ResendMax, s.opts.ResendWindow
+}
+
 // messageProblems checks a new message request; messages never quote the
 // values.
 func messageProblems(m Message) []string {

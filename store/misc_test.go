@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/physitrack/pmsbridge/store"
@@ -78,6 +79,14 @@ func TestAudit(t *testing.T) {
 			Op: "cliniko.get_patient", Status: 200 + i, Detail: fmt.Sprint(i)}))
 	}
 	must(t, b.store.Audit(b.ctx, store.AuditEntry{PractitionerID: "prac_1", Op: "cliniko.get_user", Status: 401}))
+	// A patient's log lasts PatientAuditTTL after its last entry; the
+	// global log is capped only.
+	if ttl := b.rdb.PTTL(b.ctx, "pmsb:pat:pat_a:audit").Val(); ttl <= 170*24*time.Hour || ttl > 180*24*time.Hour {
+		t.Errorf("patient log TTL = %s, want the default 180 days", ttl)
+	}
+	if ttl := b.rdb.PTTL(b.ctx, "pmsb:audit").Val(); ttl != -1 {
+		t.Errorf("global log TTL = %s, want none", ttl)
+	}
 	statuses := func(es []store.AuditEntry) []int {
 		var out []int
 		for _, e := range es {

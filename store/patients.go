@@ -256,6 +256,33 @@ func (s *Store) LinkedPatientsOf(ctx context.Context, subID, shard string) (map[
 	return m, nil
 }
 
+// SampleLinkedPatient returns the Cliniko id of one of a subscription's
+// linked patients on shard that Cliniko still showed at the last look (not
+// archived there), to check a new key against; ok is false when there is
+// none. At most a few records are read.
+func (s *Store) SampleLinkedPatient(ctx context.Context, subID, shard string) (clinikoID string, ok bool, err error) {
+	if !validID(subID) || !validID(shard) {
+		return "", false, nil
+	}
+	pairs, err := s.rdb.HRandFieldWithValues(ctx, s.linksKey(subID, shard), 5).Result()
+	if err != nil {
+		return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
+	}
+	for _, kv := range pairs {
+		p, err := s.GetPatient(ctx, kv.Value)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
+		}
+		if p.Link != nil && !p.Link.ArchivedInCliniko {
+			return kv.Key, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // ImportPatient returns the patient linked to a Cliniko patient, creating it
 // from p (its details and birth-year fields; ids, owner, times and link are
 // set here) when there is none. Concurrent imports of one Cliniko patient
@@ -479,5 +506,42 @@ func (s *Store) ListPatientsVisibleTo(ctx context.Context, pr Practitioner) ([]P
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	return out, nil
+}
+
+// PatientLabel is what support rows show of a patient: their subscription
+// and, when the store has the encryption key, their name (Named false
+// without it, or when the details cannot be decrypted).
+type PatientLabel struct {
+	ID             string
+	SubscriptionID string
+	Name           string
+	Named          bool
+}
+
+// PatientLabels returns the labels of the patients among ids that exist,
+// by id, with one Redis round trip. Without encryption keys it still
+// returns every patient's subscription, with no names.
+func (s *Store) PatientLabels(ctx context.Context, ids []string) (map[string]PatientLabel, error) {
+	keys := []string{}
+	for _, id := range sortedUnique(ids) {
+		if validID(id) {
+			keys = append(keys, s.key("pat", id))
+		}
+	}
+	recs, err := getMany[patientRecord](ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("patient labels: %w", err)
+	}
+	out := make(map[string]PatientLabel, len(recs))
+	for _, r := range recs {
+		l := PatientLabel{ID: r.ID, SubscriptionID: r.SubscriptionID}
+		if s.keys != nil {
+			if p, err := s.decodePatient(r); err == nil {
+				l.Name, l.Named = strings.TrimSpace(p.FirstName+" "+p.LastName), true
+			}
+		}
+		out[r.ID] = l
+	}
 	return out, nil
 }

@@ -370,3 +370,17 @@ func verifyPassword(encoded, password string) bool {
 	got := argon2.IDKey([]byte(password), salt, passes, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
+
+// PractitionersByID returns the practitioners among ids that exist, by id,
+// with one Redis round trip (support rows name everyone they show).
+func (s *Store) PractitionersByID(ctx context.Context, ids []string) (map[string]Practitioner, error) {
+	recs, err := s.practitionerRecords(ctx, sortedUnique(ids))
+	if err != nil {
+		return nil, fmt.Errorf("practitioners by id: %w", err)
+	}
+	out := make(map[string]Practitioner, len(recs))
+	for _, r := range recs {
+		out[r.ID] = r.Practitioner
+	}
+	return out, nil
+}

@@ -333,6 +333,8 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 type Byline struct {
 	Practitioner string // the prescribing practitioner's name
 	Clinic       string // the patient's subscription's (clinic's) name
+	// Clock is the clinic's time, in which the PDF's dates are printed.
+	Clock pmsbridge.ClinicTime
 }
 
 // BylineOf reads the byline of programme version prog of patient p. A name
@@ -343,7 +345,7 @@ func (s *Store) BylineOf(ctx context.Context, prog pmsbridge.Programme, p Patien
 		b.Practitioner = pr.Name
 	}
 	if sub, err := s.GetSubscription(ctx, p.SubscriptionID); err == nil {
-		b.Clinic = sub.Name
+		b.Clinic, b.Clock = sub.Name, sub.ClinicTime()
 	}
 	return b
 }
@@ -451,13 +453,13 @@ func (s *Store) codeMAC(code string) string { return s.keys.MAC("code", code) }
 // (RecordAttempt), whatever the outcome.
 func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, Attempt, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
-	att := Attempt{client: client}
+	att := Attempt{client: client, TriesLeft: -1}
 	if ValidCode(code) {
 		att.code = code
 	}
 	var keys []limitKey
 	if att.code != "" {
-		keys = append(keys, limitKey{scope: "code", key: s.limitKeyOf("access", "code", s.codeMAC(code)), max: s.opts.AccessMaxFailures})
+		keys = append(keys, s.codeLimit(code))
 	}
 	if client != "" {
 		keys = append(keys, limitKey{scope: "client", key: s.limitKeyOf("access", "client", client), max: s.opts.AccessMaxIPFailures})
@@ -496,12 +498,58 @@ func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int,
 		}
 	}
 	if att.Op != AccessOpened {
+		att.TriesLeft = res.left(keys)
 		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", ErrBadCredentials)
 	}
 	if err := s.release(ctx, res); err != nil {
 		return pmsbridge.Programme{}, att, fmt.Errorf("open programme: %w", err)
 	}
 	return p, att, nil
+}
+
+// codeLimit is the lock-out counter of a programme code's tries.
+func (s *Store) codeLimit(code string) limitKey {
+	return limitKey{scope: "code", key: s.limitKeyOf("access", "code", s.codeMAC(code)), max: s.opts.AccessMaxFailures}
+}
+
+// AccessLock is where a programme code's lock-out stands.
+type AccessLock struct {
+	// Failures are the wrong tries within the window (AccessWindow).
+	Failures int
+	// Max is how many wrong tries lock the code (AccessMaxFailures).
+	Max int
+	// Until is when the code opens again; zero when it is not locked.
+	Until time.Time
+}
+
+// Locked reports whether the code is locked now.
+func (l AccessLock) Locked() bool { return !l.Until.IsZero() }
+
+// CodeLock reads a programme code's lock-out without counting a try (for
+// the practitioner's page).
+func (s *Store) CodeLock(ctx context.Context, code string) (AccessLock, error) {
+	if !ValidCode(code) {
+		return AccessLock{Max: s.opts.AccessMaxFailures}, nil
+	}
+	k := s.codeLimit(code)
+	n, until, err := s.lockOf(ctx, k, s.opts.AccessWindow)
+	if err != nil {
+		return AccessLock{}, fmt.Errorf("lock of a code: %w", err)
+	}
+	return AccessLock{Failures: n, Max: k.max, Until: until}, nil
+}
+
+// UnlockCode forgets a programme code's wrong tries, so the patient can
+// try again at once (a practitioner's decision; the caller audits it).
+// The tries counted against the patient's device address are kept.
+func (s *Store) UnlockCode(ctx context.Context, code string) error {
+	if !ValidCode(code) {
+		return nil
+	}
+	if err := s.rdb.Del(ctx, s.codeLimit(code).key).Err(); err != nil {
+		return fmt.Errorf("unlock a code: %w", err)
+	}
+	return nil
 }
 
 // setPDFStateScript writes a version's PDF state unless it is already
@@ -540,15 +588,63 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
 		}
 	}
-	if err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
-		version, mustJSON(st), string(st.State)).Err(); err != nil {
+	written, err := setPDFStateScript.Run(ctx, s.rdb, []string{s.key("prg", programmeID, "pdf")},
+		version, mustJSON(st), string(st.State)).Int()
+	if err != nil {
 		return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+	}
+	if written == 1 {
+		if err := s.indexFailedPDF(ctx, programmeID, version, st.State == pmsbridge.PDFFailed); err != nil {
+			return fmt.Errorf("set pdf state of %s v%d: %w", programmeID, version, err)
+		}
 	}
 	if st.State != pmsbridge.PDFPending {
 		// A leftover entry (this failing) is dropped by the reconciler.
 		_ = s.ClearOwed(ctx, OwedPDF, owed)
 	}
 	return nil
+}
+
+// indexFailedPDF adds a programme version to its patient's set of failed
+// PDFs, or takes it out (the patients page flags them without reading
+// every programme).
+func (s *Store) indexFailedPDF(ctx context.Context, programmeID string, version int, failed bool) error {
+	patient, err := s.rdb.HGet(ctx, s.key("prg", programmeID), "patient").Result()
+	if errors.Is(err, redis.Nil) || err == nil && !validID(patient) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	member := programmeID + ":" + strconv.Itoa(version)
+	if failed {
+		return s.rdb.SAdd(ctx, s.key("pat", patient, "pdf_failed"), member).Err()
+	}
+	return s.rdb.SRem(ctx, s.key("pat", patient, "pdf_failed"), member).Err()
+}
+
+// FailedPDFCounts returns, for each of the patients ids, how many of their
+// programme versions' PDFs failed for good (0 for those with none). One
+// round trip.
+func (s *Store) FailedPDFCounts(ctx context.Context, ids []string) (map[string]int, error) {
+	out := make(map[string]int, len(ids))
+	pipe := s.rdb.Pipeline()
+	cmds := make(map[string]*redis.IntCmd, len(ids))
+	for _, id := range ids {
+		if validID(id) {
+			cmds[id] = pipe.SCard(ctx, s.key("pat", id, "pdf_failed"))
+		}
+	}
+	if len(cmds) == 0 {
+		return out, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("failed pdf counts: %w", err)
+	}
+	for id, c := range cmds {
+		out[id] = int(c.Val())
+	}
+	return out, nil
 }
 
 // PDFStateOf returns the PDF sync state of a programme version; ErrNotFound

@@ -57,6 +57,7 @@
 //	P sub:<sub>:sync:<shard>        str   the subscription shard's periodic sync watermark (RFC 3339);
 //	                                      older versions kept one per practitioner, <shard>-<prac>, no longer read
 //	P sub:<sub>:cliniko             hash  shard -> json ClinikoAccount its linked patients come from
+//	P clinicref:<ref>               str   subscription id of a clinic reference (ClinicRef: patients' addresses)
 //	P prac:<prac>                   json  Practitioner and argon2id password hash
 //	P prac:<prac>:owned             set   ids of patients the practitioner owns
 //	P prac:<prac>:shared            set   ids of patients shared with the practitioner
@@ -71,9 +72,10 @@
 //	P adminsess:<sha256(token)>         hash  support login: gen, created, abs (unix ms), ip
 //	P pat:<pat>                     json  patient record; details encrypted
 //	P pat:<pat>:programmes          set   programme ids
-//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped
-//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped
-//	P pat:<pat>:access:count        hash  op -> number of tries of that kind
+//	P pat:<pat>:audit               list  Cliniko calls and actions, newest first, capped; TTL PatientAuditTTL
+//	P pat:<pat>:access              list  tries at opening the patient's programmes, newest first, capped; TTL PatientAuditTTL
+//	P pat:<pat>:access:count        hash  op -> number of tries of that kind; TTL PatientAuditTTL
+//	P pat:<pat>:pdf_failed          set   "<prg>:<n>" of programme versions whose PDF failed for good
 //	P links:<sub>:<shard>           hash  Cliniko patient id -> patient id
 //	P prg:<prg>                     hash  code (sealed), patient, latest, v:<n> (sealed json per version)
 //	P prg:<prg>:pdf                 hash  <version> -> json PDFState
@@ -88,6 +90,12 @@
 //	P audit                         list  newest first, capped
 //	P failure:<task id>             json  failure ledger entry (Failure)
 //	P failures                      zset  ledger task ids (score: last failure, unix ms)
+//	P history:<task id>             list  the job's history (JobEvent), newest first: failed attempts
+//	                                      (repeats merged), replays and by whom, success, deletion;
+//	                                      capped (JobHistoryCap), TTL JobHistoryTTL from the last event
+//	P recovered                     zset  task ids of jobs that succeeded after a replay (score: when,
+//	                                      unix ms); those older than RecoveredFor are dropped
+//	P recovered:<task id>           json  the ledger entry when the job succeeded (Recovered), TTL RecoveredFor
 //
 // The click script (click.go, ResolveClick) declares one key and computes
 // the others inside Redis from the records it reads, in this order:
@@ -117,6 +125,7 @@
 //	P debounce:refresh:<pat>        str   a patient's refresh was queued lately, TTL
 //	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
+//	P stats:failures:<YYYY-MM-DDTHH> hash  cause -> failed attempts recorded that hour (UTC), 8 days
 //	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is
 //	                                      the limiter's (redis_rate's), in front of the key this store names
 //	                                      (ClinikoBudgetKey); <user> is "k:<16 hex of the key's
@@ -184,6 +193,11 @@ type Options struct {
 	// PatientAuditCap is how many entries each patient's audit log keeps.
 	// Default 200.
 	PatientAuditCap int
+	// PatientAuditTTL is how long a patient's logs (Cliniko calls and
+	// actions, tries at opening programmes) are kept after their last
+	// entry: memory grows with the patients active lately, not with every
+	// patient ever seen. Default 180 days.
+	PatientAuditTTL time.Duration
 	// AccessMaxFailures is how many wrong years of birth a programme code may
 	// get within AccessWindow before it is locked. Default 5.
 	AccessMaxFailures int
@@ -212,6 +226,15 @@ type Options struct {
 	AckReplicas int
 	// AckTimeout bounds Durable's wait for the replicas. Default 1s.
 	AckTimeout time.Duration
+	// JobHistoryCap is how many events a job's history keeps (repeated
+	// failed attempts count once). Default 100.
+	JobHistoryCap int
+	// JobHistoryTTL is how long a job's history is kept after its last
+	// event. Default 30 days (720h).
+	JobHistoryTTL time.Duration
+	// RecoveredFor is how long a job that succeeded after a replay is
+	// listed as recently recovered. Default 24h.
+	RecoveredFor time.Duration
 	// ResendMax is how many times a patient's code may be sent again (by
 	// any channel, for any of their programmes) within ResendWindow.
 	// Default 5.
@@ -262,6 +285,9 @@ func (o Options) withDefaults() Options {
 	if o.PatientAuditCap == 0 {
 		o.PatientAuditCap = 200
 	}
+	if o.PatientAuditTTL == 0 {
+		o.PatientAuditTTL = 180 * 24 * time.Hour
+	}
 	if o.AccessMaxFailures == 0 {
 		o.AccessMaxFailures = 5
 	}
@@ -273,6 +299,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AckTimeout == 0 {
 		o.AckTimeout = time.Second
+	}
+	if o.JobHistoryCap == 0 {
+		o.JobHistoryCap = 100
+	}
+	if o.JobHistoryTTL == 0 {
+		o.JobHistoryTTL = 30 * 24 * time.Hour
+	}
+	if o.RecoveredFor == 0 {
+		o.RecoveredFor = 24 * time.Hour
 	}
 	if o.ResendMax == 0 {
 		o.ResendMax = 5
@@ -312,6 +347,7 @@ func (o Options) validate() error {
 	for name, d := range map[string]time.Duration{
 		"SessionIdle": o.SessionIdle, "SessionAbsolute": o.SessionAbsolute,
 		"LoginWindow": o.LoginWindow, "AccessWindow": o.AccessWindow, "ResendWindow": o.ResendWindow,
+		"JobHistoryTTL": o.JobHistoryTTL, "RecoveredFor": o.RecoveredFor,
 	} {
 		if d < time.Second {
 			problems = append(problems, name+" must be at least 1s")
@@ -321,7 +357,7 @@ func (o Options) validate() error {
 		"LoginMaxFailures": o.LoginMaxFailures, "AuditCap": o.AuditCap,
 		"PatientAuditCap": o.PatientAuditCap, "AccessMaxFailures": o.AccessMaxFailures,
 		"AccessMaxIPFailures": o.AccessMaxIPFailures, "PasswordChecks": o.PasswordChecks,
-		"ResendMax": o.ResendMax,
+		"ResendMax": o.ResendMax, "JobHistoryCap": o.JobHistoryCap,
 	} {
 		if n < 1 {
 			problems = append(problems, name+" must be positive")

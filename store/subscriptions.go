@@ -192,3 +192,23 @@ func (s *Store) SyncCursor(ctx context.Context, subID, shard string) (at time.Ti
 	}
 	return at, true, nil
 }
+
+// SubscriptionsByID returns the subscriptions among ids that exist, by id,
+// with one Redis round trip.
+func (s *Store) SubscriptionsByID(ctx context.Context, ids []string) (map[string]Subscription, error) {
+	keys := []string{}
+	for _, id := range sortedUnique(ids) {
+		if validID(id) {
+			keys = append(keys, s.key("sub", id))
+		}
+	}
+	subs, err := getMany[Subscription](ctx, s.rdb, keys)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions by id: %w", err)
+	}
+	out := make(map[string]Subscription, len(subs))
+	for _, sub := range subs {
+		out[sub.ID] = sub
+	}
+	return out, nil
+}

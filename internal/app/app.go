@@ -212,17 +212,17 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 	}
 
 	if opts.Mode.serves() {
-		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Log: m.log,
-			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now})
+		var regions []flows.Region
+		for _, code := range config.RegionCodes {
+			regions = append(regions, flows.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})
+		}
+		m.Flows = flows.New(flows.Deps{Store: m.Store, Jobs: m.Jobs, Cliniko: m.Cliniko, Codes: m.Codes, Log: m.log,
+			AccessURL: m.cfg.PublicURL + "/access", Now: opts.Now, Region: m.cfg.Region, Regions: regions})
 		checks := bridge.Checks{Redis: func(ctx context.Context) error { return m.rdb.Ping(ctx).Err() }}
 		if m.worker != nil {
 			checks.Workers = m.worker.Ping
 		}
 		registerReady(m.reg, checks)
-		var regions []bridge.Region
-		for _, code := range config.RegionCodes {
-			regions = append(regions, bridge.Region{Code: code, Name: config.RegionNames[code], URL: m.cfg.RegionURL(code)})
-		}
 		var proxies []netip.Prefix
 		for _, p := range m.cfg.HTTP.TrustedProxies {
 			pfx, err := config.ParseTrustedProxy(p)
@@ -234,8 +234,8 @@ func New(ctx context.Context, opts Options) (m *Main, err error) {
 		srv := bridge.New(bridge.Config{
 			Region: m.cfg.Region, PublicURL: m.cfg.PublicURL, Hosts: m.cfg.Hosts(), RegionURLs: regions,
 			SecureCookies: m.cfg.SecureCookies(), WebhookSecret: m.cfg.Webhooks.Secret, AdminToken: m.cfg.Admin.Token,
-			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies,
-		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys}, checks, m.reg, m.log)
+			Version: opts.Version, Now: opts.Now, TrustedProxies: proxies, QueuesActions: m.cfg.Admin.QueuesActions, TimeZone: m.cfg.TimeZone(),
+		}, bridge.Deps{Flows: m.Flows, Store: m.Store, Jobs: m.Jobs, Keys: keys, Queues: queueMonitor(m.rdb, m.cfg.Admin)}, checks, m.reg, m.log)
 		var handler http.Handler = srv
 		if opts.Mode == ModeDev {
 			handler = m.devOutboxes(srv)

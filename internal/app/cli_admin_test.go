@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/config"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 	"github.com/physitrack/pmsbridge/internal/cli"
@@ -304,5 +306,84 @@ func TestAdminCLITransfer(t *testing.T) {
 	want := []string{"to " + s.ownerID + " from " + s.colleagueID + " by support", "to " + s.colleagueID + " from " + s.ownerID + " by support"}
 	if !slices.Equal(transfers, want) {
 		t.Errorf("transfers in the audit log: %q, want %q", transfers, want)
+	}
+}
+
+// TestAdminCLIReencrypt: after a key rotation, `pmsbridge admin keys
+// reencrypt` re-seals what the old key sealed, so the old key can be
+// dropped: with only the new key, the patient, the programme, its code and
+// the Cliniko key still read. Without a terminal it asks for --yes and
+// changes nothing.
+func TestAdminCLIReencrypt(t *testing.T) {
+	t.Parallel()
+	e := apptest.Start(t, apptest.Options{})
+	ctx := context.Background()
+	s := newSharingSetup(t, e, "cli-reencrypt")
+	prog, _, err := e.Store.CreateProgramme(ctx, pmsbridge.Programme{PatientID: s.patientID, PractitionerID: s.ownerID,
+		Title: "Knee rehab, week 1", StartsOn: "2026-11-22", Notes: "Stop if it hurts."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey := e.Config.Secrets.EncryptionKey
+	newKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, store.KeySize))
+	rotated := []string{"PMSBRIDGE_SECRETS_ENCRYPTION_KEY=" + newKey, "PMSBRIDGE_SECRETS_PREVIOUS_ENCRYPTION_KEYS=" + oldKey}
+	c := newAdminCLI(t, e)
+	old, err := store.ParseKey(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Which key sealed the patient's details (the record is live: the app
+	// runs, so Redis as a whole keeps changing).
+	sealedBy := func() string {
+		t.Helper()
+		raw, err := e.App.Redis().Get(ctx, "pmsb:pat:"+s.patientID).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec struct{ Details string }
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(rec.Details, ":")[1]
+	}
+	if code, out, errOut := c.run("", rotated, "keys", "reencrypt"); code != cli.ExitUsage || !strings.Contains(errOut, "--yes") {
+		t.Fatalf("without a terminal: exit %d, stdout %q, stderr %q; want exit 2 asking for --yes", code, out, errOut)
+	}
+	if got := sealedBy(); got != store.KeyID(old) {
+		t.Fatalf("the refused command re-sealed the patient (key %s)", got)
+	}
+	out := c.ok(rotated, "keys", "reencrypt", "--yes")
+	if !strings.Contains(out, "Re-sealed") || !strings.Contains(out, "previous_encryption_keys") {
+		t.Errorf("reencrypt said %q", out)
+	}
+	if got := sealedBy(); got == store.KeyID(old) {
+		t.Error("the patient is still sealed with the old key")
+	}
+	if out := c.ok(rotated, "keys", "reencrypt", "--yes"); !strings.Contains(out, "nothing needed re-sealing") {
+		t.Errorf("a second run said %q, want that nothing needed re-sealing", out)
+	}
+	k, err := store.ParseKey(newKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := store.NewKeyring(k) // the old key dropped
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.New(e.App.Redis(), store.Options{Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.GetPatient(ctx, s.patientID); err != nil || p.FirstName != "Zoë" {
+		t.Errorf("patient with only the new key: %+v, %v", p.FirstName, err)
+	}
+	if got, err := st.GetProgramme(ctx, prog.ID, 1); err != nil || got.Title != prog.Title || got.Notes != prog.Notes {
+		t.Errorf("programme with only the new key: %q %q, %v", got.Title, got.Notes, err)
+	}
+	if got, err := st.LatestByCode(ctx, prog.Code); err != nil || got.ID != prog.ID {
+		t.Errorf("code with only the new key: %v, %v", got.ID, err)
+	}
+	if _, _, err := st.ClinikoKey(ctx, s.ownerID); err != nil {
+		t.Errorf("Cliniko key with only the new key: %v", err)
 	}
 }

@@ -47,13 +47,7 @@ func getJSON(t *testing.T, b *apptest.Browser, path string) map[string]any {
 // that happen to have a value.
 func TestContractJSONShapes(t *testing.T) {
 	t.Parallel()
-	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey, "nokey@clinic.example": ""})
-	b := e.Login("demo@clinic.example")
-	_, pid := b.Open(sandbox.DemoPatientID)
-	if pid == "" {
-		t.Fatal("import failed")
-	}
+	e, _, b, pid := codesSetup(t) // codes by email and SMS; Priya has no Cliniko key
 	importKeys := []string{"state", "patient_url", "cause", "message"}
 	for _, tc := range []struct {
 		desc string
@@ -62,7 +56,7 @@ func TestContractJSONShapes(t *testing.T) {
 	}{
 		{"done", b, sandbox.DemoPatientID},
 		{"failed: no import on record", b, "987654"},
-		{"failed: no Cliniko key", e.Login("nokey@clinic.example"), sandbox.DemoPatientID},
+		{"failed: no Cliniko key", e.Login("priya@clinic.example"), sandbox.DemoPatientID},
 	} {
 		wantKeys(t, "import status "+tc.desc, getJSON(t, tc.b, "/imports/status?patient_id="+tc.id), importKeys...)
 	}
@@ -77,6 +71,22 @@ func TestContractJSONShapes(t *testing.T) {
 	if len(progs) != 1 {
 		t.Fatalf("programmes: %v", doc["programmes"])
 	}
-	wantKeys(t, "programme", progs[0], "id", "version", "title", "code", "pdf")
+	wantKeys(t, "programme", progs[0], "id", "version", "title", "code", "pdf", "code_delivery")
 	wantKeys(t, "programme pdf", progs[0].(map[string]any)["pdf"], "state", "cause", "reason", "attachment_id")
+	delivery, _ := progs[0].(map[string]any)["code_delivery"].([]any)
+	if len(delivery) != 1 {
+		t.Fatalf("code_delivery: %v, want the email of version 1", progs[0].(map[string]any)["code_delivery"])
+	}
+	wantKeys(t, "code_delivery entry", delivery[0], "channel", "state", "cause", "reason", "sent_at")
+
+	// A patient the code cannot be sent to: an empty list, not null.
+	_, giorgos := b.Open("836447129235882002")
+	assignProgramme(t, b, giorgos, kneeForm("Balance"))
+	progs, _ = getJSON(t, b, "/api/patients/"+giorgos)["programmes"].([]any)
+	if len(progs) != 1 {
+		t.Fatalf("programmes of the second patient: %v", progs)
+	}
+	if d, ok := progs[0].(map[string]any)["code_delivery"].([]any); !ok || len(d) != 0 {
+		t.Errorf("code_delivery with no message: %#v, want []", progs[0].(map[string]any)["code_delivery"])
+	}
 }

@@ -235,8 +235,17 @@ func TestOpenRepeatClickRefreshesDebounced(t *testing.T) {
 		t.Error("a debounced click refreshed the patient")
 	}
 	// The refresh button is not debounced.
+	// It waits briefly for Cliniko and says what changed; on a slow day it
+	// says that it is still reading.
 	r = b.PostForm("/patients/"+id+"/refresh", nil)
-	wantRedirect(t, "refresh button", r, "/patients/"+id+"?done=refreshing")
+	switch loc := r.Location(); {
+	case r.StatusCode == http.StatusSeeOther && loc == "/patients/"+id+"?done=refreshed&changed=name":
+		wantPage(t, "after the refresh", b.Get(loc), http.StatusOK, "Updated: name.", "Zed")
+	case r.StatusCode == http.StatusSeeOther && loc == "/patients/"+id+"?done=refreshing":
+		wantPage(t, "while refreshing", b.Get(loc), http.StatusOK, "Cliniko has not answered yet")
+	default:
+		t.Fatalf("refresh button: %d to %q", r.StatusCode, loc)
+	}
 	e.Eventually("the forced refresh", func() bool { return strings.Contains(b.Get("/patients/"+id).Body, "Zed") })
 }
 
@@ -491,7 +500,7 @@ func TestOpenWithoutKeyThenSave(t *testing.T) {
 	}
 
 	// A wrong key keeps next, so a second try still goes on.
-	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {"MS0xbm90YXJlYWxrZXk-au1"}, "next": {click}})
+	r = b.PostForm("/settings/cliniko", url.Values{"api_key": {"MS0xbm90YXJlYWxrZXkwMDAwMDAw-au1"}, "next": {click}})
 	wantPage(t, "wrong key", r, http.StatusUnprocessableEntity, "bad key")
 	if !strings.Contains(r.Body, `name="next" value="`+html.EscapeString(click)+`"`) {
 		t.Errorf("the settings form lost next after an error")
@@ -530,7 +539,8 @@ func TestSettingsChecksKey(t *testing.T) {
 		want      string
 	}{
 		{"empty", "", nil, "Paste your Cliniko API key"},
-		{"key with spaces", "abc def-au1", nil, "does not look like a Cliniko API key"},
+		{"key with spaces", "MS0xbm90YXJl YWxrZXkwMDAwMDAw-au1", nil, "no spaces"},
+		{"cannot be a key", "abc123", nil, "too short to be a Cliniko API key"},
 		{"unknown key", "MS0xbm90YXJlYWxrZXkwMDAwMDAw-au1", nil, "bad key"},
 		{"key of another shard", strings.TrimSuffix(sandbox.DemoAdminKey, "-au1") + "-uk2", nil, "bad key"},
 		{"revoked key", "", nil, ""}, // filled below
@@ -558,14 +568,17 @@ func TestSettingsChecksKey(t *testing.T) {
 		})
 	}
 
-	t.Run("valid key shows the Cliniko user, role, shard and App URL", func(t *testing.T) {
+	t.Run("valid key shows the Cliniko account, user, role and App URL", func(t *testing.T) {
 		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {"  " + sandbox.DemoAdminKey + "\n"}, "next": {"//evil.example/x"}})
 		wantRedirect(t, "save", r, "/settings/cliniko?done=saved&replayed=0")
 		page := b.Get(r.Location())
-		wantPage(t, "settings", page, http.StatusOK, "Your Cliniko API key is saved and works.", "Connected to Cliniko",
-			"Demo Practitioner", "demo@clinic.example", "administrator", e.Config.PublicURL+"/cliniko_patient_import")
-		if !strings.Contains(page.Body, "<td>au1</td>") {
-			t.Error("the settings page does not show the shard au1")
+		wantPage(t, "settings", page, http.StatusOK, "Your Cliniko API key is saved and works.", "Your Cliniko connection",
+			"Demo Physio Clinic (Australia)", "Demo Practitioner", "demo@clinic.example", "Administrator", e.Config.PublicURL+"/cliniko_patient_import")
+		if strings.Contains(strings.ToLower(pageText(page.Body)), "shard") {
+			t.Error("the settings page speaks of shards")
+		}
+		if strings.Contains(page.Body, "This key is not yours") || strings.Contains(page.Body, "another Cliniko account") {
+			t.Error("the practitioner's own key of the clinic's account is warned about")
 		}
 		if !strings.Contains(page.Body, "http://pmsbridge.test/cliniko_patient_import") {
 			t.Errorf("App URL is not public_url + /cliniko_patient_import")
@@ -582,6 +595,26 @@ func TestSettingsChecksKey(t *testing.T) {
 		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {sandbox.DemoSchedulerKey}})
 		wantRedirect(t, "save", r, "/settings/cliniko?done=saved&replayed=0")
 		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "Sam Scheduler", "scheduler", "may not upload patient files")
+	})
+
+	t.Run("a bad key over a working one leaves the working one in use", func(t *testing.T) {
+		r := b.PostForm("/settings/cliniko", url.Values{"api_key": {"MS0xbm90YXJlYWxrZXkwMDAwMDAw-au1"}})
+		wantPage(t, "save a bad key", r, http.StatusUnprocessableEntity, "bad key", "Nothing was changed: your saved key for Demo Physio Clinic (Australia) stays in use.")
+		if cu, ok, _ := e.Store.ClinikoUserOf(context.Background(), pr.ID); !ok || cu.Name != "Sam Scheduler" {
+			t.Errorf("saved key's user %+v, %v; want Sam Scheduler's key still saved", cu, ok)
+		}
+	})
+
+	t.Run("remove asks first", func(t *testing.T) {
+		page := b.Get("/settings/cliniko")
+		if !strings.Contains(page.Body, `href="/settings/cliniko?remove=confirm#confirm-remove"`) || strings.Contains(page.Body, `name="action" value="remove"`) {
+			t.Fatal("the settings page does not ask before removing the key")
+		}
+		page = b.Get("/settings/cliniko?remove=confirm")
+		wantPage(t, "the second step", page, http.StatusOK, "Remove your Cliniko API key?", "Yes, remove the key", "Keep it")
+		if !strings.Contains(page.Body, `name="action" value="remove"`) || !hasKey() {
+			t.Fatal("the second step has no remove form, or the key went already")
+		}
 	})
 
 	t.Run("remove deletes the key", func(t *testing.T) {
@@ -643,7 +676,9 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 		if id != "" {
 			t.Fatalf("a uk2 key opened au1 patient %s as %s", sandbox.DemoPatientID, id)
 		}
-		wantPage(t, "click", r, http.StatusNotFound, "This patient is not in your Cliniko account",
+		// Olivia's key is of her clinic's own account (her clinic's first
+		// key claimed it), so the page does not blame the key.
+		wantPage(t, "click", r, http.StatusNotFound, "Cliniko no longer shows this patient", "Harbour Street Physiotherapy (United Kingdom), your clinic's Cliniko account",
 			"Not "+clinic.Practitioners["olivia@harbour.example"].Name+"?", "Log out")
 		if st := importStatusOf(t, b, sandbox.DemoPatientID); st.State != "failed" || st.Cause != "cliniko_not_found" {
 			t.Errorf("import status %+v, want failed with cliniko_not_found", st)
@@ -685,7 +720,7 @@ func TestOpenClinikoKeyProblems(t *testing.T) {
 		acct.AddKey(u.ID, newKey)
 		r = b.PostForm("/settings/cliniko", url.Values{"api_key": {newKey}})
 		wantRedirect(t, "save the new key", r, "/settings/cliniko?done=saved&replayed=1")
-		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "1 job(s) that had failed because of the key are running again")
+		wantPage(t, "settings", b.Get(r.Location()), http.StatusOK, "A programme PDF or an import that had failed is running again with it.")
 		e.Eventually("the replayed import to link the patient", func() bool {
 			return linksOf(t, e, clinic.Subscription.ID, "au1")[sandbox.DemoPatientID] != ""
 		})

@@ -70,12 +70,17 @@ func assignProgramme(t *testing.T, b *apptest.Browser, patientID string, form ur
 	t.Helper()
 	before := patientDoc(t, b, patientID).Programmes
 	r := b.PostForm("/patients/"+patientID+"/programmes", form)
-	if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+patientID+"?done=assigned" {
-		t.Fatalf("assign %v: got %d to %q, want 303 to the patient page\n%s", form, r.StatusCode, r.Location(), r.Body)
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Location(), "/patients/"+patientID+"?done=assigned&") {
+		t.Fatalf("assign %v: got %d to %q, want 303 to the patient page saying what happens to the PDF and the code\n%s", form, r.StatusCode, r.Location(), r.Body)
 	}
 	after := patientDoc(t, b, patientID).Programmes
 	for _, p := range after {
 		if !slices.ContainsFunc(before, func(x bridge.ProgrammeJSON) bool { return x.ID == p.ID && x.Version == p.Version }) {
+			// The notice's keys: what happens to the PDF (pdf=) and which
+			// programme's code to tell about (programme=).
+			if u, err := url.Parse(r.Location()); err != nil || u.Query().Get("programme") != p.ID || u.Query().Get("pdf") == "" {
+				t.Errorf("assign: redirect to %q, want done=assigned with pdf= and programme=%s", r.Location(), p.ID)
+			}
 			return p
 		}
 	}
@@ -334,7 +339,7 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/settings/cliniko?done=saved&replayed=1" {
 				t.Fatalf("save key: %d to %q, want 303 to the settings page with replayed=1", r.StatusCode, r.Location())
 			}
-			if page := b.Get(r.Location()); !strings.Contains(page.Body, "1 job(s) that had failed because of the key are running again") {
+			if page := b.Get(r.Location()); !strings.Contains(page.Body, "A programme PDF or an import that had failed is running again with it.") {
 				t.Errorf("settings page does not say that the failed job runs again")
 			}
 		}},
@@ -343,6 +348,10 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			r := b.PostForm("/patients/"+pid+"/programmes/"+prog.ID+"/versions/1/resend", nil)
 			if r.StatusCode != http.StatusSeeOther || r.Location() != "/patients/"+pid+"?done=resent" {
 				t.Fatalf("resend: %d to %q", r.StatusCode, r.Location())
+			}
+			// The job's history says the practitioner asked.
+			if by := replayedBy(t, e, jobs.UploadTaskID(prog.ID, 1)); by != (store.Actor{Via: store.ViaPractitioner, Who: "sam@clinic.example"}) {
+				t.Errorf("the resend is in the history as %v", by)
 			}
 		}},
 	} {
@@ -360,8 +369,11 @@ func TestProgrammeUploadForbiddenThenFixed(t *testing.T) {
 			if failed.PDF.Cause != string(pmsbridge.CauseClinikoForbidden) || failed.PDF.Reason == "" {
 				t.Errorf("pdf = %+v, want cause cliniko_forbidden with a reason", failed.PDF)
 			}
+			// The row says what happened and what fixes it in the cause
+			// table's words (not the raw reason, which support reads).
 			page := b.Get("/patients/" + pid)
-			for _, want := range []string{"failed", failed.PDF.Reason, "Send to Cliniko again"} {
+			words := pmsbridge.CauseClinikoForbidden.Info().Clinician
+			for _, want := range []string{"failed", words.Row, words.Note, "Send to Cliniko again"} {
 				if !strings.Contains(page.Body, htmlEscape(want)) {
 					t.Errorf("patient page lacks %q", want)
 				}

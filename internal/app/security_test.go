@@ -351,7 +351,7 @@ func TestSecretsNeverStoredOrLogged(t *testing.T) {
 	wantRedirect(t, "repeat click", b.Get(importPath+sandbox.DemoPatientID), "/patients/"+id)
 	e.Eventually("the refresh", func() bool { return e.Sandbox.RequestCount("get_patient") >= 2 })
 	r, _ := b.Open("999999999")
-	wantPage(t, "unknown patient", r, http.StatusNotFound, "not in your Cliniko account")
+	wantPage(t, "unknown patient", r, http.StatusNotFound, "Cliniko no longer shows this patient")
 	if status, doc := callAdminAPI(t, e, http.MethodPost, "/admin/api/practitioners", map[string]string{
 		"subscription_id": clinic.Subscription.ID, "email": "new@clinic.example", "name": "Dr New", "password": adminPassword}); status != http.StatusCreated {
 		t.Fatalf("create practitioner: %d %v", status, doc)

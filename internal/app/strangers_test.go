@@ -118,7 +118,7 @@ func TestClientAddressBehindProxy(t *testing.T) {
 		}
 		right := url.Values{"code": {code}, "year_of_birth": {"1985"}}
 		wantPage(t, "the stranger's 31st try", postFrom(b, "/access", right, stranger), http.StatusTooManyRequests, "Too many attempts")
-		wantPage(t, "the patient behind the same proxy", postFrom(b, "/access", right, colleague), http.StatusOK, "Knee rehab, week 1")
+		wantPage(t, "the patient behind the same proxy", followAccess(b, postFrom(b, "/access", right, colleague)), http.StatusOK, "Knee rehab, week 1")
 	})
 
 	t.Run("untrusted peer", func(t *testing.T) {
@@ -214,10 +214,10 @@ func TestBurstOfYearsOpensNothing(t *testing.T) {
 	res := burst(t, 100, func(i int) *http.Request {
 		return formRequest(e, "/access", url.Values{"code": {code}, "year_of_birth": {strconv.Itoa(1900 + i)}}, "")
 	})
-	ok, wrong, locked := res.status[http.StatusOK], res.status[http.StatusUnauthorized], res.status[http.StatusTooManyRequests]
+	ok, wrong, locked := res.status[http.StatusSeeOther], res.status[http.StatusUnauthorized], res.status[http.StatusTooManyRequests]
 	t.Logf("burst of 100 years: %d opened, %d wrong, %d locked", ok, wrong, locked)
 	if wrong > 5 || ok > 1 || wrong+ok < 1 || ok+wrong+locked != 100 {
-		t.Errorf("statuses %v: want at most 5 wrong years checked (401), the right one at most once (200), the rest 429", res.status)
+		t.Errorf("statuses %v: want at most 5 wrong years checked (401), the right one at most once (303 to the programme), the rest 429", res.status)
 	}
 	if got := attemptCounts(t, e, "access"); got["wrong"] != wrong || got["ok"] != ok || got["locked"] != locked {
 		t.Errorf("metrics count %v, the answers %d ok, %d wrong, %d locked", got, ok, wrong, locked)
@@ -364,7 +364,7 @@ func opsOf(es []store.AuditEntry) []string {
 func TestNoticesFromFixedTable(t *testing.T) {
 	t.Parallel()
 	e := apptest.Start(t, apptest.Options{})
-	e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
+	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey})
 	b := e.Login("demo@clinic.example")
 	admin := e.NewBrowser()
 	wantRedirect(t, "admin login", admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}}), "/admin/")
@@ -381,12 +381,16 @@ func TestNoticesFromFixedTable(t *testing.T) {
 		who              *apptest.Browser
 	}{
 		{"settings: saved", "/settings/cliniko?done=saved", "Your Cliniko API key is saved and works.", b},
-		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 job(s) that had failed because of the key are running again.", b},
+		{"settings: saved, 3 replayed", "/settings/cliniko?done=saved&replayed=3", "Your Cliniko API key is saved and works. 3 programme PDFs or imports that had failed are running again with it.", b},
+		{"settings: saved, 1 replayed", "/settings/cliniko?done=saved&replayed=1", "Your Cliniko API key is saved and works. A programme PDF or an import that had failed is running again with it.", b},
 		{"settings: replayed is text", "/settings/cliniko?done=saved&replayed=" + url.QueryEscape(phish), "Your Cliniko API key is saved and works.", b},
 		{"settings: replayed is not a plain number", "/settings/cliniko?done=saved&replayed=3%20jobs", "Your Cliniko API key is saved and works.", b},
 		{"settings: removed", "/settings/cliniko?done=removed", "Your Cliniko API key is removed.", b},
 		{"settings: unknown key", "/settings/cliniko?done=" + url.QueryEscape(phish), "", b},
-		{"admin: replayed", "/admin/?notice=replayed&n=2", "Replayed 2 job(s).", admin},
+		{"admin: replayed", "/admin/?notice=replayed&n=2", "Replayed 2 jobs.", admin},
+		{"admin: replayed, one", "/admin/?notice=replayed&n=1", "Replayed 1 job.", admin},
+		{"admin: replayed in a clinic", "/admin/?notice=replayed&n=2&where=" + clinic.Subscription.ID, "Replayed 2 jobs of Demo Physio Clinic.", admin},
+		{"admin: replayed, where is text", "/admin/?notice=replayed&n=2&where=" + url.QueryEscape(phish), "Replayed 2 jobs.", admin},
 		{"admin: replayed, count is text", "/admin/?notice=replayed&n=" + url.QueryEscape(phish), "", admin},
 		{"admin: deleted", "/admin/?notice=deleted", "Deleted.", admin},
 		{"admin: text as the key", "/admin/?notice=" + url.QueryEscape(phish), "", admin},
@@ -452,7 +456,7 @@ func TestFormBodiesCapped(t *testing.T) {
 		{"login, 70 KiB", anon, "/login", url.Values{"email": {"demo@clinic.example"}, "password": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
 		{"access, 10 MiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(10 << 20)}}, http.StatusRequestEntityTooLarge},
 		{"access, 70 KiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
-		{"access, 60 KiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(60 << 10)}}, http.StatusOK},
+		{"access, 60 KiB", anon, "/access", url.Values{"code": {code}, "year_of_birth": {"1985"}, "junk": {pad(60 << 10)}}, http.StatusSeeOther},
 		{"admin login, 70 KiB", anon, "/admin/login", url.Values{"token": {pad(70 << 10)}}, http.StatusRequestEntityTooLarge},
 		{"assign, 300 KiB of notes", b, "/patients/" + pid + "/programmes", url.Values{"title": {"Big"}, "exercise": {"ex_quad_set"}, "notes": {pad(300 << 10)}}, http.StatusRequestEntityTooLarge},
 		{"assign, 200 KiB of notes", b, "/patients/" + pid + "/programmes", url.Values{"title": {"Big"}, "exercise": {"ex_quad_set"}, "notes": {pad(200 << 10)}}, http.StatusUnprocessableEntity},

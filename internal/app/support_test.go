@@ -23,6 +23,7 @@ import (
 	"github.com/physitrack/pmsbridge/internal/cli"
 	"github.com/physitrack/pmsbridge/jobs"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/physitrack/pmsbridge/support"
 )
 
 // cliEnviron is the environment that makes `pmsbridge jobs` read the same
@@ -212,6 +213,11 @@ func TestSupportFailedJobs(t *testing.T) {
 			{"one practitioner", "practitioner_id=" + sam.ID, []string{uploadForbidden}},
 			{"cause and practitioner", "cause=cliniko_invalid&practitioner_id=" + sam.ID, []string{}},
 			{"cause with nothing", "cause=cliniko_rate_limited", []string{}},
+			{"practitioner by email", "practitioner=" + url.QueryEscape("sam@clinic.example"), []string{uploadForbidden}},
+			{"clinic by name", "cause=cliniko_not_found&clinic=" + url.QueryEscape("Demo Physio Clinic"), sortedIDs(importArchived, importMissing)},
+			{"clinic by id", "type=programme:upload_pdf&subscription_id=" + sub, sortedIDs(append([]string{uploadForbidden}, invalid...)...)},
+			{"search for the Cliniko user", "search=" + url.QueryEscape("sam sched"), []string{uploadForbidden}},
+			{"search for a patient", "search=oliver", sortedIDs(invalid...)},
 		} {
 			t.Run(tc.desc, func(t *testing.T) {
 				if got := jobIDs(failedJobs(t, e, tc.query)); !slices.Equal(got, tc.want) {
@@ -219,8 +225,60 @@ func TestSupportFailedJobs(t *testing.T) {
 				}
 			})
 		}
-		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs?state=failed&cause=bogus", nil); r.StatusCode != http.StatusBadRequest {
-			t.Errorf("unknown cause: %d, want 400", r.StatusCode)
+		for query, says := range map[string]string{
+			"cause=bogus":                          "unknown cause",
+			"practitioner=nobody%40clinic.example": `no practitioner has the email \"nobody@clinic.example\"`,
+			"clinic=Nowhere":                       `no clinic \"Nowhere\"`,
+			"practitioner=" + demo.ID + "&practitioner_id=" + sam.ID: "not both",
+		} {
+			if r := adminAPI(e, http.MethodGet, "/admin/api/jobs?state=failed&"+query, nil); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, says) {
+				t.Errorf("%s: %d %s, want 400 saying %q", query, r.StatusCode, r.Body, says)
+			}
+		}
+
+		// People on the rows.
+		var named struct {
+			Jobs []support.Job `json:"jobs"`
+		}
+		r0 := adminAPI(e, http.MethodGet, "/admin/api/jobs?cause=cliniko_forbidden", nil)
+		if err := json.Unmarshal([]byte(r0.Body), &named); err != nil || len(named.Jobs) != 1 {
+			t.Fatalf("forbidden jobs: %v %s", err, r0.Body)
+		}
+		nj := named.Jobs[0]
+		if nj.Practitioner == nil || nj.Practitioner.Email != "sam@clinic.example" || nj.Clinic == nil || nj.Clinic.Name != "Demo Physio Clinic" ||
+			nj.Patient == nil || nj.Patient.Name != "Zoë O'Brien" || nj.ClinikoUser == nil || nj.ClinikoUser.Name != "Sam Scheduler" || nj.ClinikoUser.Role != sandbox.RoleScheduler {
+			t.Errorf("the Scheduler's job names: %s", r0.Body)
+		}
+
+		// A dry run says how many and where, and changes nothing.
+		before := jobIDs(failedJobs(t, e, "cause=cliniko_invalid"))
+		r1 := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"cause": "cliniko_invalid", "clinic": "Demo Physio Clinic", "dry_run": true})
+		var dry struct {
+			DryRun   bool                  `json:"dry_run"`
+			Matched  *int                  `json:"matched"`
+			Replayed *int                  `json:"replayed"`
+			Summary  string                `json:"summary"`
+			Clinics  []support.ClinicCount `json:"clinics"`
+			IDs      []string              `json:"ids"`
+		}
+		if err := json.Unmarshal([]byte(r1.Body), &dry); err != nil || r1.StatusCode != http.StatusOK || !dry.DryRun || dry.Matched == nil || *dry.Matched != 3 || dry.Replayed != nil ||
+			dry.Summary != "3 failed jobs of Demo Physio Clinic" || len(dry.Clinics) != 1 || dry.Clinics[0] != (support.ClinicCount{ID: sub, Name: "Demo Physio Clinic", Jobs: 3}) ||
+			!slices.Equal(sortedIDs(dry.IDs...), sortedIDs(invalid...)) {
+			t.Errorf("dry run: %d %s", r1.StatusCode, r1.Body)
+		}
+		for _, id := range invalid {
+			if f, err := e.Store.GetFailure(ctx, id); err != nil || !f.Permanent || f.Replayed != nil {
+				t.Errorf("%s after a dry run: %+v %v", id, f, err)
+			}
+		}
+		if after := jobIDs(failedJobs(t, e, "cause=cliniko_invalid")); !slices.Equal(before, after) {
+			t.Errorf("a dry run changed the listing: %v → %v", before, after)
+		}
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"practitioner": "nobody@clinic.example", "dry_run": true}); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("replay for an unknown email: %d %s, want 400", r.StatusCode, r.Body)
+		}
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{importMissing}, "cause": "cliniko_not_found"}); r.StatusCode != http.StatusBadRequest {
+			t.Errorf("replay by ids and a filter: %d %s, want 400", r.StatusCode, r.Body)
 		}
 
 		// Every contract field is there.
@@ -271,13 +329,49 @@ func TestSupportFailedJobs(t *testing.T) {
 
 	t.Run("CLI failed, show, stats", func(t *testing.T) {
 		code, out, _ := cliRun(t, e, "", "jobs", "failed")
-		if code != 0 || !strings.Contains(out, "CAUSE") || !strings.Contains(out, strconv.Itoa(len(all))+" job(s)") {
+		if code != 0 || !strings.Contains(out, "CAUSE") || !strings.Contains(out, strconv.Itoa(len(all))+" failed jobs of Demo Physio Clinic.") {
 			t.Errorf("jobs failed: exit %d:\n%s", code, out)
 		}
-		for _, id := range all {
-			if !strings.Contains(out, id) {
-				t.Errorf("jobs failed lacks %s", id)
+		// People, not ids: the Scheduler's upload names the practitioner,
+		// the clinic, the patient and the Cliniko user whose key failed;
+		// ids are shortened (whole with --wide).
+		var samRow string
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, support.ShortID(uploadForbidden)+" ") {
+				samRow = line
 			}
+		}
+		for _, want := range []string{"Dr Sam <sam@clinic.example>", "Demo Physio Clinic", "Zoë O'Brien", "Sam Scheduler (Scheduler)", "cliniko_forbidden"} {
+			if !strings.Contains(samRow, want) {
+				t.Errorf("the Scheduler's row lacks %q: %q\n%s", want, samRow, out)
+			}
+		}
+		if strings.Contains(out, zoe) || strings.Contains(out, uploadForbidden) {
+			t.Errorf("jobs failed shows whole ids without --wide:\n%s", out)
+		}
+		_, wide, _ := cliRun(t, e, "", "jobs", "failed", "--wide")
+		for _, id := range all {
+			if !strings.Contains(wide, id) {
+				t.Errorf("jobs failed --wide lacks %s", id)
+			}
+		}
+		// --practitioner takes an email; an email of nobody is an error.
+		code, out, _ = cliRun(t, e, "", "jobs", "failed", "--practitioner", "Sam@Clinic.example")
+		if code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") || !strings.Contains(out, "Sam Scheduler (Scheduler)") {
+			t.Errorf("jobs failed --practitioner <email>: exit %d:\n%s", code, out)
+		}
+		if code, out, errOut := cliRun(t, e, "", "jobs", "failed", "--practitioner", "nobody@clinic.example"); code != cli.ExitUsage || out != "" ||
+			!strings.Contains(errOut, `no practitioner has the email "nobody@clinic.example"`) {
+			t.Errorf("jobs failed --practitioner <unknown email>: exit %d: %q %q", code, out, errOut)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--clinic", "Demo Physio Clinic", "--cause", "cliniko_not_found"); code != 0 || !strings.Contains(out, "2 failed jobs of Demo Physio Clinic.") {
+			t.Errorf("jobs failed --clinic <name>: exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--search", "Shoulder"); code != 0 || !strings.Contains(out, "No failed jobs match.") {
+			t.Errorf("jobs failed --search for a programme title (not searchable): exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "failed", "--search", "SAM@"); code != 0 || !strings.Contains(out, "1 failed job of Demo Physio Clinic.") {
+			t.Errorf("jobs failed --search <email part>: exit %d:\n%s", code, out)
 		}
 		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
 		for _, want := range []string{"cliniko_forbidden", samProg.ID, "cliniko.list_attachments", "403", "jobs replay " + uploadForbidden} {
@@ -338,26 +432,50 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Fatalf("login: %d to %q", r.StatusCode, r.Location())
 		}
 		page := admin.Get("/admin/")
-		if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, strconv.Itoa(len(all))+" job(s) in the failure ledger") {
+		if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "<strong>"+strconv.Itoa(len(all))+" failed jobs of Demo Physio Clinic</strong> in the failure ledger") {
 			t.Fatalf("admin page: %d", page.StatusCode)
 		}
 		for cause, n := range map[pmsbridge.Cause]int{pmsbridge.CauseClinikoUnauthorized: 1, pmsbridge.CauseClinikoForbidden: 1, pmsbridge.CauseClinikoNotFound: 2, pmsbridge.CauseClinikoInvalid: 3} {
 			help := cause.Info().Support
-			for _, want := range []string{
+			wants := []string{
 				html.EscapeString(help.Title) + ` <span class="badge">` + string(cause) + `</span> <span class="badge error">` + strconv.Itoa(n) + `</span>`,
 				html.EscapeString(help.Means), html.EscapeString(help.Fix),
-				`<input type="hidden" name="cause" value="` + string(cause) + `"><button type="submit">Replay all ` + strconv.Itoa(n) + `</button>`,
-			} {
+			}
+			if n > 1 { // a group of several asks before it replays them
+				wants = append(wants, `<input type="hidden" name="cause" value="`+string(cause)+`"><input type="hidden" name="bulk" value="1"><button type="submit" class="secondary">Replay these `+strconv.Itoa(n)+`…</button>`)
+			}
+			for _, want := range wants {
 				if !strings.Contains(page.Body, want) {
 					t.Errorf("admin page lacks %q", want)
 				}
 			}
 		}
-		if strings.Contains(page.Body, "cliniko_rate_limited") {
+		// People, not ids; plurals right; ids whole in the text and title.
+		for _, want := range []string{"Dr Sam", "sam@clinic.example", "Sam Scheduler", `<span class="badge">Scheduler</span>`, "Zoë O&#39;Brien",
+			"1 attempt ·", `<code class="jobid" title="` + uploadForbidden + `">`, `<svg class="chart"`, `<a href="/admin/queues/">`} {
+			if !strings.Contains(page.Body, want) {
+				t.Errorf("admin page lacks %q", want)
+			}
+		}
+		if strings.Contains(page.Body, "(s)") {
+			t.Errorf("admin page has a \"(s)\" plural")
+		}
+		// Filters: a clinic by name and a cause; a clinic nobody has.
+		filtered := admin.Get("/admin/?clinic=" + url.QueryEscape("demo physio clinic") + "&cause=cliniko_invalid")
+		if !strings.Contains(filtered.Body, "<strong>3 failed jobs of Demo Physio Clinic</strong> match these filters") || strings.Contains(filtered.Body, `title="`+uploadForbidden+`"`) {
+			t.Errorf("filtered page does not list exactly the 3 invalid uploads")
+		}
+		if r := admin.Get("/admin/?clinic=Nowhere"); !strings.Contains(r.Body, `role="alert">no clinic &#34;Nowhere&#34;`) || strings.Contains(r.Body, `class="jobid"`) {
+			t.Errorf("a clinic nobody has: the page does not say so, or lists jobs")
+		}
+		if strings.Contains(page.Body, `id="cause-cliniko_rate_limited"`) {
 			t.Errorf("admin page shows a group without failures")
 		}
-		if r := admin.Get("/admin/jobs/" + url.PathEscape(uploadForbidden)); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "cliniko.list_attachments") {
-			t.Errorf("job page: %d, want the job with its Cliniko calls", r.StatusCode)
+		jp := admin.Get("/admin/jobs/" + url.PathEscape(uploadForbidden))
+		for _, want := range []string{"cliniko.list_attachments", "Dr Sam", "Sam Scheduler", "<h2>History", "attempt 1 failed: cliniko_forbidden"} {
+			if jp.StatusCode != http.StatusOK || !strings.Contains(jp.Body, want) {
+				t.Errorf("job page: %d, lacks %q", jp.StatusCode, want)
+			}
 		}
 	})
 
@@ -399,11 +517,42 @@ func TestSupportFailedJobs(t *testing.T) {
 
 		// The role is fixed in Cliniko: replay the cause from the CLI.
 		e.Sandbox.SetRole("4", sandbox.RolePractitioner)
-		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--yes")
-		if code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
+		code, out, errOut = cliRun(t, e, "", "jobs", "replay", "--cause", "cliniko_forbidden", "--clinic", sub, "--by", "Tess Support", "--yes")
+		if code != 0 || !strings.Contains(out, "Replayed 1 job of Demo Physio Clinic.") {
 			t.Fatalf("replay --cause --yes: exit %d: %s %s", code, out, errOut)
 		}
 		waitLedgerGone(t, e, uploadForbidden)
+		// Its history: the failure with the Scheduler's key, the replay by
+		// the CLI, the success; it is recently recovered.
+		code, out, _ = cliRun(t, e, "", "jobs", "show", uploadForbidden)
+		history := out[strings.Index(out, "History (oldest first):"):]
+		for i, want := range []string{"attempt 1 failed: cliniko_forbidden", "with the Cliniko key of Sam Scheduler (Scheduler); failed for good",
+			"replayed by CLI (Tess Support)", "succeeded"} {
+			if !strings.Contains(history, want) {
+				t.Errorf("jobs show's history lacks step %d %q:\n%s", i, want, out)
+			}
+		}
+		if code != 0 || !strings.Contains(out, "state:") || !strings.Contains(out, "done") || !strings.Contains(out, "recovered:") || strings.Contains(out, "Replay it with") {
+			t.Errorf("jobs show of a recovered job: exit %d:\n%s", code, out)
+		}
+		if code, out, _ := cliRun(t, e, "", "jobs", "recovered"); code != 0 || !strings.Contains(out, support.ShortID(uploadForbidden)) ||
+			!strings.Contains(out, "CLI (Tess Support)") || !strings.Contains(out, "1 job of Demo Physio Clinic recovered after a replay.") {
+			t.Errorf("jobs recovered: exit %d:\n%s", code, out)
+		}
+		var recovered struct {
+			Jobs []support.Job `json:"jobs"`
+		}
+		r := adminAPI(e, http.MethodGet, "/admin/api/jobs/recovered?clinic="+url.QueryEscape("Demo Physio Clinic"), nil)
+		if err := json.Unmarshal([]byte(r.Body), &recovered); err != nil || len(recovered.Jobs) != 1 || recovered.Jobs[0].ID != uploadForbidden ||
+			recovered.Jobs[0].RecoveredAt == nil || recovered.Jobs[0].Replayed == nil || recovered.Jobs[0].Replayed.By.Who != "Tess Support" {
+			t.Errorf("API recovered: %d %s", r.StatusCode, r.Body)
+		}
+		var detail support.Detail
+		r = adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(uploadForbidden), nil)
+		if err := json.Unmarshal([]byte(r.Body), &detail); err != nil || detail.State != "done" || len(detail.History) != 3 ||
+			detail.History[1].Kind != store.EventReplayed || detail.History[2].Kind != store.EventSucceeded {
+			t.Errorf("API job after recovery: %d %s", r.StatusCode, r.Body)
+		}
 		waitPDFState(t, e, bs, zoe, samProg.ID, 1, pmsbridge.PDFUploaded)
 		stillExactly(t, e, sandbox.DemoPatientID, 1)
 
@@ -412,8 +561,12 @@ func TestSupportFailedJobs(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Deleted "+importMissing) {
 			t.Fatalf("jobs delete: exit %d: %s %s", code, out, errOut)
 		}
-		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(importMissing), nil); r.StatusCode != http.StatusNotFound {
-			t.Errorf("deleted job: %d, want 404", r.StatusCode)
+		if r := adminAPI(e, http.MethodGet, "/admin/api/jobs/"+url.PathEscape(importMissing), nil); r.StatusCode != http.StatusOK ||
+			!strings.Contains(r.Body, `"state":"deleted"`) || !strings.Contains(r.Body, `"via":"cli"`) {
+			t.Errorf("deleted job: %d %s, want its history saying the CLI deleted it", r.StatusCode, r.Body)
+		}
+		if failures, _ := e.Store.ListFailures(ctx, store.FailureFilter{MinAttempts: -1}); slices.ContainsFunc(failures, func(f store.Failure) bool { return f.TaskID == importMissing }) {
+			t.Errorf("deleted job still in the ledger")
 		}
 		if _, err := e.Jobs.Inspector().GetTaskInfo(jobs.QueueImport, importMissing); !errors.Is(err, asynq.ErrTaskNotFound) {
 			t.Errorf("deleted job still in asynq's archive: %v", err)
@@ -424,10 +577,28 @@ func TestSupportFailedJobs(t *testing.T) {
 		e.Sandbox.EditPatient(lukasz, func(p *sandbox.Patient) { p.ArchivedAt = nil })
 		admin := e.NewBrowser()
 		admin.PostForm("/admin/login", url.Values{"token": {apptest.AdminToken}})
-		if r := admin.PostForm("/admin/replay", url.Values{"cause": {"cliniko_not_found"}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
+		// A replay by filter asks first, saying how many and where.
+		group := url.Values{"cause": {"cliniko_not_found"}, "bulk": {"1"}}
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Replay 1 failed job of Demo Physio Clinic?") {
+			t.Fatalf("group replay without confirmation: %d, want the question", r.StatusCode)
+		}
+		if f, _ := e.Store.GetFailure(ctx, importArchived); !f.Permanent {
+			t.Fatalf("the question replayed the job")
+		}
+		group.Set("confirm", "2") // the page showed 2: the selection changed, ask again
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "has changed since the page was shown") {
+			t.Fatalf("group replay with a stale count: %d, want the question again", r.StatusCode)
+		}
+		group.Set("confirm", "1")
+		if r := admin.PostForm("/admin/replay", group); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?cause=cliniko_not_found&n=1&notice=replayed&where="+sub {
 			t.Fatalf("group replay: %d to %q", r.StatusCode, r.Location())
+		} else if page := admin.Get(r.Location()); !strings.Contains(page.Body, "Replayed 1 job of Demo Physio Clinic.") {
+			t.Errorf("the page after the replay does not say what was replayed")
 		}
 		waitLedgerGone(t, e, importArchived)
+		if by := replayedBy(t, e, importArchived); by.Via != store.ViaAdminPage {
+			t.Errorf("the admin page's replay is in the history as %v", by)
+		}
 		if _, err := e.Store.FindLink(ctx, sub, "au1", lukasz); err != nil {
 			t.Errorf("replayed import made no link: %v", err)
 		}
@@ -435,11 +606,22 @@ func TestSupportFailedJobs(t *testing.T) {
 		// Priya gets a new key: replay her cause through the API.
 		const newKey = "MS0ycHJpeWF0aGlyZGtleWZvcnRlc3RzMDAwMDAy-au1"
 		au1.AddKey("2", newKey)
-		e.SaveKey(priya.ID, newKey)
-		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]string{"cause": "cliniko_unauthorized"}); r.StatusCode != http.StatusOK || strings.TrimSpace(r.Body) != `{"replayed":1}` {
+		// Saved without the settings page (which would replay her failed
+		// jobs by itself): support replays them.
+		cu, _, err := e.Store.ClinikoUserOf(ctx, priya.ID)
+		if err == nil {
+			err = e.Store.SetClinikoKey(ctx, priya.ID, newKey, cu)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]string{"cause": "cliniko_unauthorized"}); r.StatusCode != http.StatusOK || replayedN(t, r) != 1 {
 			t.Fatalf("API replay by cause: %d %s", r.StatusCode, r.Body)
 		}
 		waitLedgerGone(t, e, importRevoked)
+		if by := replayedBy(t, e, importRevoked); by.Via != store.ViaAPI {
+			t.Errorf("the API's replay is in the history as %v", by)
+		}
 		if _, id := bp.Open("1002"); id == "" {
 			t.Errorf("Priya still cannot open the patient")
 		}
@@ -452,13 +634,13 @@ func TestSupportFailedJobs(t *testing.T) {
 		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{}); r.StatusCode != http.StatusBadRequest {
 			t.Errorf("API replay of nothing: %d, want 400", r.StatusCode)
 		}
-		if code, out, errOut := cliRun(t, e, "", "jobs", "replay", invalid[0]); code != 0 || !strings.Contains(out, "Replayed 1 job(s)") {
+		if code, out, errOut := cliRun(t, e, "", "jobs", "replay", invalid[0]); code != 0 || !strings.Contains(out, "Replayed 1 job of Demo Physio Clinic.") {
 			t.Fatalf("jobs replay ID: exit %d: %s %s", code, out, errOut)
 		}
-		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || strings.TrimSpace(r.Body) != `{"replayed":1}` {
+		if r := adminAPI(e, http.MethodPost, "/admin/api/jobs/replay", map[string]any{"ids": []string{invalid[1]}}); r.StatusCode != http.StatusOK || replayedN(t, r) != 1 {
 			t.Fatalf("API replay by id: %d %s", r.StatusCode, r.Body)
 		}
-		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?notice=replayed&n=1" {
+		if r := admin.PostForm("/admin/replay", url.Values{"id": {invalid[2]}}); r.StatusCode != http.StatusSeeOther || r.Location() != "/admin/?n=1&notice=replayed&where="+sub {
 			t.Fatalf("row replay: %d to %q", r.StatusCode, r.Location())
 		}
 		for _, id := range invalid {
@@ -485,6 +667,34 @@ func TestSupportFailedJobs(t *testing.T) {
 			t.Errorf("pmsbridge_failure_ledger_entries = %q, want 0", v)
 		}
 	})
+}
+
+// replayedBy is who the last replay in a job's history was asked by.
+func replayedBy(t *testing.T, e *apptest.Env, id string) store.Actor {
+	t.Helper()
+	h, err := e.Store.JobHistory(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(h) - 1; i >= 0; i-- {
+		if h[i].Kind == store.EventReplayed && h[i].By != nil {
+			return *h[i].By
+		}
+	}
+	t.Fatalf("no replay in the history of %s", id)
+	return store.Actor{}
+}
+
+// replayedN reads {"replayed":N} from a replay's answer.
+func replayedN(t *testing.T, r apptest.Response) int {
+	t.Helper()
+	var doc struct {
+		Replayed *int `json:"replayed"`
+	}
+	if err := json.Unmarshal([]byte(r.Body), &doc); err != nil || doc.Replayed == nil {
+		t.Fatalf("replay answer without replayed: %v %s", err, r.Body)
+	}
+	return *doc.Replayed
 }
 
 // TestAdminAPIJobsStateFilter: GET /admin/api/jobs lists permanent failures

@@ -21,13 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/config"
-	"github.com/physitrack/pmsbridge/flows"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/internal/redistest"
 	"github.com/physitrack/pmsbridge/jobs"
+	"github.com/physitrack/pmsbridge/mail/mailtest"
+	"github.com/physitrack/pmsbridge/sms/twiliotest"
 	"github.com/physitrack/pmsbridge/store"
 	"github.com/redis/go-redis/v9"
 )
@@ -167,6 +167,37 @@ func (e *Env) Stop() {
 	e.App.Close()
 }
 
+// Messaging is where an app sends patients their codes: a real SMTP server
+// (mailtest) and the Twilio sandbox, started by the test.
+type Messaging struct {
+	Mail *mailtest.Server
+	SMS  *twiliotest.Sandbox
+}
+
+// MessagingFrom is the sender of codes by email in tests.
+const MessagingFrom = "Codes <codes@clinic.example>"
+
+// StartMessaging starts an SMTP server and a Twilio sandbox for t, stopped
+// when t ends. Pass its Configure as Options.Configure (or call it from
+// there) to send codes to them.
+func StartMessaging(t testing.TB) *Messaging {
+	t.Helper()
+	smtp, err := mailtest.New()
+	if err != nil {
+		t.Fatalf("apptest: smtp server: %v", err)
+	}
+	t.Cleanup(func() { _ = smtp.Close() })
+	tw := twiliotest.New()
+	t.Cleanup(tw.Close)
+	return &Messaging{Mail: smtp, SMS: tw}
+}
+
+// Configure sets c's mail.* and sms.* to the test's servers.
+func (m *Messaging) Configure(c *config.Config) {
+	c.Mail = config.Mail{SMTPURL: m.Mail.URL(), From: MessagingFrom}
+	c.SMS = config.SMS{TwilioAccountSID: m.SMS.AccountSID(), TwilioAuthToken: m.SMS.AuthToken(), From: twiliotest.DemoFrom, TwilioBaseURL: m.SMS.URL()}
+}
+
 // Clinic is a seeded subscription with practitioners.
 type Clinic struct {
 	Subscription  store.Subscription
@@ -207,33 +238,18 @@ func nameOf(email string) string {
 }
 
 // SaveKey saves a Cliniko key for a practitioner as the settings page does
-// (checked against the sandbox with GET /user, its account read with
-// GET /businesses and adopted by the practitioner's subscription).
+// (flows.SaveKey: checked against the sandbox with GET /user, its account
+// read with GET /businesses and adopted by the practitioner's
+// subscription, the jobs it fixes replayed).
 func (e *Env) SaveKey(practitionerID, key string) {
 	e.T.Helper()
 	ctx := context.Background()
-	u, err := e.App.Cliniko.GetUser(ctx, clinikoAuth(key))
-	if err != nil {
-		e.T.Fatalf("apptest: key check: %v", err)
-	}
-	shard := "au1"
-	if i := strings.LastIndex(key, "-"); i >= 0 {
-		shard = key[i+1:]
-	}
-	bs, err := e.App.Cliniko.ListBusinesses(ctx, cliniko.Auth{Key: key, UserID: u.ID})
-	if err != nil {
-		e.T.Fatalf("apptest: businesses of the key: %v", err)
-	}
-	acct := flows.ClinikoAccount(shard, bs, time.Now())
-	if err := e.Store.SetClinikoKey(ctx, practitionerID, key, store.ClinikoUser{ID: u.ID, Name: u.FirstName + " " + u.LastName, Email: u.Email, Role: u.Role, Shard: shard, Account: acct}); err != nil {
-		e.T.Fatal(err)
-	}
 	p, err := e.Store.GetPractitioner(ctx, practitionerID)
 	if err == nil {
-		_, err = e.Store.AdoptClinikoAccount(ctx, p.SubscriptionID, acct)
+		_, err = e.App.Flows.SaveKey(ctx, p, key)
 	}
 	if err != nil {
-		e.T.Fatal(err)
+		e.T.Fatalf("apptest: save key: %v", err)
 	}
 }
 
@@ -369,8 +385,6 @@ func (b *Browser) Open(clinikoID string) (Response, string) {
 
 // String describes the env for failure messages.
 func (e *Env) String() string { return fmt.Sprintf("app at %s", e.URL) }
-
-func clinikoAuth(key string) cliniko.Auth { return cliniko.Auth{Key: key} }
 
 // DumpRedis returns every key of the app's Redis database with its value
 // (every type, and its DUMP serialisation), as text, and how many keys

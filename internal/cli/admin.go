@@ -8,6 +8,7 @@ import (
 
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/store"
+	"github.com/physitrack/pmsbridge/support"
 	"github.com/spf13/cobra"
 )
 
@@ -23,6 +24,7 @@ a subscription's sharing groups and transfer patients. Mirrors the admin API (/a
   pmsbridge admin practitioner deactivate prac_…
   pmsbridge admin sharing set sub_… --patients prac_a,prac_b [--content prac_a] [--yes]
   pmsbridge admin patient transfer pat_… --to prac_…
+  pmsbridge admin keys reencrypt [--yes]     (after a key rotation)
 
 ` + confirmRule,
 		RunE: groupRunE}
@@ -183,7 +185,43 @@ changes nothing; answering anything but "y" exits 1 ("Nothing changed.").`, cobr
 	patientTransfer.Flags().StringVar(&to, "to", "", "id of the practitioner who becomes the owner (required)")
 	patient.AddCommand(patientTransfer)
 
-	root.AddCommand(sub, prac, sharing, patient)
+	keys := &cobra.Command{Use: "keys", Short: "Encryption keys: re-seal records after a rotation", RunE: groupRunE}
+	var reencryptYes *confirmer
+	reencrypt := e.toolsCmd("reencrypt", "Re-seal every record made under an older encryption key with the current one",
+		`After a key rotation (the new key in secrets.encryption_key, the old one in
+secrets.previous_encryption_keys), re-seal every record made under an older key —
+patients' details, programmes and their codes, Cliniko keys — with the current
+key, and move the access-code index to it. Once it is done, the old key can be
+removed from secrets.previous_encryption_keys. Safe to run while the service is
+up, and to run again.
+
+Acts on every record: asks first on a terminal; --yes re-seals without asking.
+Without a terminal and without --yes it exits 2 and changes nothing.`, cobra.NoArgs,
+		func(cmd *cobra.Command, t *app.Tools, _ []string) error {
+			current := t.Keys.CurrentKeyID()
+			q := fmt.Sprintf("Re-seal every record made under an older encryption key with the current key %s?", current)
+			if err := reencryptYes.ask(q, "Nothing re-sealed."); err != nil {
+				return err
+			}
+			n, err := t.Store.Reencrypt(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("re-sealed %s, then: %w", support.Count(n, "record", "records"), err)
+			}
+			if asJSON {
+				return e.printJSON(map[string]any{"reencrypted": n, "key_id": current})
+			}
+			if n == 0 {
+				fmt.Fprintf(e.stdout, "Every record is already sealed with the current key %s; nothing needed re-sealing.\n", current)
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "Re-sealed %s with the current key %s. Older keys can now be removed from secrets.previous_encryption_keys.\n", support.Count(n, "record", "records"), current)
+			return nil
+		})
+	reencryptYes = e.addYes(reencrypt, "re-seal")
+	reencrypt.PreRunE = func(cmd *cobra.Command, _ []string) error { return reencryptYes.canAsk(cmd) }
+	keys.AddCommand(reencrypt)
+
+	root.AddCommand(sub, prac, sharing, patient, keys)
 	return root
 }
 

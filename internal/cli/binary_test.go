@@ -353,9 +353,9 @@ func TestConfirmationOnTerminal(t *testing.T) {
 		question    string
 		nothing     string
 	}{
-		{"replay, no", "n\n", []string{"jobs", "replay", "--cause", "cliniko_forbidden"}, "Replay 2 failed jobs? [y/N]", "Nothing replayed."},
-		{"replay, just enter", "\n", []string{"jobs", "replay", w.forbidden1, w.nf}, "Replay 2 failed jobs? [y/N]", "Nothing replayed."},
-		{"replay, end of input", "\x04", []string{"jobs", "replay", "--cause", "cliniko_forbidden"}, "Replay 2 failed jobs? [y/N]", "Nothing replayed."},
+		{"replay, no", "n\n", []string{"jobs", "replay", "--cause", "cliniko_forbidden"}, "Replay 2 failed jobs of Script Clinic? [y/N]", "Nothing replayed."},
+		{"replay, just enter", "\n", []string{"jobs", "replay", w.forbidden1, w.nf}, "Replay 2 failed jobs of Script Clinic? [y/N]", "Nothing replayed."},
+		{"replay, end of input", "\x04", []string{"jobs", "replay", "--cause", "cliniko_forbidden"}, "Replay 2 failed jobs of Script Clinic? [y/N]", "Nothing replayed."},
 		{"delete, no", "no\n", []string{"jobs", "delete", w.nf}, "Delete 1 failed job for good? [y/N]", "Nothing deleted."},
 		{"sharing, end of input", "\x04", []string{"admin", "sharing", "set", w.sub, "--patients", w.bob}, "patients: " + w.ann + " → " + w.bob, "Nothing changed."},
 	} {
@@ -406,8 +406,18 @@ func TestReadOnlyCommandsNeedOnlyRedisURL(t *testing.T) {
 			t.Errorf("jobs failed lists %s, which was not seeded", j.ID)
 		}
 	}
-	if r := runBinary(t, onlyRedis, nil, "jobs", "failed", "--cause", "cliniko_forbidden"); r.code != 0 || !strings.Contains(r.stdout, w.forbidden1) || strings.Contains(r.stdout, w.nf) {
+	if r := runBinary(t, onlyRedis, nil, "jobs", "failed", "--wide", "--cause", "cliniko_forbidden"); r.code != 0 || !strings.Contains(r.stdout, w.forbidden1) || strings.Contains(r.stdout, w.nf) {
 		t.Errorf("jobs failed --cause with only redis.url; %s", r)
+	}
+	// Without the encryption key the rows name the clinic and the
+	// practitioner, not patients (no PATIENT column).
+	r = runBinary(t, onlyRedis, nil, "jobs", "failed", "--clinic", "Script Clinic", "--practitioner", "ann@script.example")
+	if r.code != 0 || !strings.Contains(r.stdout, "Script Clinic") || !strings.Contains(r.stdout, "<ann@script.example>") || strings.Contains(r.stdout, "PATIENT") ||
+		!strings.Contains(r.stdout, "3 failed jobs of Script Clinic.") {
+		t.Errorf("jobs failed --clinic --practitioner with only redis.url; %s", r)
+	}
+	if r := runBinary(t, onlyRedis, nil, "jobs", "recovered"); r.code != 0 || !strings.Contains(r.stdout, "No job recovered") {
+		t.Errorf("jobs recovered with only redis.url; %s", r)
 	}
 	if r := runBinary(t, onlyRedis, nil, "jobs", "show", w.nf); r.code != 0 || !strings.Contains(r.stdout, "cliniko_not_found") {
 		t.Errorf("jobs show with only redis.url; %s", r)
