@@ -26,3 +26,23 @@ func TestLoggerInContext(t *testing.T) {
 		t.Errorf("the line %q lacks the context logger's request_id", buf.String())
 	}
 }
+
+// TestLoggerAttrsInContext: WithLoggerAttrs gives the same lines as
+// WithLogger with base.With(attrs...), and one logger however often it is
+// asked for.
+func TestLoggerAttrsInContext(t *testing.T) {
+	t.Parallel()
+	var lazy, eager bytes.Buffer
+	ctx := pmsbridge.WithLoggerAttrs(context.Background(), slog.New(slog.NewJSONHandler(&lazy, nil)), "request_id", "r1")
+	l := pmsbridge.Logger(ctx, slog.New(slog.DiscardHandler))
+	if l != pmsbridge.Logger(ctx, nil) {
+		t.Error("a second Logger built another logger")
+	}
+	l.Info("hello", "n", 1)
+	slog.New(slog.NewJSONHandler(&eager, nil)).With("request_id", "r1").Info("hello", "n", 1)
+	// The times differ; the rest must not.
+	cut := func(s string) string { return s[strings.Index(s, `"level"`):] }
+	if cut(lazy.String()) != cut(eager.String()) {
+		t.Errorf("lazy line %q, want %q", lazy.String(), eager.String())
+	}
+}

@@ -76,14 +76,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		if id == "" || len(id) > 64 || strings.ContainsAny(id, " \r\n\t") {
 			id = newRequestID()
 		}
-		w.Header().Set("X-Request-Id", id)
-		log := s.log.With("request_id", id)
-		ctx := pmsbridge.WithLogger(context.WithValue(r.Context(), ctxRequestID, id), log)
+		w.Header()["X-Request-Id"] = []string{id}
+		ctx := pmsbridge.WithLoggerAttrs(context.WithValue(r.Context(), ctxRequestID, id), s.log, "request_id", id)
 		sw := &statusWriter{ResponseWriter: w}
 		r2 := r.WithContext(ctx)
 		defer func() {
 			if p := recover(); p != nil {
-				log.ErrorContext(ctx, "panic", "panic", p, "stack", string(debug.Stack()))
+				s.logger(ctx).ErrorContext(ctx, "panic", "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
 					http.Error(sw, "Internal error", http.StatusInternalServerError)
 				}
@@ -92,15 +91,19 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 			if route == "" {
 				route = "unmatched"
 			}
+			took := time.Since(start)
 			s.metrics.httpRequests.WithLabelValues(route, statusClass(sw.status)).Inc()
-			s.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			s.metrics.httpDuration.WithLabelValues(route).Observe(took.Seconds())
 			level := slog.LevelInfo
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/metrics" {
 				level = slog.LevelDebug
 			}
-			log.Log(ctx, level, "http request", "method", r.Method,
-				"path", r.URL.Path, "status", sw.status, "bytes", sw.size,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", clientFrom(r2))
+			// The request's own logger (request_id first), without
+			// building it: the same line as s.logger(ctx).Log would write.
+			s.log.LogAttrs(ctx, level, "http request", slog.String("request_id", id),
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+				slog.Int("bytes", sw.size), slog.Float64("duration_ms", float64(took.Microseconds())/1000),
+				slog.String("remote", clientFrom(r2)))
 		}()
 		next.ServeHTTP(sw, r2)
 	})
@@ -125,17 +128,32 @@ func statusClass(code int) string {
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		// Canonical keys assigned directly: no canonicalising and no new
+		// slice per request (a later Add appends to a copy, as each value
+		// slice is full).
+		for _, kv := range securityHeaderValues {
+			h[kv.key] = kv.value
+		}
 		if s.cfg.SecureCookies {
-			h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+			h["Strict-Transport-Security"] = hsts
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// securityHeaderValues are the protective headers of every response.
+var securityHeaderValues = []struct {
+	key   string
+	value []string
+}{
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Referrer-Policy", []string{"same-origin"}},
+	{"Content-Security-Policy", []string{"default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}},
+	{"Permissions-Policy", []string{"camera=(), microphone=(), geolocation=()"}},
+}
+
+var hsts = []string{"max-age=31536000; includeSubDomains"}
 
 // checkHost answers requests for other hosts with the page listing the
 // regional addresses. Health, readiness and metrics answer on any host so

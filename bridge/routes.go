@@ -18,7 +18,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	mux.Handle("GET /settings/cliniko", auth(s.settingsPage))
 	mux.Handle("POST /settings/cliniko", auth(s.saveSettings))
 
-	mux.Handle("GET /cliniko_patient_import", sess(s.clinikoImport))
+	mux.Handle("GET /cliniko_patient_import", s.clinikoClick(sess(s.clinikoImport)))
 	mux.Handle("GET /imports/status", auth(s.importStatus))
 
 	mux.Handle("GET /patients", auth(s.patientsPage))

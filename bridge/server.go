@@ -144,8 +144,15 @@ func New(cfg Config, deps Deps, checks Checks, reg *prometheus.Registry, log *sl
 	csrf.AddInsecureBypassPattern("POST /webhooks/programmes")
 	csrf.AddInsecureBypassPattern("/admin/api/")
 	csrf.SetDenyHandler(http.HandlerFunc(s.forbiddenCrossOrigin))
-	s.handler = s.withClient(s.logRequests(s.securityHeaders(s.checkHost(s.limitBodies(csrf.Handler(mux))))))
+	s.handler = s.middleware(csrf.Handler(mux))
 	return s
+}
+
+// middleware is what every request passes before its route: the client
+// address, the request's id, log line and metrics, the security headers,
+// the host check and the body caps.
+func (s *Server) middleware(h http.Handler) http.Handler {
+	return s.withClient(s.logRequests(s.securityHeaders(s.checkHost(s.limitBodies(h)))))
 }
 
 // ServeHTTP serves a request.

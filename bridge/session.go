@@ -59,16 +59,26 @@ func (s *Server) withSession(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx := context.WithValue(r.Context(), ctxPractitioner, &pr)
+		var user *store.ClinikoUser
 		if hasKey {
-			ctx = context.WithValue(ctx, ctxClinikoUser, &cu)
+			user = &cu
 		}
-		ctx = context.WithValue(ctx, ctxSession, c.Value)
-		// What this practitioner asks for (a resend replays a failed
-		// upload) is theirs in the jobs' history.
-		ctx = store.ActingAs(ctx, store.Actor{Via: store.ViaPractitioner, Who: pr.Email})
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r.WithContext(loggedIn(r.Context(), c.Value, &pr, user)))
 	})
+}
+
+// loggedIn puts a session's practitioner pr (active) and the Cliniko user
+// of their saved key (nil: none) in ctx, as withSession does for every
+// page and the receiver's fast path for a click.
+func loggedIn(ctx context.Context, token string, pr *store.Practitioner, cu *store.ClinikoUser) context.Context {
+	ctx = context.WithValue(ctx, ctxPractitioner, pr)
+	if cu != nil {
+		ctx = context.WithValue(ctx, ctxClinikoUser, cu)
+	}
+	ctx = context.WithValue(ctx, ctxSession, token)
+	// What this practitioner asks for (a resend replays a failed
+	// upload) is theirs in the jobs' history.
+	return store.ActingAs(ctx, store.Actor{Via: store.ViaPractitioner, Who: pr.Email})
 }
 
 // requireLogin sends visitors without a session to the login page, and

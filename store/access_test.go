@@ -11,6 +11,8 @@ import (
 
 // world is a subscription with an owner, a reader and a third colleague,
 // one patient of the owner, and another subscription with a practitioner.
+// The owner's name has what JSON and HTML escape, and letters beyond ASCII,
+// so that every way of reading it must give it back intact.
 type world struct {
 	owner, reader, third, stranger store.Practitioner
 	patient                        store.Patient
@@ -20,7 +22,7 @@ func newWorld(t *testing.T, b *bundle) *world {
 	t.Helper()
 	sub, other := b.subscription(t, "Clinic"), b.subscription(t, "Other")
 	w := &world{
-		owner:    b.practitioner(t, sub.ID, "owner@example.com"),
+		owner:    b.namedPractitioner(t, sub.ID, "owner@example.com", `Zoë O'Brien-Ng <"王"> & co`),
 		reader:   b.practitioner(t, sub.ID, "reader@example.com"),
 		third:    b.practitioner(t, sub.ID, "third@example.com"),
 		stranger: b.practitioner(t, other.ID, "stranger@example.com"),
@@ -43,16 +45,32 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func TestCanOpen(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		desc string
-		// arrange changes the world and returns who tries to open the patient.
-		arrange func(t *testing.T, b *bundle, w *world) store.Practitioner
-		// want is the expected access; OwnerID "owner"/"third" stand for
-		// the world's practitioners and are filled in.
-		want store.Access
-	}{
+// sharingSituation is a case of design.md's sharing rules.
+type sharingSituation struct {
+	desc string
+	// arrange changes the world and returns who tries to open the patient.
+	arrange func(t *testing.T, b *bundle, w *world) store.Practitioner
+	// want is the expected access; OwnerID "owner"/"third" stand for
+	// the world's practitioners and are filled in (see wantFor).
+	want store.Access
+}
+
+// wantFor fills in the owner of sc's expected access.
+func (sc sharingSituation) wantFor(w *world) store.Access {
+	want := sc.want
+	switch want.OwnerID {
+	case "owner":
+		want.OwnerID, want.OwnerName = w.owner.ID, w.owner.Name
+	case "third":
+		want.OwnerID, want.OwnerName = w.third.ID, w.third.Name
+	}
+	return want
+}
+
+// sharingSituations is the table of sharing situations that CanOpen, the
+// patient list and the click script (click_test.go) are all held to.
+func sharingSituations() []sharingSituation {
+	return []sharingSituation{
 		{desc: "owner", want: store.Access{Allowed: true, Reason: store.AccessOwner, OwnerID: "owner"},
 			arrange: func(t *testing.T, b *bundle, w *world) store.Practitioner { return w.owner }},
 		{desc: "colleague without sharing", want: store.Access{Reason: store.AccessDenied, OwnerID: "owner"},
@@ -127,7 +145,11 @@ func TestCanOpen(t *testing.T) {
 				return w.reader
 			}},
 	}
-	for _, tc := range tests {
+}
+
+func TestCanOpen(t *testing.T) {
+	t.Parallel()
+	for _, tc := range sharingSituations() {
 		t.Run(tc.desc, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
@@ -137,13 +159,7 @@ func TestCanOpen(t *testing.T) {
 			must(t, err)
 			got, err := b.store.CanOpen(b.ctx, reader, patient)
 			must(t, err)
-			want := tc.want
-			switch want.OwnerID {
-			case "owner":
-				want.OwnerID, want.OwnerName = w.owner.ID, w.owner.Name
-			case "third":
-				want.OwnerID, want.OwnerName = w.third.ID, w.third.Name
-			}
+			want := tc.wantFor(w)
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("CanOpen (-want +got):\n%s", diff)
 			}

@@ -156,25 +156,34 @@ func (s *Store) PractitionerWithCliniko(ctx context.Context, id string) (Practit
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, err)
 	}
-	b, err := pc.Bytes()
-	if errors.Is(err, redis.Nil) {
+	pb, perr := pc.Bytes()
+	if perr != nil && !errors.Is(perr, redis.Nil) {
+		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, perr)
+	}
+	ub, uerr := uc.Bytes()
+	if uerr != nil && !errors.Is(uerr, redis.Nil) {
+		return Practitioner{}, u, false, fmt.Errorf("cliniko user of %s: %w", id, uerr)
+	}
+	return decodePractitionerWithCliniko(id, pb, perr == nil, ub, uerr == nil)
+}
+
+// decodePractitionerWithCliniko decodes practitioner id's record and the
+// Cliniko user of their saved key, as read by PractitionerWithCliniko or
+// the click script (found: the value exists). A missing record is
+// ErrNotFound; a missing user is no key (ok false).
+func decodePractitionerWithCliniko(id string, pb []byte, pFound bool, ub []byte, uFound bool) (Practitioner, ClinikoUser, bool, error) {
+	var u ClinikoUser
+	if !pFound {
 		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, ErrNotFound)
 	}
 	var rec practitionerRecord
-	if err == nil {
-		err = jsonUnmarshal(b, &rec)
-	}
-	if err != nil {
+	if err := jsonUnmarshal(pb, &rec); err != nil {
 		return Practitioner{}, u, false, fmt.Errorf("get practitioner %s: %w", id, err)
 	}
-	ub, err := uc.Bytes()
-	if errors.Is(err, redis.Nil) {
+	if !uFound {
 		return rec.Practitioner, u, false, nil
 	}
-	if err == nil {
-		err = jsonUnmarshal(ub, &u)
-	}
-	if err != nil {
+	if err := jsonUnmarshal(ub, &u); err != nil {
 		return rec.Practitioner, u, false, fmt.Errorf("cliniko user of %s: %w", id, err)
 	}
 	return rec.Practitioner, u, true, nil

@@ -122,27 +122,41 @@ func (s *Store) sessionExpiry(last, abs time.Time) time.Time {
 	return abs
 }
 
-// getSessionScript reads a session, deletes it when expired, and writes back
-// the last-seen time and TTL when the last write is a minute old. One key.
+// sessionLua defines session(key, now, idle, refresh, ...): the session
+// hash at key, as HMGET pid, last, abs and the further fields named, or nil
+// when there is none or it has expired (then it is deleted). When the last
+// write is a refresh period old it writes back the last-seen time and the
+// TTL (the smaller of the idle and the absolute limit). now, idle and
+// refresh are the ARGV strings (unix ms, ms, ms). GetSession and the click
+// (ResolveClick, which needs no more than the practitioner) share it, so a
+// session ends and slides the same way on either path.
+const sessionLua = `
+local function session(key, now_s, idle_s, refresh_s, ...)
+  local v = redis.call('HMGET', key, 'pid', 'last', 'abs', ...)
+  if not v[1] then return nil end
+  local now, idle, refresh = tonumber(now_s), tonumber(idle_s), tonumber(refresh_s)
+  local last, abs = tonumber(v[2]), tonumber(v[3])
+  if now >= abs or now - last >= idle then
+    redis.call('DEL', key)
+    return nil
+  end
+  if now - last >= refresh then
+    local ttl = idle
+    if abs - now < ttl then ttl = abs - now end
+    redis.call('HSET', key, 'last', now_s)
+    redis.call('PEXPIRE', key, ttl)
+    v[2] = now_s
+  end
+  return v
+end
+`
+
+// getSessionScript reads a session (sessionLua). One key.
 //
-// KEYS[1] session; ARGV now ms, idle ms, refresh ms.
-var getSessionScript = redis.NewScript(`
-local v = redis.call('HMGET', KEYS[1], 'pid', 'created', 'last', 'abs', 'ip', 'ua')
-if not v[1] then return false end
-local now, idle, refresh = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local last, abs = tonumber(v[3]), tonumber(v[4])
-if now >= abs or now - last >= idle then
-  redis.call('DEL', KEYS[1])
-  return false
-end
-if now - last >= refresh then
-  local ttl = idle
-  if abs - now < ttl then ttl = abs - now end
-  redis.call('HSET', KEYS[1], 'last', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  v[3] = ARGV[1]
-end
-return v
+// KEYS[1] session; ARGV now ms, idle ms, refresh ms. Returns pid, last,
+// abs, created, ip, ua.
+var getSessionScript = redis.NewScript(sessionLua + `
+return session(KEYS[1], ARGV[1], ARGV[2], ARGV[3], 'created', 'ip', 'ua') or false
 `)
 
 // GetSession returns the session of token, enforcing idle and absolute
@@ -176,8 +190,8 @@ func (s *Store) GetSession(ctx context.Context, token string) (Session, error) {
 		n, _ := strconv.ParseInt(str(i), 10, 64)
 		return time.UnixMilli(n).UTC()
 	}
-	sess := Session{PractitionerID: str(0), CreatedAt: ms(1), LastSeenAt: ms(2), IP: str(4), UserAgent: str(5)}
-	sess.ExpiresAt = s.sessionExpiry(sess.LastSeenAt, ms(3))
+	sess := Session{PractitionerID: str(0), LastSeenAt: ms(1), CreatedAt: ms(3), IP: str(4), UserAgent: str(5)}
+	sess.ExpiresAt = s.sessionExpiry(sess.LastSeenAt, ms(2))
 	return sess, nil
 }
 

@@ -23,10 +23,19 @@
 // counters and notes keyed by a code's MAC are not moved: they last an
 // hour at most, so a rotation forgets the current hour's tries of a code.
 //
-// The store works against redis.UniversalClient. Transactions (WATCH/MULTI)
-// and Lua scripts only ever touch a single key, except the attempt limits,
-// whose counters share the hash tag {lim}; multi-key reads and writes are
-// pipelines, so a Cluster client works too.
+// The store runs on one Redis, alone or under Sentinel (a
+// redis.UniversalClient on redis:// or redis-sentinel://), and not on Redis
+// Cluster. The linked click (click.go) is one Lua script that reads keys it
+// computes from what it reads: the session names the practitioner, whose
+// key names the Cliniko shard, whose link names the patient, whose record
+// names the owner. Such keys cannot be declared to the script up front nor
+// share a hash slot, and Cluster refuses a script that touches keys of
+// other slots. (Elsewhere transactions and scripts touch a single key, or
+// keys sharing the hash tag {lim}, and multi-key reads are pipelines.) A
+// Cluster-safe click would need every key of a subscription under one hash
+// tag and the subscription named in the session cookie: another key
+// layout. A region's data fits one Redis (docs/benchmarks.md, capacity),
+// so none is planned.
 //
 // Attempt limits (logins, programme openings) are counted and decided in
 // one Lua step that reserves a slot in every counter of the attempt, or in
@@ -88,6 +97,27 @@
 //	                                      unix ms); those older than RecoveredFor are dropped
 //	P recovered:<task id>           json  the ledger entry when the job succeeded (Recovered), TTL RecoveredFor
 //
+// The click script (click.go, ResolveClick) declares one key and computes
+// the others inside Redis from the records it reads, in this order:
+//
+//	KEYS[1] = P sess:<sha256(token)>  the session: read, its last-seen time
+//	                                  and TTL written back at most once a
+//	                                  minute, deleted when expired (sessionLua,
+//	                                  shared with GetSession)
+//	P prac:<pid>                      the session's practitioner (pid from the session)
+//	P prac:<pid>:cliniko  user        the Cliniko user of their key: its shard
+//	P links:<sub>:<shard>  <cliniko id>  the link (sub from the practitioner)
+//	P pat:<pat>                       the patient's plain fields: owner_id,
+//	                                  shared_with, subscription_id (nothing
+//	                                  encrypted is read)
+//	P prac:<owner>                    the owner (active, subscription, name); not
+//	P sub:<sub>:sharing               read for the owner's own click
+//	P debounce:refresh:<pat>          allowed clicks: EXISTS, whether a refresh is due
+//
+// It writes nothing but the session. The refresh debounce of a linked
+// click is taken afterwards, in the background, when the script found it
+// free.
+//
 // Coordination between processes (coordination.go):
 //
 //	P lock:pdf:<prg>:v<n>           str   upload lock of a programme version (holder's token), TTL
@@ -107,8 +137,11 @@
 // asynq. So a prefix separates pmsbridge's records on a shared Redis, but
 // two deployments must not share one Redis, or they would share queues.
 //
-// Round trips on the hot paths: FindLink is one HGET; GetSession is one
-// EVALSHA (a second one, EVAL, only when Redis has lost its script cache).
+// Round trips on the hot paths: a click on a linked patient is one EVALSHA
+// (ResolveClick: session, practitioner, key, link, patient and sharing);
+// GetSession, the session of every other page, is one EVALSHA too, and
+// FindLink one HGET. A script costs a second round trip (EVAL) only when
+// Redis has lost its script cache.
 package store
 
 import (

@@ -55,13 +55,19 @@ var cheapArgon2 = store.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
 // adjust the options before New.
 func setup(t *testing.T, mods ...func(*store.Options)) *bundle {
 	t.Helper()
+	return setupOn(t, redistest.Client(t), mods...)
+}
+
+// setupOn is setup on a given Redis client.
+func setupOn(t *testing.T, rdb *redis.Client, mods ...func(*store.Options)) *bundle {
+	t.Helper()
 	keys, err := store.NewKeyring(testKey(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &bundle{
 		ctx:   context.Background(),
-		rdb:   redistest.Client(t),
+		rdb:   rdb,
 		clock: &clock{t: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)},
 		keys:  keys,
 	}
@@ -101,8 +107,13 @@ func (b *bundle) subscription(t *testing.T, name string) store.Subscription {
 
 func (b *bundle) practitioner(t *testing.T, subID, email string) store.Practitioner {
 	t.Helper()
+	return b.namedPractitioner(t, subID, email, "Dr "+email)
+}
+
+func (b *bundle) namedPractitioner(t *testing.T, subID, email, name string) store.Practitioner {
+	t.Helper()
 	p, err := b.store.CreatePractitioner(b.ctx, store.NewPractitioner{
-		SubscriptionID: subID, Email: email, Name: "Dr " + email, Password: testPassword,
+		SubscriptionID: subID, Email: email, Name: name, Password: testPassword,
 	})
 	if err != nil {
 		t.Fatal(err)

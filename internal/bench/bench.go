@@ -243,7 +243,7 @@ func queueIdle(ctx context.Context, insp *asynq.Inspector, queue string, timeout
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		qi, err := insp.GetQueueInfo(queue)
-		if err != nil && !strings.Contains(err.Error(), "not found") {
+		if err != nil && !queueMissing(err) {
 			return err
 		}
 		if err != nil || qi.Pending+qi.Active+qi.Scheduled+qi.Retry == 0 {
@@ -256,6 +256,15 @@ func queueIdle(ctx context.Context, insp *asynq.Inspector, queue string, timeout
 		}
 	}
 	return fmt.Errorf("queue %s did not drain in %s", queue, timeout)
+}
+
+// queueMissing reports whether err is asynq saying that a queue does not
+// exist (nothing was ever queued there): an idle queue. asynq's inspector
+// answers it as "NOT_FOUND: queue … does not exist", not as
+// asynq.ErrQueueNotFound.
+func queueMissing(err error) bool {
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "not found") || strings.Contains(s, "not_found")
 }
 
 // seedSessions logs every practitioner of c in (a session each) and returns
