@@ -125,7 +125,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	case code == "" || yearText == "":
 		form.Error = "Enter the 8-letter code from your programme and your year of birth (four digits, for example 1985)."
 	case !store.ValidCode(code):
-		form.Error = "Your code is 8 letters from a to z, as printed on your programme (you typed " + plural(len([]rune(code)), "character") + "). Check it and try again."
+		form.Error = "Your code is 8 letters from a to z, as printed on your programme (you typed " + pmsbridge.Count(len([]rune(code)), "character", "characters") + "). Check it and try again."
 	case err != nil || year < 1000 || year > 9999:
 		form.Error = "Enter your year of birth as four digits, for example 1985."
 	}
@@ -151,7 +151,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 			// By the app's clock, which decided the lock (not the wall clock).
 			left := le.Until.Sub(s.cfg.Now())
 			if mins := int(math.Ceil(left.Minutes())); mins > 0 {
-				when += " (in about " + plural(mins, "minute") + ")"
+				when += " (in about " + pmsbridge.Count(mins, "minute", "minutes") + ")"
 			}
 			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		}
@@ -168,7 +168,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 		case att.TriesLeft == 0:
 			form.Error += " That was the last try for now: for your security, the next ones are refused for an hour."
 		case att.TriesLeft > 0:
-			form.Error += " You can try " + plural(att.TriesLeft, "more time") + "."
+			form.Error += " You can try " + pmsbridge.Count(att.TriesLeft, "more time", "more times") + "."
 		}
 		s.page(w, r, http.StatusUnauthorized, "access", "Open your programme", form)
 		return

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -130,7 +131,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &le):
 		left := le.Until.Sub(s.cfg.Now())
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
-		s.page(w, r, http.StatusTooManyRequests, "admin_login", "Support login", "Too many wrong tokens from this address. Logging in is paused for about "+plural(int(left.Minutes())+1, "minute")+".")
+		s.page(w, r, http.StatusTooManyRequests, "admin_login", "Support login", "Too many wrong tokens from this address. Logging in is paused for about "+pmsbridge.Count(int(left.Minutes())+1, "minute", "minutes")+".")
 		return
 	case errors.Is(err, store.ErrBadCredentials):
 		s.page(w, r, http.StatusUnauthorized, "admin_login", "Support login", "That token is not right.")

@@ -46,11 +46,11 @@ func adminNotice(key, n, clinic string) string {
 	switch key {
 	case "replayed":
 		if ok {
-			return "Replayed " + plural(c, "job") + where + "."
+			return "Replayed " + pmsbridge.Count(c, "job", "jobs") + where + "."
 		}
 	case "deleted":
 		if ok {
-			return "Deleted " + plural(c, "job") + where + "."
+			return "Deleted " + pmsbridge.Count(c, "job", "jobs") + where + "."
 		}
 		return "Deleted."
 	case "nothing":

@@ -33,7 +33,7 @@ var funcs = template.FuncMap{
 	"causeInfo": func(c pmsbridge.Cause) pmsbridge.CauseInfo { return c.Info() },
 	"add1":      func(i int) int { return i + 1 },
 	// count says "1 job", "3 jobs".
-	"count": support.Count,
+	"count": pmsbridge.Count,
 	// idHead and idTail split a job id for showing it cut short in the
 	// middle (CSS), whole on hover and when copied.
 	"idHead": func(id string) string { h, _ := support.IDParts(id); return h },

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -173,7 +174,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		mins := int(left.Minutes()) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(left.Seconds())+1)))
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
-			Error: "Too many failed attempts. For your security, logging in is paused for about " + plural(mins, "minute") + ". Try again then, or ask your clinic's administrator to reset your password."})
+			Error: "Too many failed attempts. For your security, logging in is paused for about " + pmsbridge.Count(mins, "minute", "minutes") + ". Try again then, or ask your clinic's administrator to reset your password."})
 		return
 	case errors.Is(err, store.ErrLocked):
 		s.page(w, r, http.StatusTooManyRequests, "login", "Log in", loginData{Email: email, Next: next,
@@ -219,11 +220,4 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		target = "/login?next=" + url.QueryEscape(next)
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return itoa(n) + " " + word + "s"
 }

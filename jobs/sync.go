@@ -89,7 +89,7 @@ func (c *Client) enqueueAccountSync(ctx context.Context, p AccountSyncPayload) e
 func (h *Handlers) syncTick(ctx context.Context, t *asynq.Task) error {
 	interval := h.SyncInterval
 	period := h.Now().UTC().Truncate(interval)
-	first, err := h.Store.ClaimSyncPeriod(ctx, period, 2*interval)
+	first, err := h.Store.ClaimPeriod(ctx, "sync", period, 2*interval)
 	if err != nil {
 		return err
 	}

@@ -16,11 +16,11 @@ func Dosage(e pmsbridge.Exercise) string {
 	var first string
 	switch {
 	case e.Sets > 0 && e.Reps > 0:
-		first = plural(e.Sets, "set", "sets") + " of " + plural(e.Reps, "repetition", "repetitions")
+		first = pmsbridge.Count(e.Sets, "set", "sets") + " of " + pmsbridge.Count(e.Reps, "repetition", "repetitions")
 	case e.Sets > 0:
-		first = plural(e.Sets, "set", "sets")
+		first = pmsbridge.Count(e.Sets, "set", "sets")
 	case e.Reps > 0:
-		first = plural(e.Reps, "repetition", "repetitions")
+		first = pmsbridge.Count(e.Reps, "repetition", "repetitions")
 	}
 	if first != "" {
 		parts = append(parts, first)
@@ -30,7 +30,7 @@ func Dosage(e pmsbridge.Exercise) string {
 		if e.Reps > 1 || e.Sets > 1 {
 			hold = "hold each for "
 		}
-		parts = append(parts, hold+plural(e.HoldSeconds, "second", "seconds"))
+		parts = append(parts, hold+pmsbridge.Count(e.HoldSeconds, "second", "seconds"))
 	}
 	switch e.TimesPerDay {
 	case 0:
@@ -54,11 +54,4 @@ func Dosage(e pmsbridge.Exercise) string {
 		s = strings.ToUpper(s[:1]) + s[1:]
 	}
 	return s
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }

@@ -130,17 +130,6 @@ func (s *Store) DebounceRefresh(ctx context.Context, patientID string, ttl time.
 	return free, nil
 }
 
-// ClaimSyncPeriod reports whether this caller is the first to claim the
-// sync period that starts at start; the claim is kept for ttl, which must
-// outlast the period.
-func (s *Store) ClaimSyncPeriod(ctx context.Context, start time.Time, ttl time.Duration) (bool, error) {
-	first, err := s.rdb.SetNX(ctx, s.key("sync", "period", strconv.FormatInt(start.Unix(), 10)), 1, ttl).Result()
-	if err != nil {
-		return false, fmt.Errorf("claim sync period: %w", err)
-	}
-	return first, nil
-}
-
 // doneCountDays is how long a day's done counters are kept.
 const doneCountDays = 8
 

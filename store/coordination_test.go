@@ -21,8 +21,8 @@ func TestCoordinationKeysUnderPrefix(t *testing.T) {
 	if free, err := b.store.DebounceRefresh(b.ctx, "pat_a", time.Minute); err != nil || !free {
 		t.Fatalf("DebounceRefresh = %v, %v", free, err)
 	}
-	if first, err := b.store.ClaimSyncPeriod(b.ctx, b.clock.Now(), time.Minute); err != nil || !first {
-		t.Fatalf("ClaimSyncPeriod = %v, %v", first, err)
+	if first, err := b.store.ClaimPeriod(b.ctx, "sync", b.clock.Now(), time.Minute); err != nil || !first {
+		t.Fatalf("ClaimPeriod = %v, %v", first, err)
 	}
 	if err := b.store.CountDone(b.ctx, "pdf", "programme:upload_pdf"); err != nil {
 		t.Fatal(err)
@@ -118,11 +118,11 @@ func TestDebounceAndPeriodClaims(t *testing.T) {
 	}
 	start := time.Date(2026, 11, 22, 10, 15, 0, 0, time.UTC)
 	for i, want := range []bool{true, false} {
-		if first, err := b.store.ClaimSyncPeriod(b.ctx, start, time.Hour); err != nil || first != want {
+		if first, err := b.store.ClaimPeriod(b.ctx, "sync", start, time.Hour); err != nil || first != want {
 			t.Errorf("claim %d: %v, %v; want %v", i, first, err, want)
 		}
 	}
-	if first, _ := b.store.ClaimSyncPeriod(b.ctx, start.Add(15*time.Minute), time.Hour); !first {
+	if first, _ := b.store.ClaimPeriod(b.ctx, "sync", start.Add(15*time.Minute), time.Hour); !first {
 		t.Error("the next period was already claimed")
 	}
 }

@@ -26,7 +26,7 @@ import (
 //	P owed:<kind>                   zset  ids of owed work, scored by when owed (unix ms)
 //	P owed:<kind>:cursor            str   "<score> <id>": where the reconciler's next page starts
 //	P importwait:<sub>:<shard>:<id> json  ImportWait, with a TTL
-//	P period:<name>:<unix>          str   a periodic job's claim on one period
+//	P period:<name>:<unix>          str   a periodic job's claim on one period (sync, reconcile), TTL
 
 // OwedKind names one kind of owed work (and its index).
 type OwedKind string

@@ -123,7 +123,6 @@
 //	P lock:pdf:<prg>:v<n>           str   upload lock of a programme version (holder's token), TTL
 //	P lock:msg:<msg>                str   send lock of a code message (holder's token), TTL
 //	P debounce:refresh:<pat>        str   a patient's refresh was queued lately, TTL
-//	P sync:period:<unix start>      str   the sync period was claimed by a work process, TTL
 //	P stats:done:<YYYY-MM-DD>       hash  "<queue>|<task type>" -> tasks done that day (UTC), 8 days
 //	P stats:failures:<YYYY-MM-DDTHH> hash  cause -> failed attempts recorded that hour (UTC), 8 days
 //	rate:P cliniko:<shard>:<user>   str   a Cliniko user's request budget (GCRA); "rate:" is

@@ -120,7 +120,7 @@ const (
 func (c Chart) SVG() template.HTML {
 	var b strings.Builder
 	n := len(c.Hours)
-	label := fmt.Sprintf("Failed attempts per hour by cause: %s in the last %s", Count(c.Total, "failed attempt", "failed attempts"), Count(n, "hour", "hours"))
+	label := fmt.Sprintf("Failed attempts per hour by cause: %s in the last %s", pmsbridge.Count(c.Total, "failed attempt", "failed attempts"), pmsbridge.Count(n, "hour", "hours"))
 	fmt.Fprintf(&b, `<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="100%%" role="img" aria-label="%s">`, chartW, chartH, html.EscapeString(label))
 	fmt.Fprintf(&b, `<title>%s</title>`, html.EscapeString(label))
 	plotW, plotH := float64(chartW-padL-padR), float64(chartH-padT-padB)
@@ -143,7 +143,7 @@ func (c Chart) SVG() template.HTML {
 				}
 				hh := plotH * float64(k) / float64(c.Top)
 				y -= hh
-				tip := fmt.Sprintf("%s–%s UTC: %s %s", h.Hour.UTC().Format("Jan 2 15:04"), h.Hour.UTC().Add(time.Hour).Format("15:04"), Count(k, "failed attempt", "failed attempts"), ct.Cause)
+				tip := fmt.Sprintf("%s–%s UTC: %s %s", h.Hour.UTC().Format("Jan 2 15:04"), h.Hour.UTC().Add(time.Hour).Format("15:04"), pmsbridge.Count(k, "failed attempt", "failed attempts"), ct.Cause)
 				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s" data-cause="%s" data-count="%d"><title>%s</title></rect>`,
 					x, y, barW, hh, ct.Color, html.EscapeString(string(ct.Cause)), k, html.EscapeString(tip))
 			}
@@ -153,7 +153,7 @@ func (c Chart) SVG() template.HTML {
 		}
 	}
 	if c.Total == 0 {
-		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13" text-anchor="middle" fill="#555">No failed attempts in the last %s.</text>`, chartW/2, chartH/2, Count(n, "hour", "hours"))
+		fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="13" text-anchor="middle" fill="#555">No failed attempts in the last %s.</text>`, chartW/2, chartH/2, pmsbridge.Count(n, "hour", "hours"))
 	}
 	b.WriteString(`</svg>`)
 	if len(c.Causes) > 0 {

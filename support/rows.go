@@ -205,7 +205,7 @@ func EventText(e store.JobEvent) string {
 		case e.Count > 1 && e.LastAttempt > e.Attempt:
 			fmt.Fprintf(&b, "attempts %d–%d failed", e.Attempt, e.LastAttempt)
 		case e.Count > 1:
-			fmt.Fprintf(&b, "failed %s", Count(e.Count, "time", "times"))
+			fmt.Fprintf(&b, "failed %s", pmsbridge.Count(e.Count, "time", "times"))
 		default:
 			fmt.Fprintf(&b, "attempt %d failed", e.Attempt)
 		}
@@ -292,14 +292,6 @@ func (j Job) UserText() string {
 	return userText(j.ClinikoUser.Name, j.ClinikoUser.Role)
 }
 
-// Count says "1 job", "3 jobs".
-func Count(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
-
 // ClinicCount is how many of a set of jobs are a clinic's.
 type ClinicCount struct {
 	ID   string `json:"id"`
@@ -339,7 +331,7 @@ func Clinics(rows []Job) []ClinicCount {
 // Other Clinic: 1)", "1 job" (no clinic known); one and many are the
 // noun ("failed job", "failed jobs").
 func Summary(rows []Job, one, many string) string {
-	s := Count(len(rows), one, many)
+	s := pmsbridge.Count(len(rows), one, many)
 	cs := Clinics(rows)
 	switch {
 	case len(cs) == 0:

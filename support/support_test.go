@@ -315,11 +315,6 @@ func TestShortIDAndCount(t *testing.T) {
 			t.Errorf("IDParts(%q) = %q, %q; want %q", id, h, tl, want)
 		}
 	}
-	for n, want := range map[int]string{0: "0 jobs", 1: "1 job", 2: "2 jobs"} {
-		if got := support.Count(n, "job", "jobs"); got != want {
-			t.Errorf("Count(%d) = %q", n, got)
-		}
-	}
 }
 
 // svgRect is a bar segment of the chart.

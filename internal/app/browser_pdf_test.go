@@ -157,7 +157,7 @@ func waitJSFor(t *testing.T, ctx context.Context, what string, limit time.Durati
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			lastErr = err
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s (last error: %v)\n%s", what, lastErr, pageState(ctx))
 	return ""

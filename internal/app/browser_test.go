@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"regexp"
@@ -191,22 +190,7 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 // so each try is a fresh evaluation).
 func waitJS(t *testing.T, ctx context.Context, what, expr string) string {
 	t.Helper()
-	deadline := time.Now().Add(stepTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
-		cancel()
-		if err == nil && v != "" {
-			return v
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			lastErr = err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)\n%s", what, lastErr, pageState(ctx))
-	return ""
+	return waitJSFor(t, ctx, what, stepTimeout, expr)
 }
 
 // pageState describes where the browser is, for failure messages.

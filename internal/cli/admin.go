@@ -6,9 +6,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/physitrack/pmsbridge"
 	"github.com/physitrack/pmsbridge/internal/app"
 	"github.com/physitrack/pmsbridge/store"
-	"github.com/physitrack/pmsbridge/support"
 	"github.com/spf13/cobra"
 )
 
@@ -205,7 +205,7 @@ Without a terminal and without --yes it exits 2 and changes nothing.`, cobra.NoA
 			}
 			n, err := t.Store.Reencrypt(cmd.Context())
 			if err != nil {
-				return fmt.Errorf("re-sealed %s, then: %w", support.Count(n, "record", "records"), err)
+				return fmt.Errorf("re-sealed %s, then: %w", pmsbridge.Count(n, "record", "records"), err)
 			}
 			if asJSON {
 				return e.printJSON(map[string]any{"reencrypted": n, "key_id": current})
@@ -214,7 +214,7 @@ Without a terminal and without --yes it exits 2 and changes nothing.`, cobra.NoA
 				fmt.Fprintf(e.stdout, "Every record is already sealed with the current key %s; nothing needed re-sealing.\n", current)
 				return nil
 			}
-			fmt.Fprintf(e.stdout, "Re-sealed %s with the current key %s. Older keys can now be removed from secrets.previous_encryption_keys.\n", support.Count(n, "record", "records"), current)
+			fmt.Fprintf(e.stdout, "Re-sealed %s with the current key %s. Older keys can now be removed from secrets.previous_encryption_keys.\n", pmsbridge.Count(n, "record", "records"), current)
 			return nil
 		})
 	reencryptYes = e.addYes(reencrypt, "re-seal")

@@ -113,7 +113,7 @@ Causes: ` + support.CauseList(),
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Queue, s.Type, s.Pending, s.Active, s.Scheduled, s.Retrying, s.Failed, s.DoneToday)
 			}
 			tw.Flush()
-			fmt.Fprintf(e.stdout, "\nFailure ledger: %s (pmsbridge jobs failed)\n", support.Count(int(n), "entry", "entries"))
+			fmt.Fprintf(e.stdout, "\nFailure ledger: %s (pmsbridge jobs failed)\n", pmsbridge.Count(int(n), "entry", "entries"))
 			return nil
 		})
 	stats.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -191,7 +191,7 @@ exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 			}
 			n, err := t.Jobs.ReplayList(ctx, list)
 			if err != nil {
-				return fmt.Errorf("replayed %s; %w", support.Count(n, "job", "jobs"), err)
+				return fmt.Errorf("replayed %s; %w", pmsbridge.Count(n, "job", "jobs"), err)
 			}
 			if r.asJSON {
 				return e.printJSON(map[string]int{"replayed": n})
@@ -240,7 +240,7 @@ but "y" exits 1 ("Nothing deleted.").`, cobra.MinimumNArgs(1),
 					return err
 				}
 			}
-			if err := delYes.ask(fmt.Sprintf("Delete %s for good?", support.Count(len(args), "failed job", "failed jobs")), "Nothing deleted."); err != nil {
+			if err := delYes.ask(fmt.Sprintf("Delete %s for good?", pmsbridge.Count(len(args), "failed job", "failed jobs")), "Nothing deleted."); err != nil {
 				return err
 			}
 			for _, id := range args {
