@@ -314,6 +314,16 @@ func TestConfirmingCommandsWithYes(t *testing.T) {
 	}
 	w.untouched(w.nf)
 
+	// Nothing matching is nothing done: exit 1, for the script to see.
+	r = runBinary(t, w.environ, nil, "jobs", "replay", "--cause", "cliniko_invalid", "--yes")
+	if r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "No failed jobs match; nothing replayed.") {
+		t.Errorf("replay --yes of a filter matching nothing; %s", r)
+	}
+	r = runBinary(t, w.environ, nil, "jobs", "replay", "--cause", "cliniko_invalid", "--yes", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &doc); r.code != 1 || err != nil || !cmp.Equal(doc, map[string]int{"replayed": 0}) {
+		t.Errorf("replay --yes --json of a filter matching nothing (%v); %s", err, r)
+	}
+
 	r = runBinary(t, w.environ, nil, "jobs", "replay", w.nf)
 	if r.code != 0 || !strings.Contains(r.stdout, "Replayed 1 job") {
 		t.Fatalf("replay of one id without a terminal; %s", r)

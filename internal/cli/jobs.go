@@ -173,7 +173,7 @@ user@host).
 Asks first on a terminal when it replays several ids or by filter, saying how
 many jobs and of which clinic; --yes replays without asking. Without a terminal
 and without --yes it exits 2 and replays nothing; answering anything but "y"
-exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
+exits 1 ("Nothing replayed."), as does a filter that matches no job.`, cobra.ArbitraryArgs,
 		func(cmd *cobra.Command, t *app.Tools, args []string) error {
 			ctx := store.ActingAs(cmd.Context(), store.Actor{Via: store.ViaCLI, Who: cliUser(replayBy)})
 			list, rows, err := e.replayable(ctx, t, args, &r)
@@ -181,8 +181,14 @@ exits 1 ("Nothing replayed.").`, cobra.ArbitraryArgs,
 				return err
 			}
 			if len(list) == 0 {
-				fmt.Fprintln(e.stdout, "No failed jobs match; nothing replayed.")
-				return nil
+				// Nothing done is not "done": a script's step that
+				// replays nothing learns it from the exit code.
+				if r.asJSON {
+					if err := e.printJSON(map[string]int{"replayed": 0}); err != nil {
+						return err
+					}
+				}
+				return declinedError{"No failed jobs match; nothing replayed."}
 			}
 			if replayConfirms(args) {
 				if err := replayYes.ask("Replay "+support.Summary(rows, "failed job", "failed jobs")+"?", "Nothing replayed."); err != nil {
