@@ -78,6 +78,20 @@ type ResolvedClick struct {
 // open the patient: it needs nothing more than PatientID.
 func (rc ResolvedClick) Allowed() bool { return rc.Outcome == ClickDecided && rc.Access.Allowed }
 
+// clickAccess is the access of the click script's reason: only the
+// reasons that allow (owner, shared, group) open the patient, "denied"
+// refuses, and anything else is an error, never an opening.
+func clickAccess(reason string) (Access, error) {
+	switch r := AccessReason(reason); r {
+	case AccessOwner, AccessShared, AccessGroup:
+		return Access{Allowed: true, Reason: r}, nil
+	case AccessDenied:
+		return Access{Reason: r}, nil
+	default:
+		return Access{}, fmt.Errorf("resolve click: unexpected access reason %q", reason)
+	}
+}
+
 // Login returns the session's practitioner (check Active) and the Cliniko
 // user of their saved key (ok false: none), decoded as
 // PractitionerWithCliniko decodes them, for every outcome but an allowed
@@ -281,7 +295,9 @@ func (s *Store) ResolveClick(ctx context.Context, token, clinikoPatientID string
 		rc.Outcome = ClickDecided
 		rc.PatientID, _ = str(4)
 		reason, _ := str(5)
-		rc.Access = Access{Allowed: reason != string(AccessDenied), Reason: AccessReason(reason)}
+		if rc.Access, err = clickAccess(reason); err != nil {
+			return ResolvedClick{}, err
+		}
 		rc.Access.OwnerID, _ = str(6)
 		rc.Access.OwnerName, _ = str(7)
 		if len(vals) > 8 {

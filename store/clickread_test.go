@@ -130,3 +130,23 @@ func TestClickRecordLayout(t *testing.T) {
 		t.Error("the patient's link no longer repeats subscription_id: this test's nested case tests nothing")
 	}
 }
+
+// TestClickAccess: only the script's reasons that allow open a patient; an
+// empty or unknown reason (a script edited wrongly) is an error, never an
+// opening.
+func TestClickAccess(t *testing.T) {
+	t.Parallel()
+	for _, reason := range []string{"owner", "shared", "group"} {
+		if a, err := clickAccess(reason); err != nil || !a.Allowed || string(a.Reason) != reason {
+			t.Errorf("clickAccess(%q) = %+v, %v; want allowed", reason, a, err)
+		}
+	}
+	if a, err := clickAccess("denied"); err != nil || a.Allowed || a.Reason != AccessDenied {
+		t.Errorf("clickAccess(denied) = %+v, %v; want refused", a, err)
+	}
+	for _, reason := range []string{"", "Owner", "allowed", "1"} {
+		if a, err := clickAccess(reason); err == nil || a.Allowed {
+			t.Errorf("clickAccess(%q) = %+v, %v; want an error", reason, a, err)
+		}
+	}
+}
