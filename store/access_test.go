@@ -18,7 +18,7 @@ type world struct {
 	patient                        store.Patient
 }
 
-func newWorld(t *testing.T, b *bundle) *world {
+func newWorld(t testing.TB, b *bundle) *world {
 	t.Helper()
 	sub, other := b.subscription(t, "Clinic"), b.subscription(t, "Other")
 	w := &world{
@@ -38,7 +38,7 @@ func (w *world) group(t *testing.T, b *bundle, ids ...string) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

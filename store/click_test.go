@@ -1,8 +1,12 @@
 package store_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +26,7 @@ type clickWorld struct {
 	tokens map[string]string // by practitioner id
 }
 
-func newClickWorld(t *testing.T, b *bundle) *clickWorld {
+func newClickWorld(t testing.TB, b *bundle) *clickWorld {
 	t.Helper()
 	w := &clickWorld{world: newWorld(t, b), tokens: map[string]string{}}
 	for _, p := range []store.Practitioner{w.owner, w.reader, w.third, w.stranger} {
@@ -327,5 +331,90 @@ func TestResolveClickIsOneRoundTrip(t *testing.T) {
 		if len(got) != 1 || len(got[0]) != 1 || !strings.HasPrefix(got[0][0], "evalsha ") {
 			t.Errorf("%s (%s): round trips %v, want one EVALSHA", p.Name, rc.Access.Reason, got)
 		}
+	}
+}
+
+// BenchmarkClickRedisCost: what one linked click costs Redis itself (its
+// CPU, from INFO commandstats: the script's EVALSHA, the commands it calls
+// included) and the round trip, against the receiver benchmark's bare
+// baseline (HGET of the session's practitioner, then HGET of the link).
+// Redis is single-threaded and shares the machine with the app, so its
+// CPU per click is part of what the receiver's requests/s pays for.
+//
+//	go test ./store -run '^$' -bench ClickRedisCost -count 5
+func BenchmarkClickRedisCost(b *testing.B) {
+	bd := setup(b)
+	w := newClickWorld(b, bd)
+	ctx, rdb := bd.ctx, bd.rdb
+	token := w.tokens[w.owner.ID]
+	// As in the receiver benchmark: the refresh debounce is taken.
+	if _, err := bd.store.DebounceRefresh(ctx, w.patient.ID, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(token))
+	sessKey, linksKey := "pmsb:sess:"+hex.EncodeToString(sum[:]), "pmsb:links:"+w.owner.SubscriptionID+":au1"
+	// redisMicros is Redis's own time in commands since the last reset.
+	redisMicros := func(b *testing.B) float64 {
+		info, err := rdb.Info(ctx, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var total float64
+		for _, line := range strings.Split(info, "\n") {
+			if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_hget:") {
+				continue // the commands a script calls are inside its EVALSHA's time
+			}
+			for _, f := range strings.Split(strings.TrimSpace(line[strings.Index(line, ":")+1:]), ",") {
+				if v, ok := strings.CutPrefix(f, "usec="); ok {
+					n, err := strconv.ParseFloat(v, 64)
+					if err != nil {
+						b.Fatal(err)
+					}
+					total += n
+				}
+			}
+		}
+		return total
+	}
+	for _, bc := range []struct {
+		name  string
+		click func() error
+	}{
+		{"script", func() error {
+			rc, err := bd.store.ResolveClick(ctx, token, patientClinikoID)
+			if err == nil && rc.PatientID != w.patient.ID {
+				err = fmt.Errorf("resolved %+v", rc)
+			}
+			return err
+		}},
+		{"two-hgets", func() error {
+			pid, err := rdb.HGet(ctx, sessKey, "pid").Result()
+			if err != nil {
+				return err
+			}
+			if pid != w.owner.ID {
+				return fmt.Errorf("session of %q", pid)
+			}
+			pat, err := rdb.HGet(ctx, linksKey, patientClinikoID).Result()
+			if err == nil && pat != w.patient.ID {
+				err = fmt.Errorf("link to %q", pat)
+			}
+			return err
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			if err := bc.click(); err != nil { // loads the script
+				b.Fatal(err)
+			}
+			if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := bc.click(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(redisMicros(b)/float64(b.N), "redis-µs/op")
+		})
 	}
 }

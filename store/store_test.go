@@ -53,13 +53,13 @@ var cheapArgon2 = store.Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
 
 // setup returns a store on a fresh Redis database, with a fake clock. mods
 // adjust the options before New.
-func setup(t *testing.T, mods ...func(*store.Options)) *bundle {
+func setup(t testing.TB, mods ...func(*store.Options)) *bundle {
 	t.Helper()
 	return setupOn(t, redistest.Client(t), mods...)
 }
 
 // setupOn is setup on a given Redis client.
-func setupOn(t *testing.T, rdb *redis.Client, mods ...func(*store.Options)) *bundle {
+func setupOn(t testing.TB, rdb *redis.Client, mods ...func(*store.Options)) *bundle {
 	t.Helper()
 	keys, err := store.NewKeyring(testKey(1))
 	if err != nil {
@@ -83,7 +83,7 @@ func setupOn(t *testing.T, rdb *redis.Client, mods ...func(*store.Options)) *bun
 }
 
 // reopen returns a second store on the same database with other options.
-func (b *bundle) reopen(t *testing.T, mod func(*store.Options)) *store.Store {
+func (b *bundle) reopen(t testing.TB, mod func(*store.Options)) *store.Store {
 	t.Helper()
 	opts := b.opts
 	mod(&opts)
@@ -96,7 +96,7 @@ func (b *bundle) reopen(t *testing.T, mod func(*store.Options)) *store.Store {
 
 const testPassword = "correct horse battery"
 
-func (b *bundle) subscription(t *testing.T, name string) store.Subscription {
+func (b *bundle) subscription(t testing.TB, name string) store.Subscription {
 	t.Helper()
 	sub, err := b.store.CreateSubscription(b.ctx, name)
 	if err != nil {
@@ -105,12 +105,12 @@ func (b *bundle) subscription(t *testing.T, name string) store.Subscription {
 	return sub
 }
 
-func (b *bundle) practitioner(t *testing.T, subID, email string) store.Practitioner {
+func (b *bundle) practitioner(t testing.TB, subID, email string) store.Practitioner {
 	t.Helper()
 	return b.namedPractitioner(t, subID, email, "Dr "+email)
 }
 
-func (b *bundle) namedPractitioner(t *testing.T, subID, email, name string) store.Practitioner {
+func (b *bundle) namedPractitioner(t testing.TB, subID, email, name string) store.Practitioner {
 	t.Helper()
 	p, err := b.store.CreatePractitioner(b.ctx, store.NewPractitioner{
 		SubscriptionID: subID, Email: email, Name: name, Password: testPassword,
@@ -122,7 +122,7 @@ func (b *bundle) namedPractitioner(t *testing.T, subID, email, name string) stor
 }
 
 // patient imports a Cliniko patient for owner.
-func (b *bundle) patient(t *testing.T, owner store.Practitioner, clinikoID, last string) store.Patient {
+func (b *bundle) patient(t testing.TB, owner store.Practitioner, clinikoID, last string) store.Patient {
 	t.Helper()
 	p, _, err := b.store.ImportPatient(b.ctx, owner.SubscriptionID, "au1", clinikoID, owner.ID, store.Patient{
 		FirstName: "Pat", LastName: last, YearOfBirth: 1985,
@@ -135,7 +135,7 @@ func (b *bundle) patient(t *testing.T, owner store.Practitioner, clinikoID, last
 }
 
 // practitionerNow reloads a practitioner.
-func (b *bundle) practitionerNow(t *testing.T, id string) store.Practitioner {
+func (b *bundle) practitionerNow(t testing.TB, id string) store.Practitioner {
 	t.Helper()
 	p, err := b.store.GetPractitioner(b.ctx, id)
 	if err != nil {
@@ -188,7 +188,7 @@ func TestPrefix(t *testing.T) {
 	}
 }
 
-func (b *bundle) practitionerByEmail(t *testing.T, email string) store.Practitioner {
+func (b *bundle) practitionerByEmail(t testing.TB, email string) store.Practitioner {
 	t.Helper()
 	p, err := b.store.PractitionerByEmail(b.ctx, email)
 	if err != nil {
