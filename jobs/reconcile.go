@@ -230,7 +230,7 @@ func (h *Handlers) settlePDF(ctx context.Context, id string) (Settled, error) {
 		return SettledLive, err
 	}
 	p := UploadPayload{ProgrammeID: prog.ID, Version: prog.Version, PatientID: prog.PatientID, PractitionerID: prog.PractitionerID}
-	return h.requeue(ctx, QueuePDF, taskID, asynq.NewTask(TypeUploadPDF, mustPayload(p)))
+	return h.requeue(ctx, taskID, asynq.NewTask(TypeUploadPDF, mustPayload(p)))
 }
 
 // settleImport settles a click waiting for an import.
@@ -266,7 +266,7 @@ func (h *Handlers) settleImport(ctx context.Context, id string) (Settled, error)
 		return done()
 	}
 	p := ImportPayload{PractitionerID: w.PractitionerID, SubscriptionID: w.SubscriptionID, Shard: w.Shard, ClinikoPatientID: w.ClinikoPatientID}
-	res, err := h.requeue(ctx, QueueImport, taskID, asynq.NewTask(TypeImportPatient, mustPayload(p)))
+	res, err := h.requeue(ctx, taskID, asynq.NewTask(TypeImportPatient, mustPayload(p)))
 	if res == SettledAbandoned && err == nil {
 		err = h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
 	}
@@ -276,13 +276,13 @@ func (h *Handlers) settleImport(ctx context.Context, id string) (Settled, error)
 // requeue queues task again under its id, with its type's options, unless
 // the failure ledger says it failed for good (asynq may have dropped the
 // archived task by now; support replays it) or a task with that id exists.
-func (h *Handlers) requeue(ctx context.Context, queue, taskID string, task *asynq.Task) (Settled, error) {
+func (h *Handlers) requeue(ctx context.Context, taskID string, task *asynq.Task) (Settled, error) {
 	if f, err := h.Store.GetFailure(ctx, taskID); err == nil && f.Permanent {
 		return SettledAbandoned, nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return SettledLive, err
 	}
-	added, err := h.Client.enqueueIfAbsent(ctx, task, queue, taskID, TaskOptions(task.Type())...)
+	added, err := h.Client.enqueueIfAbsent(ctx, task, taskID)
 	if err != nil || !added {
 		return SettledLive, err
 	}
@@ -293,20 +293,4 @@ func (h *Handlers) requeue(ctx context.Context, queue, taskID string, task *asyn
 func (h *Handlers) taskExists(ctx context.Context, queue, id string) (bool, error) {
 	state, _, err := h.Client.TaskState(ctx, queue, id)
 	return state != StateNone, err
-}
-
-// enqueueIfAbsent enqueues task under its deterministic id unless a task
-// with that id exists, in whatever state: unlike enqueueOnce it never runs a
-// retrying task early (that would defeat its backoff) and never replaces a
-// failed one (support decides). It reports whether the task was added.
-func (c *Client) enqueueIfAbsent(ctx context.Context, task *asynq.Task, queue, id string, opts ...asynq.Option) (bool, error) {
-	opts = append([]asynq.Option{asynq.Queue(queue), asynq.TaskID(id)}, opts...)
-	_, err := c.c.EnqueueContext(ctx, task, opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", task.Type(), err)
-	}
-	return true, nil
 }

@@ -52,8 +52,7 @@ func newSendCodeTask(m store.Message) *asynq.Task {
 // replay.
 func (c *Client) enqueueSendCode(ctx context.Context, m store.Message) (string, error) {
 	id := SendCodeTaskID(m.ID)
-	task := newSendCodeTask(m)
-	_, err := c.enqueueIfAbsent(ctx, task, QueueMessage, id, TaskOptions(TypeSendCode)...)
+	_, err := c.enqueueIfAbsent(ctx, newSendCodeTask(m), id)
 	return id, err
 }
 
@@ -257,5 +256,5 @@ func (h *Handlers) settleMessage(ctx context.Context, id string) (Settled, error
 	if err != nil || !owed {
 		return SettledDone, err
 	}
-	return h.requeue(ctx, QueueMessage, taskID, newSendCodeTask(m))
+	return h.requeue(ctx, taskID, newSendCodeTask(m))
 }
