@@ -236,25 +236,14 @@ func (h *Handlers) markMessageFailed(ctx context.Context, messageID string, caus
 // settleMessage settles a message request that was pending (the
 // reconciler's OwedWork for store.OwedMessage).
 func (h *Handlers) settleMessage(ctx context.Context, id string) (Settled, error) {
-	pending := func() (store.Message, bool, error) {
-		m, err := h.Store.MessageOf(ctx, id)
+	var m store.Message
+	pending := func() (bool, error) {
+		var err error
+		m, err = h.Store.MessageOf(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return m, false, nil
+			return false, nil
 		}
-		return m, err == nil && m.State == pmsbridge.MessagePending, err
+		return err == nil && m.State == pmsbridge.MessagePending, err
 	}
-	// Record, task, record again: a task that finishes between the first
-	// two looks has written "sent" before it went away.
-	if _, owed, err := pending(); err != nil || !owed {
-		return SettledDone, err
-	}
-	taskID := SendCodeTaskID(id)
-	if live, err := h.taskExists(ctx, QueueMessage, taskID); err != nil || live {
-		return SettledLive, err
-	}
-	m, owed, err := pending()
-	if err != nil || !owed {
-		return SettledDone, err
-	}
-	return h.requeue(ctx, taskID, newSendCodeTask(m))
+	return h.settle(ctx, TypeSendCode, SendCodeTaskID(id), pending, func() (*asynq.Task, error) { return newSendCodeTask(m), nil })
 }

@@ -37,9 +37,11 @@ func UploadTaskID(programmeID string, version int) string {
 // is queued and replacing one that failed (the "send again" button).
 func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, error) {
 	id := UploadTaskID(p.ProgrammeID, p.Version)
-	_, err := c.enqueue(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), id)
+	_, err := c.enqueue(ctx, newUploadTask(p), id)
 	return id, err
 }
+
+func newUploadTask(p UploadPayload) *asynq.Task { return asynq.NewTask(TypeUploadPDF, mustPayload(p)) }
 
 func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 	var p UploadPayload
