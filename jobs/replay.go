@@ -88,6 +88,11 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
 		return ErrNotReplayable
 	}
+	// A message request is found by its payload's id.
+	var message SendCodePayload
+	if f.Type == TypeSendCode && (json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "") {
+		return ErrNotReplayable
+	}
 	// asynq's copy is in the queue the task ran in; the replay goes where
 	// a fresh task of its type would, with the same options.
 	queue := f.Queue
@@ -108,12 +113,7 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	}
 	// A message request is pending (and owed) again, unless it was sent
 	// meanwhile (sent is final; the task then finds nothing to do).
-	var message SendCodePayload
-	if f.Type == TypeSendCode {
-		if json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "" {
-			_ = st.RecordFailure(context.WithoutCancel(ctx), f)
-			return ErrNotReplayable
-		}
+	if message.MessageID != "" {
 		if _, err := st.ResetMessage(ctx, message.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
