@@ -99,33 +99,21 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	if queue == "" {
 		queue = spec.queue
 	}
-	// Reset the entry and the PDF state before the task is queued: a worker
-	// may run it and succeed (clearing the entry, recording the upload)
-	// before this call would get to write them afterwards.
+	// Reset the entry and the job's record (the PDF state, the message
+	// request) before the task is queued: a worker may run it and succeed
+	// (clearing the entry, recording the upload) before this call would get
+	// to write them afterwards.
 	if _, err := st.MarkReplayed(ctx, f); err != nil {
 		return err
 	}
-	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
-	if upload {
-		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
-			return err
-		}
-	}
-	// A message request is pending (and owed) again, unless it was sent
-	// meanwhile (sent is final; the task then finds nothing to do).
-	if message.MessageID != "" {
-		if _, err := st.ResetMessage(ctx, message.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+	x := ids{ProgrammeID: f.ProgrammeID, Version: f.Version, MessageID: message.MessageID}
+	if err := recordPending(ctx, st, f.Type, x); err != nil {
+		return err
 	}
 	undo := func(err error) error {
-		ctx := context.WithoutCancel(ctx)
-		_ = st.RestoreFailure(ctx, f)
-		if upload && f.Permanent {
-			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
-		}
-		if message.MessageID != "" && f.Permanent {
-			_, _ = st.MessageFailed(ctx, message.MessageID, f.Cause, f.Reason)
+		_ = st.RestoreFailure(context.WithoutCancel(ctx), f)
+		if f.Permanent {
+			_ = recordFailed(ctx, st, f.Type, x, f.Cause, f.Reason)
 		}
 		return err
 	}

@@ -226,13 +226,6 @@ func (h *Handlers) sendCodeSMS(ctx context.Context, m store.Message, c codeConte
 	return err
 }
 
-// markMessageFailed records a permanent failure on the message request.
-func (h *Handlers) markMessageFailed(ctx context.Context, messageID string, cause pmsbridge.Cause, reason string) {
-	if _, err := h.Store.MessageFailed(context.WithoutCancel(ctx), messageID, cause, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.Log.Error("record message failure", "message_id", messageID, "err", err)
-	}
-}
-
 // settleMessage settles a message request that was pending (the
 // reconciler's OwedWork for store.OwedMessage).
 func (h *Handlers) settleMessage(ctx context.Context, id string) (Settled, error) {

@@ -116,13 +116,6 @@ func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attac
 	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: attachmentID})
 }
 
-// markPDFFailed records a permanent failure on the programme version.
-func (h *Handlers) markPDFFailed(ctx context.Context, programmeID string, version int, cause pmsbridge.Cause, reason string) {
-	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: pmsbridge.PDFFailed, Cause: cause, Reason: reason}); err != nil {
-		h.Log.Error("record pdf failure", "programme_id", programmeID, "version", version, "err", err)
-	}
-}
-
 // uploadKey is the key that sends a patient's PDF (ChooseUploader): the
 // assigning practitioner's, else the owner's, of the patient's Cliniko
 // account, one whose role may upload first.
