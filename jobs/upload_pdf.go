@@ -74,7 +74,6 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 		return err
 	}
 	defer func() { err = withKeyUsed(err, pr, cu) }()
-	doc := DocumentOf(ctx, h.Store, h.AccessURL, prog, patient)
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
 	lock, err := h.hold(ctx, "upload of this programme version", func() (*store.Lock, bool, error) {
@@ -96,6 +95,9 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 			return h.uploaded(ctx, prog, a.ID)
 		}
 	}
+	// Read only now: a redelivered task that found its attachment, or one
+	// whose lock is busy, needs none of it.
+	doc := DocumentOf(ctx, h.Store, h.AccessURL, prog, patient)
 	body, err := h.Render(doc)
 	if err != nil {
 		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
