@@ -72,6 +72,32 @@ func (c *Client) enqueue(ctx context.Context, task *asynq.Task, id string) (bool
 	return c.enqueueOnce(ctx, task, taskSpecs[task.Type()].queue, id, opts...)
 }
 
+// enqueueIfAbsent queues task under its deterministic id with its type's
+// options (taskSpecs) unless a task with that id exists, in whatever state:
+// unlike enqueue it never runs a retrying task early (that would defeat its
+// backoff) and never replaces a failed one (support decides). It reports
+// whether the task was added.
+func (c *Client) enqueueIfAbsent(ctx context.Context, task *asynq.Task, id string) (bool, error) {
+	opts := TaskOptions(task.Type())
+	if opts == nil {
+		return false, fmt.Errorf("enqueue %s: unknown task type", task.Type())
+	}
+	return c.add(ctx, task, append(opts, asynq.TaskID(id)))
+}
+
+// add enqueues task with opts (which name its id); a task with that id
+// already there is no error: add reports false.
+func (c *Client) add(ctx context.Context, task *asynq.Task, opts []asynq.Option) (bool, error) {
+	_, err := c.c.EnqueueContext(ctx, task, opts...)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", task.Type(), err)
+	}
+	return true, nil
+}
+
 // enqueueOnce enqueues task with a deterministic id. If a task with that id
 // already exists it is joined while it is still to run; a failed (archived)
 // or finished one is replaced, because asynq keeps an archived task's id
@@ -79,12 +105,9 @@ func (c *Client) enqueue(ctx context.Context, task *asynq.Task, id string) (bool
 func (c *Client) enqueueOnce(ctx context.Context, task *asynq.Task, queue, id string, opts ...asynq.Option) (bool, error) {
 	opts = append([]asynq.Option{asynq.Queue(queue), asynq.TaskID(id)}, opts...)
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := c.c.EnqueueContext(ctx, task, opts...)
-		if err == nil {
-			return true, nil
-		}
-		if !errors.Is(err, asynq.ErrTaskIDConflict) {
-			return false, fmt.Errorf("enqueue %s: %w", task.Type(), err)
+		added, err := c.add(ctx, task, opts)
+		if err != nil || added {
+			return added, err
 		}
 		state, _, err := c.TaskState(ctx, queue, id)
 		if err != nil {

@@ -36,8 +36,12 @@ func ImportTaskID(subscriptionID, shard, clinikoPatientID string) string {
 // running and replacing one that failed. It reports the task id.
 func (c *Client) EnqueueImport(ctx context.Context, p ImportPayload) (string, error) {
 	id := ImportTaskID(p.SubscriptionID, p.Shard, p.ClinikoPatientID)
-	_, err := c.enqueue(ctx, asynq.NewTask(TypeImportPatient, mustPayload(p)), id)
+	_, err := c.enqueue(ctx, newImportTask(p), id)
 	return id, err
+}
+
+func newImportTask(p ImportPayload) *asynq.Task {
+	return asynq.NewTask(TypeImportPatient, mustPayload(p))
 }
 
 func (h *Handlers) importPatient(ctx context.Context, t *asynq.Task) (err error) {

@@ -90,12 +90,47 @@ func (h *Handlers) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		level = h.Log.Error
 	}
 	level("job failed", "task_id", id, "type", t.Type(), "cause", cause, "attempt", f.Attempts, "permanent", f.Permanent, "err", err)
-	if f.Permanent && x.ProgrammeID != "" && t.Type() == TypeUploadPDF {
-		h.markPDFFailed(ctx, x.ProgrammeID, x.Version, cause, f.Reason)
+	if f.Permanent {
+		if err := recordFailed(ctx, h.Store, t.Type(), x, cause, f.Reason); err != nil {
+			h.Log.Error("record the failure on the job's record", "task_id", id, "type", t.Type(), "err", err)
+		}
 	}
-	if f.Permanent && x.MessageID != "" && t.Type() == TypeSendCode {
-		h.markMessageFailed(ctx, x.MessageID, cause, f.Reason)
+}
+
+// The records that pages show of two task types' work: a programme
+// version's PDF state (TypeUploadPDF) and a message request
+// (TypeSendCode). A permanent failure is written on them (HandleError); a
+// replay puts them back to pending, and to failed again when it cannot
+// queue the task (Client.Replay). Other types have none.
+
+// recordFailed writes a permanent failure on the record of the work of a
+// task of taskType with ids x, even when ctx is done.
+func recordFailed(ctx context.Context, st *store.Store, taskType string, x ids, cause pmsbridge.Cause, reason string) error {
+	ctx = context.WithoutCancel(ctx)
+	switch {
+	case taskType == TypeUploadPDF && x.ProgrammeID != "":
+		return st.SetPDFState(ctx, x.ProgrammeID, x.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: cause, Reason: reason})
+	case taskType == TypeSendCode && x.MessageID != "":
+		if _, err := st.MessageFailed(ctx, x.MessageID, cause, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 	}
+	return nil
+}
+
+// recordPending puts the record of the work of a task of taskType with ids
+// x back to pending, for a replay. A message that was sent meanwhile stays
+// sent (sent is final; the task then finds nothing to do).
+func recordPending(ctx context.Context, st *store.Store, taskType string, x ids) error {
+	switch {
+	case taskType == TypeUploadPDF && x.ProgrammeID != "":
+		return st.SetPDFState(ctx, x.ProgrammeID, x.Version, store.PDFState{State: pmsbridge.PDFPending})
+	case taskType == TypeSendCode && x.MessageID != "":
+		if _, err := st.ResetMessage(ctx, x.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // keyUsedError notes on an attempt's error whose Cliniko key the attempt

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -433,4 +434,34 @@ func mustJSONForTest(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestReplayOfUnreadableMessageChangesNothing: a message job whose payload
+// names no message cannot be replayed, and the refusal leaves its ledger
+// entry and history as they were.
+func TestReplayOfUnreadableMessageChangesNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	f := store.Failure{TaskID: "code:unreadable", Queue: QueueMessage, Type: TypeSendCode, Permanent: true,
+		Cause: pmsbridge.CauseDeliveryRejected, Reason: "x", Attempts: 3, Payload: []byte(`{"channel":"email"}`)}
+	if err := b.st.RecordFailure(b.ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.st.GetFailure(b.ctx, f.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.jc.Replay(b.ctx, before); !errors.Is(err, ErrNotReplayable) {
+		t.Fatalf("Replay = %v, want ErrNotReplayable", err)
+	}
+	after, err := b.st.GetFailure(b.ctx, f.TaskID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.Permanent || after.Attempts != 3 || after.Replayed != nil {
+		t.Errorf("entry after a refused replay: permanent %v, attempts %d, replayed %+v; want as before", after.Permanent, after.Attempts, after.Replayed)
+	}
+	if hist, err := b.st.JobHistory(b.ctx, f.TaskID); err != nil || len(hist) != 1 {
+		t.Errorf("history after a refused replay: %+v, %v; want only the failure", hist, err)
+	}
 }

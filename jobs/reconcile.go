@@ -58,8 +58,8 @@ const (
 // OwedWork is one kind of owed work that the reconciler looks after: the
 // store index it walks (kept where the owed state is written) and how to
 // settle one entry of it. Settle must re-queue only when the record is still
-// owed and no task with its deterministic id exists (enqueueIfAbsent), and
-// must leave a permanently failed one alone.
+// owed and no task with its deterministic id exists, and must leave a
+// permanently failed one alone (the built-in kinds do so through settle).
 //
 // The built-in kinds are programme PDFs (store.OwedPDF), imports a
 // practitioner waits for (store.OwedImport) and the messages that send
@@ -198,6 +198,28 @@ func (h *Handlers) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	return rep, nil
 }
 
+// settle is the reconciler's look at one owed entry whose task is taskID,
+// of type taskType: record, task, record again (a task that finishes
+// between the first two looks has written its outcome before it went
+// away), and then the task again. owed reads the record; task makes the
+// task to queue again (nil: the work is not owed after all).
+func (h *Handlers) settle(ctx context.Context, taskType, taskID string, owed func() (bool, error), task func() (*asynq.Task, error)) (Settled, error) {
+	if ok, err := owed(); err != nil || !ok {
+		return SettledDone, err
+	}
+	if live, err := h.taskExists(ctx, taskSpecs[taskType].queue, taskID); err != nil || live {
+		return SettledLive, err
+	}
+	if ok, err := owed(); err != nil || !ok {
+		return SettledDone, err
+	}
+	t, err := task()
+	if err != nil || t == nil {
+		return SettledDone, err
+	}
+	return h.requeue(ctx, taskID, t)
+}
+
 // settlePDF settles a programme version whose PDF state was pending.
 func (h *Handlers) settlePDF(ctx context.Context, id string) (Settled, error) {
 	programmeID, version, ok := store.ParsePDFOwedID(id)
@@ -211,26 +233,16 @@ func (h *Handlers) settlePDF(ctx context.Context, id string) (Settled, error) {
 		}
 		return err == nil && st.State == pmsbridge.PDFPending, err
 	}
-	// Record, task, record again: a task that finishes between the first
-	// two looks has written "uploaded" before it went away.
-	if owed, err := pending(); err != nil || !owed {
-		return SettledDone, err
+	task := func() (*asynq.Task, error) {
+		prog, err := h.Store.GetProgramme(ctx, programmeID, version)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return newUploadTask(UploadPayload{ProgrammeID: prog.ID, Version: prog.Version, PatientID: prog.PatientID, PractitionerID: prog.PractitionerID}), nil
 	}
-	taskID := UploadTaskID(programmeID, version)
-	if live, err := h.taskExists(ctx, QueuePDF, taskID); err != nil || live {
-		return SettledLive, err
-	}
-	if owed, err := pending(); err != nil || !owed {
-		return SettledDone, err
-	}
-	prog, err := h.Store.GetProgramme(ctx, programmeID, version)
-	if errors.Is(err, store.ErrNotFound) {
-		return SettledDone, nil
-	} else if err != nil {
-		return SettledLive, err
-	}
-	p := UploadPayload{ProgrammeID: prog.ID, Version: prog.Version, PatientID: prog.PatientID, PractitionerID: prog.PractitionerID}
-	return h.requeue(ctx, QueuePDF, taskID, asynq.NewTask(TypeUploadPDF, mustPayload(p)))
+	return h.settle(ctx, TypeUploadPDF, UploadTaskID(programmeID, version), pending, task)
 }
 
 // settleImport settles a click waiting for an import.
@@ -241,34 +253,23 @@ func (h *Handlers) settleImport(ctx context.Context, id string) (Settled, error)
 	} else if err != nil {
 		return SettledLive, err
 	}
-	linked := func() (bool, error) {
+	clear := func() error { return h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID) }
+	// Still waiting while the patient has no link; once it has, the wait
+	// ends.
+	waiting := func() (bool, error) {
 		_, err := h.Store.FindLink(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
 		if errors.Is(err, store.ErrNotFound) {
-			return false, nil
+			return true, nil
+		} else if err != nil {
+			return false, err
 		}
-		return err == nil, err
-	}
-	done := func() (Settled, error) {
-		return SettledDone, h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
-	}
-	if ok, err := linked(); err != nil {
-		return SettledLive, err
-	} else if ok {
-		return done()
-	}
-	taskID := ImportTaskID(w.SubscriptionID, w.Shard, w.ClinikoPatientID)
-	if live, err := h.taskExists(ctx, QueueImport, taskID); err != nil || live {
-		return SettledLive, err
-	}
-	if ok, err := linked(); err != nil {
-		return SettledLive, err
-	} else if ok {
-		return done()
+		return false, clear()
 	}
 	p := ImportPayload{PractitionerID: w.PractitionerID, SubscriptionID: w.SubscriptionID, Shard: w.Shard, ClinikoPatientID: w.ClinikoPatientID}
-	res, err := h.requeue(ctx, QueueImport, taskID, asynq.NewTask(TypeImportPatient, mustPayload(p)))
+	res, err := h.settle(ctx, TypeImportPatient, ImportTaskID(w.SubscriptionID, w.Shard, w.ClinikoPatientID), waiting,
+		func() (*asynq.Task, error) { return newImportTask(p), nil })
 	if res == SettledAbandoned && err == nil {
-		err = h.Store.ClearImportWait(ctx, w.SubscriptionID, w.Shard, w.ClinikoPatientID)
+		err = clear()
 	}
 	return res, err
 }
@@ -276,13 +277,13 @@ func (h *Handlers) settleImport(ctx context.Context, id string) (Settled, error)
 // requeue queues task again under its id, with its type's options, unless
 // the failure ledger says it failed for good (asynq may have dropped the
 // archived task by now; support replays it) or a task with that id exists.
-func (h *Handlers) requeue(ctx context.Context, queue, taskID string, task *asynq.Task) (Settled, error) {
+func (h *Handlers) requeue(ctx context.Context, taskID string, task *asynq.Task) (Settled, error) {
 	if f, err := h.Store.GetFailure(ctx, taskID); err == nil && f.Permanent {
 		return SettledAbandoned, nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return SettledLive, err
 	}
-	added, err := h.Client.enqueueIfAbsent(ctx, task, queue, taskID, TaskOptions(task.Type())...)
+	added, err := h.Client.enqueueIfAbsent(ctx, task, taskID)
 	if err != nil || !added {
 		return SettledLive, err
 	}
@@ -293,20 +294,4 @@ func (h *Handlers) requeue(ctx context.Context, queue, taskID string, task *asyn
 func (h *Handlers) taskExists(ctx context.Context, queue, id string) (bool, error) {
 	state, _, err := h.Client.TaskState(ctx, queue, id)
 	return state != StateNone, err
-}
-
-// enqueueIfAbsent enqueues task under its deterministic id unless a task
-// with that id exists, in whatever state: unlike enqueueOnce it never runs a
-// retrying task early (that would defeat its backoff) and never replaces a
-// failed one (support decides). It reports whether the task was added.
-func (c *Client) enqueueIfAbsent(ctx context.Context, task *asynq.Task, queue, id string, opts ...asynq.Option) (bool, error) {
-	opts = append([]asynq.Option{asynq.Queue(queue), asynq.TaskID(id)}, opts...)
-	_, err := c.c.EnqueueContext(ctx, task, opts...)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", task.Type(), err)
-	}
-	return true, nil
 }

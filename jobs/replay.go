@@ -88,44 +88,32 @@ func (c *Client) Replay(ctx context.Context, f store.Failure) error {
 	if !ok || len(f.Payload) == 0 && f.Type != TypeSyncTick {
 		return ErrNotReplayable
 	}
+	// A message request is found by its payload's id.
+	var message SendCodePayload
+	if f.Type == TypeSendCode && (json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "") {
+		return ErrNotReplayable
+	}
 	// asynq's copy is in the queue the task ran in; the replay goes where
 	// a fresh task of its type would, with the same options.
 	queue := f.Queue
 	if queue == "" {
 		queue = spec.queue
 	}
-	// Reset the entry and the PDF state before the task is queued: a worker
-	// may run it and succeed (clearing the entry, recording the upload)
-	// before this call would get to write them afterwards.
+	// Reset the entry and the job's record (the PDF state, the message
+	// request) before the task is queued: a worker may run it and succeed
+	// (clearing the entry, recording the upload) before this call would get
+	// to write them afterwards.
 	if _, err := st.MarkReplayed(ctx, f); err != nil {
 		return err
 	}
-	upload := f.Type == TypeUploadPDF && f.ProgrammeID != ""
-	if upload {
-		if err := st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFPending}); err != nil {
-			return err
-		}
-	}
-	// A message request is pending (and owed) again, unless it was sent
-	// meanwhile (sent is final; the task then finds nothing to do).
-	var message SendCodePayload
-	if f.Type == TypeSendCode {
-		if json.Unmarshal(f.Payload, &message) != nil || message.MessageID == "" {
-			_ = st.RecordFailure(context.WithoutCancel(ctx), f)
-			return ErrNotReplayable
-		}
-		if _, err := st.ResetMessage(ctx, message.MessageID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
+	x := ids{ProgrammeID: f.ProgrammeID, Version: f.Version, MessageID: message.MessageID}
+	if err := recordPending(ctx, st, f.Type, x); err != nil {
+		return err
 	}
 	undo := func(err error) error {
-		ctx := context.WithoutCancel(ctx)
-		_ = st.RestoreFailure(ctx, f)
-		if upload && f.Permanent {
-			_ = st.SetPDFState(ctx, f.ProgrammeID, f.Version, store.PDFState{State: pmsbridge.PDFFailed, Cause: f.Cause, Reason: f.Reason})
-		}
-		if message.MessageID != "" && f.Permanent {
-			_, _ = st.MessageFailed(ctx, message.MessageID, f.Cause, f.Reason)
+		_ = st.RestoreFailure(context.WithoutCancel(ctx), f)
+		if f.Permanent {
+			_ = recordFailed(ctx, st, f.Type, x, f.Cause, f.Reason)
 		}
 		return err
 	}

@@ -52,8 +52,7 @@ func newSendCodeTask(m store.Message) *asynq.Task {
 // replay.
 func (c *Client) enqueueSendCode(ctx context.Context, m store.Message) (string, error) {
 	id := SendCodeTaskID(m.ID)
-	task := newSendCodeTask(m)
-	_, err := c.enqueueIfAbsent(ctx, task, QueueMessage, id, TaskOptions(TypeSendCode)...)
+	_, err := c.enqueueIfAbsent(ctx, newSendCodeTask(m), id)
 	return id, err
 }
 
@@ -227,35 +226,17 @@ func (h *Handlers) sendCodeSMS(ctx context.Context, m store.Message, c codeConte
 	return err
 }
 
-// markMessageFailed records a permanent failure on the message request.
-func (h *Handlers) markMessageFailed(ctx context.Context, messageID string, cause pmsbridge.Cause, reason string) {
-	if _, err := h.Store.MessageFailed(context.WithoutCancel(ctx), messageID, cause, reason); err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.Log.Error("record message failure", "message_id", messageID, "err", err)
-	}
-}
-
 // settleMessage settles a message request that was pending (the
 // reconciler's OwedWork for store.OwedMessage).
 func (h *Handlers) settleMessage(ctx context.Context, id string) (Settled, error) {
-	pending := func() (store.Message, bool, error) {
-		m, err := h.Store.MessageOf(ctx, id)
+	var m store.Message
+	pending := func() (bool, error) {
+		var err error
+		m, err = h.Store.MessageOf(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return m, false, nil
+			return false, nil
 		}
-		return m, err == nil && m.State == pmsbridge.MessagePending, err
+		return err == nil && m.State == pmsbridge.MessagePending, err
 	}
-	// Record, task, record again: a task that finishes between the first
-	// two looks has written "sent" before it went away.
-	if _, owed, err := pending(); err != nil || !owed {
-		return SettledDone, err
-	}
-	taskID := SendCodeTaskID(id)
-	if live, err := h.taskExists(ctx, QueueMessage, taskID); err != nil || live {
-		return SettledLive, err
-	}
-	m, owed, err := pending()
-	if err != nil || !owed {
-		return SettledDone, err
-	}
-	return h.requeue(ctx, QueueMessage, taskID, newSendCodeTask(m))
+	return h.settle(ctx, TypeSendCode, SendCodeTaskID(id), pending, func() (*asynq.Task, error) { return newSendCodeTask(m), nil })
 }

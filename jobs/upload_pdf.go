@@ -37,9 +37,11 @@ func UploadTaskID(programmeID string, version int) string {
 // is queued and replacing one that failed (the "send again" button).
 func (c *Client) EnqueueUpload(ctx context.Context, p UploadPayload) (string, error) {
 	id := UploadTaskID(p.ProgrammeID, p.Version)
-	_, err := c.enqueue(ctx, asynq.NewTask(TypeUploadPDF, mustPayload(p)), id)
+	_, err := c.enqueue(ctx, newUploadTask(p), id)
 	return id, err
 }
+
+func newUploadTask(p UploadPayload) *asynq.Task { return asynq.NewTask(TypeUploadPDF, mustPayload(p)) }
 
 func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 	var p UploadPayload
@@ -72,7 +74,6 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 		return err
 	}
 	defer func() { err = withKeyUsed(err, pr, cu) }()
-	doc := DocumentOf(ctx, h.Store, h.AccessURL, prog, patient)
 	// One upload of a version at a time, even if asynq hands a crashed
 	// worker's task to another while the first is somehow still running.
 	lock, err := h.hold(ctx, "upload of this programme version", func() (*store.Lock, bool, error) {
@@ -94,6 +95,9 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 			return h.uploaded(ctx, prog, a.ID)
 		}
 	}
+	// Read only now: a redelivered task that found its attachment, or one
+	// whose lock is busy, needs none of it.
+	doc := DocumentOf(ctx, h.Store, h.AccessURL, prog, patient)
 	body, err := h.Render(doc)
 	if err != nil {
 		return &pmsbridge.Error{Cause: pmsbridge.CauseInternal, Message: "The PDF could not be made.", Err: err}
@@ -112,13 +116,6 @@ func (h *Handlers) uploadPDF(ctx context.Context, t *asynq.Task) (err error) {
 
 func (h *Handlers) uploaded(ctx context.Context, prog pmsbridge.Programme, attachmentID string) error {
 	return h.Store.SetPDFState(ctx, prog.ID, prog.Version, store.PDFState{State: pmsbridge.PDFUploaded, AttachmentID: attachmentID})
-}
-
-// markPDFFailed records a permanent failure on the programme version.
-func (h *Handlers) markPDFFailed(ctx context.Context, programmeID string, version int, cause pmsbridge.Cause, reason string) {
-	if err := h.Store.SetPDFState(context.WithoutCancel(ctx), programmeID, version, store.PDFState{State: pmsbridge.PDFFailed, Cause: cause, Reason: reason}); err != nil {
-		h.Log.Error("record pdf failure", "programme_id", programmeID, "version", version, "err", err)
-	}
 }
 
 // uploadKey is the key that sends a patient's PDF (ChooseUploader): the

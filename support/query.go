@@ -58,12 +58,6 @@ type Filter struct {
 	Search string
 }
 
-// Empty reports whether the filter selects every job.
-func (f Filter) Empty() bool {
-	x := f.FailureFilter
-	return x.Type == "" && x.Cause == "" && x.PractitionerID == "" && x.SubscriptionID == "" && x.Since.IsZero() && f.Search == ""
-}
-
 // SelectRecovered returns the rows of the recently recovered jobs that f
 // selects (its Since: recovered since), newest first.
 func SelectRecovered(ctx context.Context, st *store.Store, f Filter) ([]Job, error) {
