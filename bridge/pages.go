@@ -78,36 +78,20 @@ func capitalize(s string) string {
 	return strings.ToUpper(string(r[:1])) + string(r[1:])
 }
 
-// loadPages parses every page of templates/ with the layout. A file that
-// defines no "content" is a partial (for example code_delivery.html, the
-// "code_delivery" row template): every page gets it. Partials are parsed
-// after the page, so a page's own placeholder of the same name gives way
-// to the partial.
+// loadPages parses every page of templates/ with the layout and the
+// partials of templates/partials/ (templates used by several pages:
+// code_delivery, code_notice).
 func loadPages() map[string]*template.Template {
 	pagesOnce.Do(func() {
 		pages = map[string]*template.Template{}
-		// Every page has the layout and the partials (templates used by
-		// several pages, or filled in by other work: code_delivery).
 		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html"))
 		names, _ := fs.Glob(templateFS, "templates/*.html")
-		var pageFiles, partials []string
 		for _, n := range names {
-			if n == "templates/layout.html" {
+			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+			if base == "layout" {
 				continue
 			}
-			if template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, n)).Lookup("content") == nil {
-				partials = append(partials, n)
-			} else {
-				pageFiles = append(pageFiles, n)
-			}
-		}
-		for _, n := range pageFiles {
-			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-			t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
-			for _, part := range partials {
-				t = template.Must(t.ParseFS(templateFS, part))
-			}
-			pages[base] = t
+			pages[base] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
 		}
 	})
 	return pages
