@@ -55,11 +55,7 @@ var funcs = template.FuncMap{
 	"capitalize": capitalize,
 	// assignData is the assign form's data (outlook.go).
 	"assignData": assignData,
-	// rowData and pdfData carry a programme row and a PDF state with what
-	// they are shown with (the patient's id, the clinic's time).
-	"rowData": func(v flows.PatientView, row flows.ProgrammeRow) rowView {
-		return rowView{PatientID: v.Patient.ID, Clock: v.Clock, Row: row, View: &v}
-	},
+	// pdfData carries a PDF state with the clinic's time it is shown in.
 	"pdfData": func(st store.PDFState, clock pmsbridge.ClinicTime) pdfView { return pdfView{State: st, Clock: clock} },
 	// dosage says an exercise's dose as the PDF does.
 	"dosage": pdf.Dosage,
