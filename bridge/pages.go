@@ -134,6 +134,13 @@ type forPatients interface {
 	clinic() (name string, clock pmsbridge.ClinicTime)
 }
 
+// clocked is page data that carries its clinic's time, read already (the
+// patient page's, by flows.PatientView), so that the page does not read
+// the subscription again.
+type clocked interface {
+	clinicClock() pmsbridge.ClinicTime
+}
+
 // page renders a page with the layout. Rendering goes to a buffer first so
 // that a template error becomes a clean 500, not half a page.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
@@ -147,6 +154,8 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	if fp, ok := data.(forPatients); ok {
 		pd.ForPatients, pd.Me = true, nil
 		pd.Clinic, pd.Clock = fp.clinic()
+	} else if c, ok := data.(clocked); ok {
+		pd.Clock = c.clinicClock()
 	} else if pd.Me != nil {
 		pd.Clock = s.clinicTime(r)
 	}
