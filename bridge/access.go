@@ -196,7 +196,12 @@ func (s *Server) accessProgramme(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := accessView{clinicBrand: s.brandOfSubscription(r, p.SubscriptionID), Programme: prog,
-		PDFURL: "/access/pdf?t=" + url.QueryEscape(t), Practitioner: s.deps.Store.BylineOf(r.Context(), prog, *p).Practitioner}
+		PDFURL: "/access/pdf?t=" + url.QueryEscape(t)}
+	// The prescriber's name, as the PDF's byline has it (empty when it
+	// cannot be read); the clinic is the brand's.
+	if pr, err := s.deps.Store.GetPractitioner(r.Context(), prog.PractitionerID); err == nil {
+		v.Practitioner = pr.Name
+	}
 	v.Starts = v.Clock.Day(prog.StartsOn)
 	v.Until = v.Clock.Time(time.Unix(c.Expires, 0))
 	for _, e := range prog.Exercises {

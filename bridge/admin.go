@@ -75,13 +75,18 @@ func (s *Server) adminAPIAuth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// adminDisabled is the support pages' answer when no admin token is set.
+func (s *Server) adminDisabled(w http.ResponseWriter, r *http.Request) {
+	s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
+}
+
 func (s *Server) adminPageAuth(next http.HandlerFunc) http.HandlerFunc {
 	h := func(w http.ResponseWriter, r *http.Request) {
 		next(w, r.WithContext(store.ActingAs(r.Context(), store.Actor{Via: store.ViaAdminPage})))
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.AdminToken == "" {
-			s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
+			s.adminDisabled(w, r)
 			return
 		}
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && s.tokenOK(strings.TrimSpace(tok)) {
@@ -120,7 +125,7 @@ func (s *Server) adminLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.cfg.AdminToken == "" {
-		s.message(w, r, http.StatusServiceUnavailable, "Admin disabled", message{Tone: "warn", Heading: "Admin is disabled", Paragraphs: []string{"Set admin.token (PMSBRIDGE_ADMIN_TOKEN) to enable the support pages."}})
+		s.adminDisabled(w, r)
 		return
 	}
 	typed := strings.TrimSpace(r.PostForm.Get("token"))

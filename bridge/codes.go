@@ -80,27 +80,24 @@ type deliveryLine struct {
 	AskedBy string
 }
 
-// codeDeliveries reads what the rows of patient p's programmes show about
-// their codes, by programme id, in the clinic's time ct: the messages, and
-// the channels that can send p's code now. names maps practitioner ids to names; me is the
-// practitioner looking.
-func (s *Server) codeDeliveries(ctx context.Context, p store.Patient, ct pmsbridge.ClinicTime, progs []pmsbridge.Programme, names map[string]string, me string) (map[string]*codeDelivery, error) {
+// codesOf reads what the rows of v's programmes show of their codes, by
+// programme id, in the clinic's time: the messages (asked by whom, as the
+// practitioner looking reads it), and the channels that can send the
+// patient's code now.
+func (s *Server) codesOf(ctx context.Context, v flows.PatientView) (map[string]*codeDelivery, error) {
 	now := s.cfg.Now()
-	channels := s.flows.CodeChannels(p)
+	channels := s.flows.CodeChannels(v.Patient)
 	out := map[string]*codeDelivery{}
-	for _, prog := range progs {
-		if out[prog.ID] != nil {
-			continue
-		}
-		ms, err := s.deps.Store.MessagesOf(ctx, prog.ID)
+	for _, row := range v.Programmes {
+		ms, err := s.deps.Store.MessagesOf(ctx, row.Current.ID)
 		if err != nil {
 			return nil, err
 		}
 		d := &codeDelivery{Messages: make([]deliveryLine, 0, len(ms)), Channels: channels}
 		for _, m := range ms {
-			d.Messages = append(d.Messages, deliveryLine{Message: m, Summary: deliverySummary(m, ct, now), AskedBy: askedBy(m, names, me)})
+			d.Messages = append(d.Messages, deliveryLine{Message: m, Summary: deliverySummary(m, v.Clock, now), AskedBy: askedBy(m, v.Names, v.Viewer.ID)})
 		}
-		out[prog.ID] = d
+		out[row.Current.ID] = d
 	}
 	return out, nil
 }
@@ -204,16 +201,6 @@ func codeDeliveryJSON(d *codeDelivery) []CodeDeliveryJSON {
 type deliveryRow struct {
 	ID, PatientID, Code string
 	Delivery            *codeDelivery
-}
-
-// codesOf reads what the rows of v's programmes show of their codes, by
-// programme id.
-func (s *Server) codesOf(ctx context.Context, v flows.PatientView) (map[string]*codeDelivery, error) {
-	progs := make([]pmsbridge.Programme, 0, len(v.Programmes))
-	for _, row := range v.Programmes {
-		progs = append(progs, row.Current.Programme)
-	}
-	return s.codeDeliveries(ctx, v.Patient, v.Clock, progs, v.Names, v.Viewer.ID)
 }
 
 // assignedCodeNotice is the box about the code after programme

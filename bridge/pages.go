@@ -55,11 +55,7 @@ var funcs = template.FuncMap{
 	"capitalize": capitalize,
 	// assignData is the assign form's data (outlook.go).
 	"assignData": assignData,
-	// rowData and pdfData carry a programme row and a PDF state with what
-	// they are shown with (the patient's id, the clinic's time).
-	"rowData": func(v flows.PatientView, row flows.ProgrammeRow) rowView {
-		return rowView{PatientID: v.Patient.ID, Clock: v.Clock, Row: row, View: &v}
-	},
+	// pdfData carries a PDF state with the clinic's time it is shown in.
 	"pdfData": func(st store.PDFState, clock pmsbridge.ClinicTime) pdfView { return pdfView{State: st, Clock: clock} },
 	// dosage says an exercise's dose as the PDF does.
 	"dosage": pdf.Dosage,
@@ -78,36 +74,20 @@ func capitalize(s string) string {
 	return strings.ToUpper(string(r[:1])) + string(r[1:])
 }
 
-// loadPages parses every page of templates/ with the layout. A file that
-// defines no "content" is a partial (for example code_delivery.html, the
-// "code_delivery" row template): every page gets it. Partials are parsed
-// after the page, so a page's own placeholder of the same name gives way
-// to the partial.
+// loadPages parses every page of templates/ with the layout and the
+// partials of templates/partials/ (templates used by several pages:
+// code_delivery, code_notice).
 func loadPages() map[string]*template.Template {
 	pagesOnce.Do(func() {
 		pages = map[string]*template.Template{}
-		// Every page has the layout and the partials (templates used by
-		// several pages, or filled in by other work: code_delivery).
 		layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html"))
 		names, _ := fs.Glob(templateFS, "templates/*.html")
-		var pageFiles, partials []string
 		for _, n := range names {
-			if n == "templates/layout.html" {
+			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+			if base == "layout" {
 				continue
 			}
-			if template.Must(template.New(n).Funcs(funcs).ParseFS(templateFS, n)).Lookup("content") == nil {
-				partials = append(partials, n)
-			} else {
-				pageFiles = append(pageFiles, n)
-			}
-		}
-		for _, n := range pageFiles {
-			base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-			t := template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
-			for _, part := range partials {
-				t = template.Must(t.ParseFS(templateFS, part))
-			}
-			pages[base] = t
+			pages[base] = template.Must(template.Must(layout.Clone()).ParseFS(templateFS, n))
 		}
 	})
 	return pages
@@ -154,6 +134,13 @@ type forPatients interface {
 	clinic() (name string, clock pmsbridge.ClinicTime)
 }
 
+// clocked is page data that carries its clinic's time, read already (the
+// patient page's, by flows.PatientView), so that the page does not read
+// the subscription again.
+type clocked interface {
+	clinicClock() pmsbridge.ClinicTime
+}
+
 // page renders a page with the layout. Rendering goes to a buffer first so
 // that a template error becomes a clean 500, not half a page.
 func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, title string, data any) {
@@ -167,6 +154,8 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name, 
 	if fp, ok := data.(forPatients); ok {
 		pd.ForPatients, pd.Me = true, nil
 		pd.Clinic, pd.Clock = fp.clinic()
+	} else if c, ok := data.(clocked); ok {
+		pd.Clock = c.clinicClock()
 	} else if pd.Me != nil {
 		pd.Clock = s.clinicTime(r)
 	}

@@ -27,6 +27,9 @@ type patientPageData struct {
 	codes map[string]*codeDelivery
 }
 
+// clinicClock is the clinic's time the view was read with (clocked).
+func (d patientPageData) clinicClock() pmsbridge.ClinicTime { return d.Clock }
+
 // Row is a programme row with what it is shown with: the patient's id, the
 // clinic's time and its code's delivery.
 func (d patientPageData) Row(row flows.ProgrammeRow) rowView {

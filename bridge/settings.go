@@ -20,7 +20,7 @@ type settingsData struct {
 }
 
 func (s *Server) settingsData(r *http.Request) (settingsData, error) {
-	st, err := s.flows.KeyStatus(r.Context(), *practitionerFrom(r.Context()))
+	st, err := s.flows.KeyStatus(r.Context(), *practitionerFrom(r.Context()), clinikoUserFrom(r.Context()))
 	if err != nil {
 		return settingsData{}, err
 	}

@@ -231,7 +231,7 @@ func (s *Server) apiReplay(w http.ResponseWriter, r *http.Request) {
 	n, err := s.deps.Jobs.ReplayList(ctx, list)
 	out.Replayed = &n
 	if err != nil {
-		s.log.ErrorContext(r.Context(), "admin api replay", "request_id", requestID(r.Context()), "replayed", n, "err", err)
+		s.logger(r.Context()).Error("admin api replay", "replayed", n, "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "replayed": n})
 		return
 	}

@@ -57,10 +57,7 @@ func (f *Flows) SendCode(ctx context.Context, pr store.Practitioner, p store.Pat
 // resendLimit is SendCode's refusal when the patient's resend limit holds
 // until limit.Until, in words with the clinic's time.
 func (f *Flows) resendLimit(ctx context.Context, p store.Patient, limit *store.LockedError) error {
-	ct := pmsbridge.ClinicTime{}
-	if sub, err := f.Store.GetSubscription(ctx, p.SubscriptionID); err == nil {
-		ct = sub.ClinicTime()
-	}
+	ct := f.clinicTime(ctx, p.SubscriptionID)
 	// The next minute on the clock, so that "at 10:42" is never early.
 	at := limit.Until.Add(time.Minute - time.Nanosecond).Truncate(time.Minute)
 	max, window := f.Store.ResendLimit()

@@ -149,15 +149,16 @@ type KeyStatus struct {
 	Here Region
 }
 
-// KeyStatus reads what the settings page says about pr's saved key: whose
-// and which account it is, and what is wrong with it for this clinic and
-// this region. It asks Cliniko nothing.
-func (f *Flows) KeyStatus(ctx context.Context, pr store.Practitioner) (KeyStatus, error) {
+// KeyStatus reads what the settings page says about pr's saved key, of
+// Cliniko user saved (as the request's session read it; nil: no key):
+// whose and which account it is, and what is wrong with it for this
+// clinic and this region. It asks Cliniko nothing.
+func (f *Flows) KeyStatus(ctx context.Context, pr store.Practitioner, saved *store.ClinikoUser) (KeyStatus, error) {
 	st := KeyStatus{Here: f.region(f.Region)}
-	cu, ok, err := f.Store.ClinikoUserOf(ctx, pr.ID)
-	if err != nil || !ok {
-		return st, err
+	if saved == nil {
+		return st, nil
 	}
+	cu := *saved
 	st.Saved, st.User, st.CanUpload = true, cu, cliniko.CanUpload(cu.Role)
 	clinic, err := f.Store.SubscriptionClinikoAccounts(ctx, pr.SubscriptionID)
 	if err != nil {

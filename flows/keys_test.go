@@ -101,7 +101,7 @@ func TestKeyStatus(t *testing.T) {
 			Residency: &Region{Code: "uk", Name: "United Kingdom", URL: "https://uk.physitrack.test"}}},
 		{"another person's Scheduler key", sam, KeyStatus{Saved: true, Match: store.AccountSame, NotYou: true}},
 	} {
-		got, err := b.f.KeyStatus(b.ctx, tc.pr)
+		got, err := b.f.KeyStatus(b.ctx, tc.pr, b.clinikoUser(t, tc.pr))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestKeyStatus(t *testing.T) {
 			t.Errorf("%s (-want +got):\n%s", tc.desc, d)
 		}
 	}
-	if got, _ := b.f.KeyStatus(b.ctx, olivia); got.User.Account.Label() != "Harbour Street Physiotherapy (United Kingdom)" {
+	if got, _ := b.f.KeyStatus(b.ctx, olivia, b.clinikoUser(t, olivia)); got.User.Account.Label() != "Harbour Street Physiotherapy (United Kingdom)" {
 		t.Errorf("Olivia's key's account %q", got.User.Account.Label())
 	}
 }
@@ -139,20 +139,20 @@ func TestSaveKeyProbesLinkedPatient(t *testing.T) {
 	if n := b.sb.RequestCount("get_patient") - reads; n != 1 {
 		t.Errorf("the probe read %d patients, want 1", n)
 	}
-	if st, _ := b.f.KeyStatus(b.ctx, olga); st.Match != store.AccountOther || st.User.ClinicProbe != store.ProbeNotFound {
+	if st, _ := b.f.KeyStatus(b.ctx, olga, b.clinikoUser(t, olga)); st.Match != store.AccountOther || st.User.ClinicProbe != store.ProbeNotFound {
 		t.Errorf("another account's key: %+v", st)
 	}
 	if _, ok, _ := b.st.SubscriptionClinikoAccount(b.ctx, b.sub.ID, "au1"); ok {
 		t.Error("another account's key claimed the clinic's account")
 	}
 	priya := b.practitioner(t, "priya@clinic.example", "Priya Raman", sandbox.DemoPractitionerKey)
-	if st, _ := b.f.KeyStatus(b.ctx, priya); st.Match != store.AccountSame {
+	if st, _ := b.f.KeyStatus(b.ctx, priya, b.clinikoUser(t, priya)); st.Match != store.AccountSame {
 		t.Errorf("the clinic's key: %+v", st)
 	}
 	if a, ok, _ := b.st.SubscriptionClinikoAccount(b.ctx, b.sub.ID, "au1"); !ok || a.Name() != "Demo Physio Clinic" {
 		t.Errorf("the clinic's key did not claim the account: %+v, %v", a, ok)
 	}
-	if st, _ := b.f.KeyStatus(b.ctx, olga); st.Match != store.AccountOther {
+	if st, _ := b.f.KeyStatus(b.ctx, olga, b.clinikoUser(t, olga)); st.Match != store.AccountOther {
 		t.Errorf("another account's key, once the clinic's is known: %+v", st)
 	}
 }

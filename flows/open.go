@@ -207,12 +207,8 @@ func (f *Flows) ImportStatus(ctx context.Context, pr store.Practitioner, cu *sto
 		// click starts one.
 		return failedWith(&pmsbridge.Error{Cause: pmsbridge.CauseInternal}), nil
 	case pmsbridge.ImportDone:
-		p, err := f.Store.GetPatient(ctx, st.PatientID)
-		if err == nil {
-			_, err = f.access(ctx, pr, p)
-		}
 		var ns *NotSharedError
-		st.Visible = !errors.As(err, &ns)
+		st.Visible = !errors.As(f.mayOpen(ctx, pr, st.PatientID), &ns)
 	}
 	return st, nil
 }

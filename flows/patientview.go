@@ -98,7 +98,11 @@ func (f *Flows) PatientView(ctx context.Context, pr store.Practitioner, p store.
 	if v.Programmes, err = f.programmeRows(ctx, p); err != nil {
 		return v, err
 	}
-	if v.Outlook, err = f.PDFOutlook(ctx, pr, p); err != nil {
+	var owner *store.Practitioner
+	if v.Owner.ID != "" {
+		owner = &v.Owner
+	}
+	if v.Outlook, err = f.pdfOutlook(ctx, pr, p, owner); err != nil {
 		return v, err
 	}
 	if p.Link != nil {
@@ -152,15 +156,27 @@ func (f *Flows) programmeRows(ctx context.Context, p store.Patient) ([]Programme
 // now: the rule of the upload job (jobs.ChooseUploader), with the names
 // that the words need.
 func (f *Flows) PDFOutlook(ctx context.Context, pr store.Practitioner, p store.Patient) (PDFOutlook, error) {
+	return f.pdfOutlook(ctx, pr, p, nil)
+}
+
+// pdfOutlook is PDFOutlook with the patient's owner as the caller read
+// them already (PatientView, from the clinic's practitioners); nil: read
+// here.
+func (f *Flows) pdfOutlook(ctx context.Context, pr store.Practitioner, p store.Patient, owner *store.Practitioner) (PDFOutlook, error) {
 	u, err := jobs.ChooseUploader(ctx, f.Store, pr.ID, p)
 	if err != nil {
 		return PDFOutlook{}, err
 	}
 	o := PDFOutlook{Uploader: u, Assigner: pr}
-	if p.OwnerID == pr.ID {
+	switch {
+	case p.OwnerID == pr.ID:
 		o.Owner = pr
-	} else if o.Owner, err = f.Store.GetPractitioner(ctx, p.OwnerID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return o, err
+	case owner != nil:
+		o.Owner = *owner
+	default:
+		if o.Owner, err = f.Store.GetPractitioner(ctx, p.OwnerID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return o, err
+		}
 	}
 	switch u.PractitionerID {
 	case "":

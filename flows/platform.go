@@ -127,12 +127,11 @@ func (f *Flows) acceptEvent(ctx context.Context, ev PlatformEvent) error {
 	} else if err != nil {
 		return err
 	}
-	acc, err := f.Store.CanOpen(ctx, pr, patient)
-	if err != nil {
-		return err
-	}
-	if !acc.Allowed {
+	var notShared *NotSharedError
+	if _, err := f.access(ctx, pr, patient); errors.As(err, &notShared) {
 		return refuse(Invalid, "the practitioner may not open this patient")
+	} else if err != nil {
+		return err
 	}
 	prog, err := f.programme(ctx, pr, patient, wp.Assignment, nil)
 	if err != nil {
