@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"net/http"
@@ -125,6 +126,10 @@ func TestPatientAccess(t *testing.T) {
 			}
 			if !strings.Contains(r.Body, "Knee rehab, week 1") {
 				t.Errorf("programme page lacks the title")
+			}
+			// The prescriber, as the PDF's byline names them.
+			if pr, err := e.Store.PractitionerByEmail(context.Background(), "demo@clinic.example"); err != nil || !strings.Contains(r.Body, "From "+html.EscapeString(pr.Name)+" · ") {
+				t.Errorf("programme page lacks the prescriber (%v)", err)
 			}
 			m := pdfLinkRe.FindStringSubmatch(r.Body)
 			if m == nil {
