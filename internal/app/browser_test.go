@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -191,6 +193,57 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 func waitJS(t *testing.T, ctx context.Context, what, expr string) string {
 	t.Helper()
 	return waitJSFor(t, ctx, what, stepTimeout, expr)
+}
+
+// waitJSFor is waitJS with its own time limit, for what a page does by
+// itself over several polls.
+func waitJSFor(t *testing.T, ctx context.Context, what string, limit time.Duration, expr string) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var lastErr error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
+		cancel()
+		if err == nil && v != "" {
+			return v
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			lastErr = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last error: %v)\n%s", what, lastErr, pageState(ctx))
+	return ""
+}
+
+// screenshotDir is where browser tests save screenshots of the pages they
+// reach, for people to look at (PMSBRIDGE_SCREENSHOTS, e.g. /tmp/shots;
+// nothing is compared); unset, none are taken.
+var screenshotDir = os.Getenv("PMSBRIDGE_SCREENSHOTS")
+
+// screenshots saves, when screenshotDir is set, the whole page (or the
+// element sel) at 1280 and 390 pixels wide as NAME-1280.png and
+// NAME-390.png.
+func screenshots(t *testing.T, ctx context.Context, name, sel string) {
+	t.Helper()
+	if screenshotDir == "" {
+		return
+	}
+	for _, width := range []int64{1280, 390} {
+		step(t, ctx, "resize for "+name, chromedp.EmulateViewport(width, 900))
+		shot := chromedp.FullScreenshot(100)
+		if sel != "" {
+			shot = chromedp.Screenshot(chromedp.CSS(sel))
+		}
+		png := run(t, ctx, "screenshot "+name, shot)
+		path := filepath.Join(screenshotDir, name+"-"+strconv.FormatInt(width, 10)+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	step(t, ctx, "back to the wide window", chromedp.EmulateViewport(1280, 900))
 }
 
 // pageState describes where the browser is, for failure messages.
