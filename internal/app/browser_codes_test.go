@@ -24,9 +24,7 @@ func TestBrowserCodeDelivery(t *testing.T) {
 
 	step(t, ctx, "log in",
 		chromedp.Navigate(e.URL+"/login?next="+url.QueryEscape(importPath+sandbox.DemoPatientID)),
-		chromedp.SendKeys(chromedp.ID("email"), "demo@clinic.example", chromedp.NodeVisible),
-		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+		loginForm("demo@clinic.example"))
 	waitJS(t, ctx, "the patient page", `/^\/patients\/[^\/]+$/.test(location.pathname) && document.querySelector("#programmes") ? "yes" : ""`)
 	patientURL := run(t, ctx, "read the location", chromedp.Location())
 

@@ -44,9 +44,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 	ctx := newBrowser(t, 150*time.Second)
 	step(t, ctx, "log in as Sam",
 		chromedp.Navigate(e.URL+"/login"),
-		chromedp.SendKeys(chromedp.ID("email"), sam.Email, chromedp.NodeVisible),
-		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+		loginForm(sam.Email))
 	waitJS(t, ctx, "the patients list", `location.pathname === "/patients" ? "yes" : ""`)
 
 	// 1. Sam saves a Scheduler's key: saved, with a warning about uploads.

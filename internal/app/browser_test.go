@@ -49,9 +49,7 @@ func TestBrowserOpenFromClinikoAndAssign(t *testing.T) {
 			t.Fatalf("login page at %q, want %s/login?next=…", loc, e.URL)
 		}
 		step(t, ctx, "fill in the login form",
-			chromedp.SendKeys(chromedp.ID("email"), "demo@clinic.example", chromedp.NodeVisible),
-			chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-			chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+			loginForm("demo@clinic.example"))
 
 		// Then on to the import, maybe the waiting page, and the patient.
 		heading := waitJS(t, ctx, "the patient page",
@@ -168,6 +166,15 @@ func newBrowser(t *testing.T, limit time.Duration) context.Context {
 }
 
 const stepTimeout = 10 * time.Second
+
+// loginForm fills in our login page's form for email (with
+// apptest.Password) and submits it.
+func loginForm(email string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SendKeys(chromedp.ID("email"), email, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+}
 
 // step runs browser actions with a time limit and fails the test with what
 // the page shows when they do not work.
