@@ -428,7 +428,7 @@ func (r *Report) Markdown(command string) string {
 	}
 	if l := r.Limiter; l != nil {
 		w("## 7. Cliniko limiter: two users flat out on one Redis\n\n")
-		w("Command (from the module root):\n\n    %s\n\n", LimiterCommand)
+		w("Command (from the module root):\n\n    %s\n\n", limiterCommand(r.Runs))
 		w("`BenchmarkLimiterTwoUsers` (`cliniko/limiter_test.go`) runs two Cliniko users for one second each, four\n")
 		w("workers per user spread over two clients that share one Redis (two processes), at 6000 requests per\n")
 		w("minute per user against the sandbox without its own limit. `budget-used` is a user's requests over the\n")
