@@ -1,13 +1,11 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -142,12 +140,8 @@ func slicesClone(a []string) []string { return append([]string(nil), a...) }
 // startSentinel starts one sentinel monitoring the primary on port. A
 // sentinel rewrites its configuration file, so each has its own.
 func (s *Sentinel) startSentinel(dir string, primaryPort int) (*Server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+	var sen *Server
+	err := onFreePort(func(port int) error {
 		conf := filepath.Join(dir, "sentinel.conf")
 		body := strings.Join([]string{
 			"port " + strconv.Itoa(port),
@@ -161,51 +155,16 @@ func (s *Sentinel) startSentinel(dir string, primaryPort int) (*Server, error) {
 			"sentinel parallel-syncs " + MasterName + " 1",
 		}, "\n") + "\n"
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-			return nil, err
+			return err
 		}
-		cmd := exec.Command("redis-server", conf, "--sentinel")
-		out, err := cmd.StdoutPipe()
+		cmd, err := spawn(port, []string{conf, "--sentinel"})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start redis-server --sentinel: %w", err)
-		}
-		var logs strings.Builder
-		var logMu sync.Mutex
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				logMu.Lock()
-				if logs.Len() < 4096 {
-					logs.WriteString(sc.Text() + "\n")
-				}
-				logMu.Unlock()
-			}
-		}()
-		sen := &Server{Dir: dir, Port: port, cmd: cmd}
-		c := redis.NewSentinelClient(&redis.Options{Addr: sen.Addr()})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			err = c.Ping(ctx).Err()
-			cancel()
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		c.Close()
-		if err == nil {
-			return sen, nil
-		}
-		sen.Stop()
-		logMu.Lock()
-		lastErr = fmt.Errorf("sentinel did not answer on port %d: %v\n%s", port, err, logs.String())
-		logMu.Unlock()
-	}
-	return nil, lastErr
+		sen = &Server{Dir: dir, Port: port, cmd: cmd}
+		return nil
+	})
+	return sen, err
 }
 
 // waitReplicaLinked waits until the replica at addr has finished its sync
