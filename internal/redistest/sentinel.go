@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,7 +108,7 @@ func (s *Sentinel) launch() error {
 		if err != nil {
 			return err
 		}
-		args := append(slicesClone(s.opts.Args), "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+		args := append(slices.Clone(s.opts.Args), "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 		r, err := start(d, true, args...)
 		if err != nil {
 			return fmt.Errorf("replica %d: %w", i, err)
@@ -134,8 +135,6 @@ func (s *Sentinel) launch() error {
 	}
 	return s.waitKnown(ctx)
 }
-
-func slicesClone(a []string) []string { return append([]string(nil), a...) }
 
 // startSentinel starts one sentinel monitoring the primary on port. A
 // sentinel rewrites its configuration file, so each has its own.
@@ -227,15 +226,6 @@ func (s *Sentinel) URL(db int) string {
 		addrs[i] = sen.Addr()
 	}
 	return fmt.Sprintf("redis-sentinel://%s/%d?master=%s", strings.Join(addrs, ","), db, MasterName)
-}
-
-// SentinelAddrs are the sentinels' host:port addresses.
-func (s *Sentinel) SentinelAddrs() []string {
-	addrs := make([]string, len(s.sentinels))
-	for i, sen := range s.sentinels {
-		addrs[i] = sen.Addr()
-	}
-	return addrs
 }
 
 // Nodes are the data nodes (the primary first at start).
@@ -344,7 +334,7 @@ func (s *Sentinel) Rejoin(ctx context.Context, n *Server) error {
 	}
 	_, port, _ := net.SplitHostPort(primary)
 	n.mu.Lock()
-	n.Args = append(slicesClone(s.opts.Args), "--replicaof", "127.0.0.1", port)
+	n.Args = append(slices.Clone(s.opts.Args), "--replicaof", "127.0.0.1", port)
 	n.mu.Unlock()
 	if err := n.launch(); err != nil {
 		return fmt.Errorf("rejoin %s: %w", n.Addr(), err)
