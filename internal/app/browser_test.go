@@ -194,6 +194,18 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
+// supportLoginFrom opens page, which sends the browser to the support
+// login, and logs in there with the admin token; the caller waits for
+// where it lands.
+func supportLoginFrom(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	step(t, ctx, "open "+page, chromedp.Navigate(page))
+	waitJS(t, ctx, "the support login page", `location.pathname === "/admin/login" && document.querySelector("input[name=token]") ? "yes" : ""`)
+	step(t, ctx, "log in as support",
+		chromedp.SendKeys(chromedp.CSS("input[name=token]"), apptest.AdminToken, chromedp.NodeVisible),
+		chromedp.Submit(chromedp.CSS("input[name=token]")))
+}
+
 // waitJS evaluates expr until it gives a non-empty string, across page
 // loads and redirects (a script's context does not survive a navigation,
 // so each try is a fresh evaluation).
