@@ -3,9 +3,6 @@ package app_test
 import (
 	"context"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,37 +12,6 @@ import (
 	"github.com/physitrack/pmsbridge/cliniko/sandbox"
 	"github.com/physitrack/pmsbridge/internal/apptest"
 )
-
-// screenshotDir is where browser tests save screenshots of the pages they
-// reach, for people to look at (PMSBRIDGE_SCREENSHOTS, e.g. /tmp/shots);
-// unset, none are taken.
-var screenshotDir = os.Getenv("PMSBRIDGE_SCREENSHOTS")
-
-// screenshot saves, in screenshotDir when it is set, the whole page, what
-// the window shows first, and the first programme's code delivery at each
-// window width, as name-<width>.png, name-<width>-top.png and
-// name-<width>-delivery.png.
-func screenshot(t *testing.T, ctx context.Context, name string, widths ...int64) {
-	t.Helper()
-	if screenshotDir == "" {
-		return
-	}
-	save := func(file string, png []byte) {
-		path := filepath.Join(screenshotDir, file)
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot: %s", path)
-	}
-	for _, w := range widths {
-		width := strconv.FormatInt(w, 10)
-		step(t, ctx, "set the width to "+width, chromedp.EmulateViewport(w, 900))
-		save(name+"-"+width+".png", run(t, ctx, "take a screenshot", chromedp.FullScreenshot(100)))
-		save(name+"-"+width+"-top.png", run(t, ctx, "take a screenshot", chromedp.CaptureScreenshot()))
-		save(name+"-"+width+"-delivery.png", run(t, ctx, "take a screenshot", chromedp.Screenshot(chromedp.CSS(".delivery"))))
-	}
-	step(t, ctx, "back to the normal width", chromedp.EmulateViewport(1280, 900))
-}
 
 // TestBrowserCodeDelivery: in a real Chromium, a practitioner assigns a
 // programme and the row shows the code sent to the patient's masked
@@ -58,9 +24,7 @@ func TestBrowserCodeDelivery(t *testing.T) {
 
 	step(t, ctx, "log in",
 		chromedp.Navigate(e.URL+"/login?next="+url.QueryEscape(importPath+sandbox.DemoPatientID)),
-		chromedp.SendKeys(chromedp.ID("email"), "demo@clinic.example", chromedp.NodeVisible),
-		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+		loginForm("demo@clinic.example"))
 	waitJS(t, ctx, "the patient page", `/^\/patients\/[^\/]+$/.test(location.pathname) && document.querySelector("#programmes") ? "yes" : ""`)
 	patientURL := run(t, ctx, "read the location", chromedp.Location())
 
@@ -73,7 +37,8 @@ func TestBrowserCodeDelivery(t *testing.T) {
 	if !strings.Contains(notice, "to the patient by email, to z***@patient.example.") {
 		t.Errorf("after assigning the page does not say where the code goes:\n%s", notice)
 	}
-	screenshot(t, ctx, "patient-assigned", 1280, 390)
+	screenshots(t, ctx, "patient-assigned", "")
+	screenshots(t, ctx, "patient-assigned-delivery", ".delivery")
 
 	// The page does not poll by itself here: look again until sent.
 	row := reloadUntil(t, ctx, patientURL, "the row to show the email sent", func(text string) bool {
@@ -94,7 +59,8 @@ func TestBrowserCodeDelivery(t *testing.T) {
 	if n := len(msg.SMS.MessagesTo(zoeMobile)); n != 1 {
 		t.Errorf("%d texts to Zoë, want 1", n)
 	}
-	screenshot(t, ctx, "patient-resent", 1280, 390)
+	screenshots(t, ctx, "patient-resent", "")
+	screenshots(t, ctx, "patient-resent-delivery", ".delivery")
 }
 
 // reloadUntil loads page until the programme rows' code-delivery text

@@ -2,11 +2,7 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +30,6 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 	e := apptest.Start(t, apptest.Options{})
 	clinic := e.SeedClinic("Demo Physio Clinic", map[string]string{"demo@clinic.example": sandbox.DemoAdminKey, "sam@clinic.example": ""})
 	sam := clinic.Practitioners["sam@clinic.example"]
-	shots := os.Getenv("PMSBRIDGE_SCREENSHOTS")
 
 	// The owner imports the patient, shares them with Sam, and removes
 	// their own key (as if it had been revoked).
@@ -49,9 +44,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 	ctx := newBrowser(t, 150*time.Second)
 	step(t, ctx, "log in as Sam",
 		chromedp.Navigate(e.URL+"/login"),
-		chromedp.SendKeys(chromedp.ID("email"), sam.Email, chromedp.NodeVisible),
-		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+		loginForm(sam.Email))
 	waitJS(t, ctx, "the patients list", `location.pathname === "/patients" ? "yes" : ""`)
 
 	// 1. Sam saves a Scheduler's key: saved, with a warning about uploads.
@@ -65,7 +58,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 			t.Errorf("the settings page does not say %q; it says:\n%s", want, settings)
 		}
 	}
-	screenshots(t, ctx, shots, "settings", "")
+	screenshots(t, ctx, "settings", "")
 
 	// 2. Before assigning, the form says the PDF will probably not reach
 	// Cliniko, why, and who can fix it; the button says so too.
@@ -79,7 +72,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 	if b := run(t, ctx, "read the button", chromedp.Text(chromedp.ID("assign-button"), chromedp.NodeVisible)); b != "Assign now, send the PDF later" {
 		t.Errorf("the assign button reads %q", b)
 	}
-	screenshots(t, ctx, shots, "patient", "")
+	screenshots(t, ctx, "patient", "")
 
 	// 3. Assign. The page is then left alone: the row must change by
 	// itself (a marker on window would be gone after a reload).
@@ -89,7 +82,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#assign input[name=exercise][value="ex_quad_set"]`), chromedp.NodeVisible),
 		chromedp.Click(chromedp.CSS(`#assign input[name=exercise][value="ex_straight_leg_raise"]`), chromedp.NodeVisible),
 		chromedp.SetValue(chromedp.CSS(`#assign input[name="sets.ex_quad_set"]`), "4", chromedp.NodeVisible))
-	screenshots(t, ctx, shots, "assign-form", "#assign")
+	screenshots(t, ctx, "assign-form", "#assign")
 	step(t, ctx, "assign", chromedp.Click(chromedp.ID("assign-button"), chromedp.NodeVisible))
 	notice := waitJS(t, ctx, "the flash after assigning", `location.search.includes("done=assigned") ? document.querySelector("[role=status]").innerText : ""`)
 	if !strings.Contains(notice, "will probably not reach Cliniko") {
@@ -102,7 +95,7 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 	if !strings.Contains(failed, "The Cliniko role") {
 		t.Errorf("the failed row says %q, want the Cliniko role named", failed)
 	}
-	screenshots(t, ctx, shots, "patient-failed", "")
+	screenshots(t, ctx, "patient-failed", "")
 
 	// 4. The owner saves an administrator's key (in their own browser):
 	// the failed upload runs again with it, and Sam's row follows.
@@ -117,69 +110,26 @@ func TestBrowserPDFStatusNeverLies(t *testing.T) {
 
 	// The patient's side, for the screenshots: /access of the clinic; and
 	// a new version of the programme, pre-filled.
-	if shots != "" {
+	if screenshotDir != "" {
 		progs, _ := e.Store.ListProgrammes(context.Background(), pid)
 		step(t, ctx, "New version", chromedp.Navigate(e.URL+"/patients/"+pid+"?version_of="+progs[0].ID+"#assign"))
-		screenshots(t, ctx, shots, "new-version", "#assign")
+		screenshots(t, ctx, "new-version", "#assign")
 		ref, err := e.Store.ClinicRef(context.Background(), clinic.Subscription.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		step(t, ctx, "open /access", chromedp.Navigate(e.URL+"/access?c="+ref))
-		screenshots(t, ctx, shots, "access", "")
+		screenshots(t, ctx, "access", "")
 		step(t, ctx, "enter a wrong year",
 			chromedp.SendKeys(chromedp.ID("code"), progs[0].Code, chromedp.NodeVisible),
 			chromedp.SendKeys(chromedp.ID("year_of_birth"), "1986", chromedp.NodeVisible),
 			chromedp.Click(chromedp.CSS(`form[action="/access"] button[type=submit]`), chromedp.NodeVisible))
 		waitJS(t, ctx, "the wrong-year answer", `document.querySelector("[role=alert]") ? "yes" : ""`)
-		screenshots(t, ctx, shots, "access-wrong", "")
+		screenshots(t, ctx, "access-wrong", "")
 		step(t, ctx, "enter the right year",
 			chromedp.SetValue(chromedp.ID("year_of_birth"), "1985", chromedp.NodeVisible),
 			chromedp.Click(chromedp.CSS(`form[action="/access"] button[type=submit]`), chromedp.NodeVisible))
 		waitJS(t, ctx, "the programme", `location.pathname === "/access/programme" ? "yes" : ""`)
-		screenshots(t, ctx, shots, "programme", "")
+		screenshots(t, ctx, "programme", "")
 	}
-}
-
-// waitJSFor is waitJS with its own time limit, for what a page does by
-// itself over several polls.
-func waitJSFor(t *testing.T, ctx context.Context, what string, limit time.Duration, expr string) string {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	var lastErr error
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
-		cancel()
-		if err == nil && v != "" {
-			return v
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			lastErr = err
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s (last error: %v)\n%s", what, lastErr, pageState(ctx))
-	return ""
-}
-
-// screenshots saves the page (or the element sel) at 1280 and 390 pixels
-// wide as DIR/NAME-1280.png and DIR/NAME-390.png, when dir is set.
-func screenshots(t *testing.T, ctx context.Context, dir, name, sel string) {
-	t.Helper()
-	if dir == "" {
-		return
-	}
-	for _, width := range []int64{1280, 390} {
-		step(t, ctx, "resize for "+name, chromedp.EmulateViewport(width, 900))
-		shot := chromedp.FullScreenshot(100)
-		if sel != "" {
-			shot = chromedp.Screenshot(chromedp.CSS(sel))
-		}
-		png := run(t, ctx, "screenshot "+name, shot)
-		if err := os.WriteFile(filepath.Join(dir, name+"-"+strconv.FormatInt(width, 10)+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	step(t, ctx, "back to the wide window", chromedp.EmulateViewport(1280, 900))
 }

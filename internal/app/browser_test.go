@@ -2,8 +2,10 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,9 +49,7 @@ func TestBrowserOpenFromClinikoAndAssign(t *testing.T) {
 			t.Fatalf("login page at %q, want %s/login?next=…", loc, e.URL)
 		}
 		step(t, ctx, "fill in the login form",
-			chromedp.SendKeys(chromedp.ID("email"), "demo@clinic.example", chromedp.NodeVisible),
-			chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
-			chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+			loginForm("demo@clinic.example"))
 
 		// Then on to the import, maybe the waiting page, and the patient.
 		heading := waitJS(t, ctx, "the patient page",
@@ -167,6 +167,15 @@ func newBrowser(t *testing.T, limit time.Duration) context.Context {
 
 const stepTimeout = 10 * time.Second
 
+// loginForm fills in our login page's form for email (with
+// apptest.Password) and submits it.
+func loginForm(email string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SendKeys(chromedp.ID("email"), email, chromedp.NodeVisible),
+		chromedp.SendKeys(chromedp.ID("password"), apptest.Password, chromedp.NodeVisible),
+		chromedp.Click(chromedp.CSS(`form[action="/login"] button[type=submit]`), chromedp.NodeVisible))
+}
+
 // step runs browser actions with a time limit and fails the test with what
 // the page shows when they do not work.
 func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -185,12 +194,75 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 	return v
 }
 
+// supportLoginFrom opens page, which sends the browser to the support
+// login, and logs in there with the admin token; the caller waits for
+// where it lands.
+func supportLoginFrom(t *testing.T, ctx context.Context, page string) {
+	t.Helper()
+	step(t, ctx, "open "+page, chromedp.Navigate(page))
+	waitJS(t, ctx, "the support login page", `location.pathname === "/admin/login" && document.querySelector("input[name=token]") ? "yes" : ""`)
+	step(t, ctx, "log in as support",
+		chromedp.SendKeys(chromedp.CSS("input[name=token]"), apptest.AdminToken, chromedp.NodeVisible),
+		chromedp.Submit(chromedp.CSS("input[name=token]")))
+}
+
 // waitJS evaluates expr until it gives a non-empty string, across page
 // loads and redirects (a script's context does not survive a navigation,
 // so each try is a fresh evaluation).
 func waitJS(t *testing.T, ctx context.Context, what, expr string) string {
 	t.Helper()
 	return waitJSFor(t, ctx, what, stepTimeout, expr)
+}
+
+// waitJSFor is waitJS with its own time limit, for what a page does by
+// itself over several polls.
+func waitJSFor(t *testing.T, ctx context.Context, what string, limit time.Duration, expr string) string {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var lastErr error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		v, err := chromedp.Run(c, chromedp.Evaluate[string](expr))
+		cancel()
+		if err == nil && v != "" {
+			return v
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			lastErr = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last error: %v)\n%s", what, lastErr, pageState(ctx))
+	return ""
+}
+
+// screenshotDir is where browser tests save screenshots of the pages they
+// reach, for people to look at (PMSBRIDGE_SCREENSHOTS, e.g. /tmp/shots;
+// nothing is compared); unset, none are taken.
+var screenshotDir = os.Getenv("PMSBRIDGE_SCREENSHOTS")
+
+// screenshots saves, when screenshotDir is set, the whole page (or the
+// element sel) at 1280 and 390 pixels wide as NAME-1280.png and
+// NAME-390.png.
+func screenshots(t *testing.T, ctx context.Context, name, sel string) {
+	t.Helper()
+	if screenshotDir == "" {
+		return
+	}
+	for _, width := range []int64{1280, 390} {
+		step(t, ctx, "resize for "+name, chromedp.EmulateViewport(width, 900))
+		shot := chromedp.FullScreenshot(100)
+		if sel != "" {
+			shot = chromedp.Screenshot(chromedp.CSS(sel))
+		}
+		png := run(t, ctx, "screenshot "+name, shot)
+		path := filepath.Join(screenshotDir, name+"-"+strconv.FormatInt(width, 10)+".png")
+		if err := os.WriteFile(path, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("screenshot: %s", path)
+	}
+	step(t, ctx, "back to the wide window", chromedp.EmulateViewport(1280, 900))
 }
 
 // pageState describes where the browser is, for failure messages.

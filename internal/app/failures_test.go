@@ -91,11 +91,7 @@ func TestBrowserFailuresPage(t *testing.T) {
 	e := w.e
 	ctx := newBrowser(t, 60*time.Second)
 
-	step(t, ctx, "open the failures page", chromedp.Navigate(e.URL+"/admin/"))
-	waitJS(t, ctx, "the support login page", `location.pathname === "/admin/login" && document.querySelector("input[name=token]") ? "yes" : ""`)
-	step(t, ctx, "log in as support",
-		chromedp.SendKeys(chromedp.CSS("input[name=token]"), apptest.AdminToken, chromedp.NodeVisible),
-		chromedp.Submit(chromedp.CSS("input[name=token]")))
+	supportLoginFrom(t, ctx, e.URL+"/admin/")
 	summary := waitJS(t, ctx, "the failures page", `location.pathname === "/admin/" && document.querySelector(".summary") ? document.querySelector(".summary").innerText : ""`)
 	if !strings.Contains(summary, "2 failed jobs across 2 clinics") {
 		t.Fatalf("summary %q, want both clinics' jobs", summary)

@@ -96,7 +96,9 @@ func kneeForm(title string, exercises ...string) url.Values {
 	return url.Values{"title": {title}, "exercise": exercises, "notes": {"Stop if pain rises above 5/10."}}
 }
 
-// pdfText extracts a PDF's text with pdftotext.
+// pdfText extracts a PDF's text with poppler's pdftotext. A missing
+// pdftotext fails the test, as in the jobs and pdf packages: scripts/test
+// installs it, and the checks that read a PDF's text are the proof.
 func pdfText(t *testing.T, pdf []byte) string {
 	t.Helper()
 	if !bytes.HasPrefix(pdf, []byte("%PDF-")) {
@@ -104,7 +106,7 @@ func pdfText(t *testing.T, pdf []byte) string {
 	}
 	path, err := exec.LookPath("pdftotext")
 	if err != nil {
-		t.Skip("pdftotext (poppler-utils) is not installed")
+		t.Fatalf("pdftotext not found (install poppler-utils; scripts/test does): %v", err)
 	}
 	cmd := exec.Command(path, "-enc", "UTF-8", "-", "-")
 	cmd.Stdin = bytes.NewReader(pdf)

@@ -194,11 +194,7 @@ func TestBrowserQueueMonitor(t *testing.T) {
 	e := apptest.Start(t, apptest.Options{})
 	archivedImport(t, e)
 	ctx := newBrowser(t, 45*time.Second)
-	step(t, ctx, "open the support login", chromedp.Navigate(e.URL+"/admin/queues/"))
-	waitJS(t, ctx, "the support login page", `location.pathname === "/admin/login" && document.querySelector("input[name=token]") ? "yes" : ""`)
-	step(t, ctx, "log in as support",
-		chromedp.SendKeys(chromedp.CSS("input[name=token]"), apptest.AdminToken, chromedp.NodeVisible),
-		chromedp.Submit(chromedp.CSS("input[name=token]")))
+	supportLoginFrom(t, ctx, e.URL+"/admin/queues/")
 	waitJS(t, ctx, "the admin page", `location.pathname === "/admin/" ? "yes" : ""`)
 	step(t, ctx, "open the queue monitor", chromedp.Navigate(e.URL+"/admin/queues/"))
 	// asynqmon's app rendered (its scripts ran) and fetched the queues.

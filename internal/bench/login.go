@@ -41,8 +41,8 @@ type LoginResult struct {
 // process trusts 127.0.0.1 as its proxy, so X-Forwarded-For tells them
 // apart and no lock-out stops them before the password check): every one
 // would be an argon2id hash of 19 MiB if nothing bounded them.
-func (r *runner) login(ctx context.Context, dir string) error {
-	bin, err := rig.Build(ctx, dir)
+func (r *runner) login(ctx context.Context) error {
+	bin, err := r.binary(ctx, "")
 	if err != nil {
 		return err
 	}

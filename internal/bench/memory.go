@@ -22,8 +22,8 @@ type MemoryResult struct {
 // memory measures the peak RSS of a real `pmsbridge run` process (the
 // binary built from this tree, configured by PMSBRIDGE_* variables) under
 // the receiver load, and of another one during an upload burst.
-func (r *runner) memory(ctx context.Context, dir string) error {
-	bin, err := rig.Build(ctx, dir)
+func (r *runner) memory(ctx context.Context) error {
+	bin, err := r.binary(ctx, "")
 	if err != nil {
 		return err
 	}

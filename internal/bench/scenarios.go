@@ -267,13 +267,23 @@ func (r *runner) pdf(ctx context.Context) error {
 // users flat out through two clients on one Redis.
 var limiterBenchLine = regexp.MustCompile(`^BenchmarkLimiterTwoUsers-\d+\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) budget-used\s+([\d.]+) min-budget-used`)
 
-// LimiterCommand reproduces the limiter figures.
-const LimiterCommand = "go test ./cliniko -run '^$' -bench LimiterTwoUsers -benchtime 3x -count 5"
+// limiterArgs are the arguments of the go command that measures the
+// limiter figures, one benchmark result per run.
+func limiterArgs(runs int) []string {
+	return []string{"test", "github.com/physitrack/pmsbridge/cliniko", "-run", "^$", "-bench", "LimiterTwoUsers", "-benchtime", "3x", "-count", strconv.Itoa(runs)}
+}
+
+// limiterCommand is the command line that reproduces runs limiter figures.
+func limiterCommand(runs int) string {
+	args := limiterArgs(runs)
+	args[3] = "'^$'" // quoted for a shell
+	return "go " + strings.Join(args, " ")
+}
 
 // limiter measures scenario 7 with BenchmarkLimiterTwoUsers
 // (cliniko/limiter_test.go).
 func (r *runner) limiter(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, "go", "test", "github.com/physitrack/pmsbridge/cliniko", "-run", "^$", "-bench", "LimiterTwoUsers", "-benchtime", "3x", "-count", strconv.Itoa(r.o.Runs))
+	cmd := exec.CommandContext(ctx, "go", limiterArgs(r.o.Runs)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("limiter benchmark: %w\n%s", err, out)

@@ -111,16 +111,13 @@ func start(dir string, aof bool, args ...string) (*Server, error) {
 		return nil, fmt.Errorf("redis-server is not installed (install the Debian package redis-server, or run the README's test command, which does): %w", err)
 	}
 	s := &Server{Dir: dir, AOF: aof, Args: args}
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if s.Port, err = freePort(); err != nil {
-			return nil, err
-		}
-		if err = s.launch(); err == nil {
-			return s, nil
-		}
+	if err := onFreePort(func(port int) error {
+		s.Port = port
+		return s.launch()
+	}); err != nil {
+		return nil, err
 	}
-	return nil, err
+	return s, nil
 }
 
 func (s *Server) launch() error {
@@ -139,26 +136,58 @@ func (s *Server) launch() error {
 		// A replica's first sync starts at once rather than after 5 s.
 		"--repl-diskless-sync-delay", "0",
 	}
-	args = append(args, s.Args...)
-	cmd := exec.Command("redis-server", args...)
-	out, err := cmd.StdoutPipe()
+	cmd, err := spawn(s.Port, append(args, s.Args...))
 	if err != nil {
 		return err
 	}
+	s.cmd = cmd
+	return nil
+}
+
+// onFreePort calls try with a free port of 127.0.0.1 until it succeeds,
+// five times at most (another process may take a port between the check
+// and the server's bind), and returns the last error.
+func onFreePort(try func(port int) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, perr := freePort()
+		if perr != nil {
+			return perr
+		}
+		if err = try(port); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// spawn starts redis-server with args (a data node's flags, or a sentinel's
+// configuration file) and waits until it answers PING on port of
+// 127.0.0.1. If it does not within 10 s, it is killed and the error holds
+// the start of its log.
+func spawn(port int, args []string) (*exec.Cmd, error) {
+	cmd := exec.Command("redis-server", args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start redis-server: %w", err)
+		return nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	var logs strings.Builder
+	var logMu sync.Mutex
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			logMu.Lock()
 			if logs.Len() < 4096 {
 				logs.WriteString(sc.Text() + "\n")
 			}
+			logMu.Unlock()
 		}
 	}()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(s.Port)})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
 	defer rdb.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -166,13 +195,14 @@ func (s *Server) launch() error {
 		err := rdb.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			s.cmd = cmd
-			return nil
+			return cmd, nil
 		}
-		if time.Now().After(deadline) || cmd.ProcessState != nil {
+		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
-			return fmt.Errorf("redis-server did not answer on port %d: %v\n%s", s.Port, err, logs.String())
+			logMu.Lock()
+			defer logMu.Unlock()
+			return nil, fmt.Errorf("redis-server did not answer on port %d: %v\n%s", port, err, logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

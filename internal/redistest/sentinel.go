@@ -1,14 +1,13 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,7 +108,7 @@ func (s *Sentinel) launch() error {
 		if err != nil {
 			return err
 		}
-		args := append(slicesClone(s.opts.Args), "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
+		args := append(slices.Clone(s.opts.Args), "--replicaof", "127.0.0.1", strconv.Itoa(primary.Port))
 		r, err := start(d, true, args...)
 		if err != nil {
 			return fmt.Errorf("replica %d: %w", i, err)
@@ -137,17 +136,11 @@ func (s *Sentinel) launch() error {
 	return s.waitKnown(ctx)
 }
 
-func slicesClone(a []string) []string { return append([]string(nil), a...) }
-
 // startSentinel starts one sentinel monitoring the primary on port. A
 // sentinel rewrites its configuration file, so each has its own.
 func (s *Sentinel) startSentinel(dir string, primaryPort int) (*Server, error) {
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+	var sen *Server
+	err := onFreePort(func(port int) error {
 		conf := filepath.Join(dir, "sentinel.conf")
 		body := strings.Join([]string{
 			"port " + strconv.Itoa(port),
@@ -161,51 +154,16 @@ func (s *Sentinel) startSentinel(dir string, primaryPort int) (*Server, error) {
 			"sentinel parallel-syncs " + MasterName + " 1",
 		}, "\n") + "\n"
 		if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
-			return nil, err
+			return err
 		}
-		cmd := exec.Command("redis-server", conf, "--sentinel")
-		out, err := cmd.StdoutPipe()
+		cmd, err := spawn(port, []string{conf, "--sentinel"})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start redis-server --sentinel: %w", err)
-		}
-		var logs strings.Builder
-		var logMu sync.Mutex
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				logMu.Lock()
-				if logs.Len() < 4096 {
-					logs.WriteString(sc.Text() + "\n")
-				}
-				logMu.Unlock()
-			}
-		}()
-		sen := &Server{Dir: dir, Port: port, cmd: cmd}
-		c := redis.NewSentinelClient(&redis.Options{Addr: sen.Addr()})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-			err = c.Ping(ctx).Err()
-			cancel()
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		c.Close()
-		if err == nil {
-			return sen, nil
-		}
-		sen.Stop()
-		logMu.Lock()
-		lastErr = fmt.Errorf("sentinel did not answer on port %d: %v\n%s", port, err, logs.String())
-		logMu.Unlock()
-	}
-	return nil, lastErr
+		sen = &Server{Dir: dir, Port: port, cmd: cmd}
+		return nil
+	})
+	return sen, err
 }
 
 // waitReplicaLinked waits until the replica at addr has finished its sync
@@ -268,15 +226,6 @@ func (s *Sentinel) URL(db int) string {
 		addrs[i] = sen.Addr()
 	}
 	return fmt.Sprintf("redis-sentinel://%s/%d?master=%s", strings.Join(addrs, ","), db, MasterName)
-}
-
-// SentinelAddrs are the sentinels' host:port addresses.
-func (s *Sentinel) SentinelAddrs() []string {
-	addrs := make([]string, len(s.sentinels))
-	for i, sen := range s.sentinels {
-		addrs[i] = sen.Addr()
-	}
-	return addrs
 }
 
 // Nodes are the data nodes (the primary first at start).
@@ -385,7 +334,7 @@ func (s *Sentinel) Rejoin(ctx context.Context, n *Server) error {
 	}
 	_, port, _ := net.SplitHostPort(primary)
 	n.mu.Lock()
-	n.Args = append(slicesClone(s.opts.Args), "--replicaof", "127.0.0.1", port)
+	n.Args = append(slices.Clone(s.opts.Args), "--replicaof", "127.0.0.1", port)
 	n.mu.Unlock()
 	if err := n.launch(); err != nil {
 		return fmt.Errorf("rejoin %s: %w", n.Addr(), err)

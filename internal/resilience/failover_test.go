@@ -354,7 +354,7 @@ func sleep(ctx context.Context, d time.Duration) {
 // another, without the wait for the replica (-1) and with it (automatic:
 // 1 with redis-sentinel://). Each operation is one accepted version.
 //
-//	go test ./internal/resilience -run '^$' -bench WebhookAck -benchtime 400x -count 3
+//	go test ./internal/resilience -run '^$' -bench WebhookAck -benchtime 500x -count 5
 func BenchmarkWebhookAck(b *testing.B) {
 	for _, bc := range []struct{ name, ack string }{{"no_wait", "-1"}, {"wait_1_replica", "0"}} {
 		b.Run(bc.name, func(b *testing.B) {
