@@ -176,7 +176,7 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 		return false, fmt.Errorf("code index entry taken by %s: %w", cur, ErrConflict)
 	}
 	for _, k := range append(s.codeIndexKeys(macs[1:]), s.key("code", code)) {
-		if n, err := dropIfScript.Run(ctx, s.rdb, []string{k}, id).Int(); err != nil {
+		if n, err := delIfScript.Run(ctx, s.rdb, []string{k}, id).Int(); err != nil {
 			return false, err
 		} else if n > 0 {
 			changed = true
@@ -184,10 +184,3 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 	}
 	return changed, nil
 }
-
-// dropIfScript deletes a string key only if it holds an expected value.
-// KEYS[1]; ARGV value. Returns 1 when deleted.
-var dropIfScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)

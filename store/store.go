@@ -558,3 +558,13 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 `)
+
+// delIfScript deletes a string key only if it still holds an expected
+// value: a lock's holder token (Lock.Release), a code index entry's
+// programme id (Reencrypt). KEYS[1]; ARGV value. Returns 1 when deleted.
+var delIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
