@@ -269,43 +269,37 @@ func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct Clinik
 		return ClinikoAccount{}, false, fmt.Errorf("cliniko account: %w", err)
 	}
 	key := s.subClinikoKey(subID)
-	for range maxTxRetries {
-		var inForce ClinikoAccount
-		var same bool
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			b, err := tx.HGet(ctx, key, acct.Shard).Bytes()
-			var cur ClinikoAccount
-			switch {
-			case errors.Is(err, redis.Nil):
-			case err != nil:
-				return err
-			default:
-				if err := jsonUnmarshal(b, &cur); err != nil {
-					return err
-				}
-			}
-			if cur.Known() && !overwrite && !cur.Same(acct) {
-				inForce, same = cur, false
-				return nil
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, key, acct.Shard, mustJSON(acct))
-				return nil
-			})
-			if err == nil {
-				inForce, same = acct, true
-			}
+	var inForce ClinikoAccount
+	var same bool
+	err := watchRetry(ctx, s.rdb, key, func(tx *redis.Tx) error {
+		b, err := tx.HGet(ctx, key, acct.Shard).Bytes()
+		var cur ClinikoAccount
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
 			return err
-		}, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
+		default:
+			if err := jsonUnmarshal(b, &cur); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: %w", subID, acct.Shard, err)
+		if cur.Known() && !overwrite && !cur.Same(acct) {
+			inForce, same = cur, false
+			return nil
 		}
-		return inForce, same, nil
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, acct.Shard, mustJSON(acct))
+			return nil
+		})
+		if err == nil {
+			inForce, same = acct, true
+		}
+		return err
+	})
+	if err != nil {
+		return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: %w", subID, acct.Shard, err)
 	}
-	return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: too much contention: %w", subID, acct.Shard, ErrConflict)
+	return inForce, same, nil
 }
 
 // AccountCheck is what a saved key's Cliniko account means for its
