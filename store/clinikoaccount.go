@@ -250,18 +250,6 @@ func MatchAccount(u ClinikoUser, clinic map[string]ClinikoAccount) AccountMatch 
 // takes acct's fresher list of businesses. acct must be Known (ErrInvalid
 // otherwise); an unknown subscription is ErrNotFound.
 func (s *Store) ClaimClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount) (ClinikoAccount, bool, error) {
-	return s.putClinikoAccount(ctx, subID, acct, false)
-}
-
-// SetClinikoAccount records acct as the subscription's Cliniko account on
-// its shard whatever was recorded before: for a person's decision (the
-// clinic moved to another Cliniko account). acct must be Known.
-func (s *Store) SetClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount) error {
-	_, _, err := s.putClinikoAccount(ctx, subID, acct, true)
-	return err
-}
-
-func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount, overwrite bool) (ClinikoAccount, bool, error) {
 	if !acct.Known() || !validID(acct.Shard) {
 		return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s: %w", subID, invalid("cliniko account", "a shard and at least one business are required"))
 	}
@@ -283,7 +271,7 @@ func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct Clinik
 				return err
 			}
 		}
-		if cur.Known() && !overwrite && !cur.Same(acct) {
+		if cur.Known() && !cur.Same(acct) {
 			inForce, same = cur, false
 			return nil
 		}
