@@ -266,8 +266,10 @@ func (s *Store) updateMessage(ctx context.Context, id string, fn func(*Message))
 	if !validID(id) {
 		return Message{}, fmt.Errorf("message %q: %w", id, ErrNotFound)
 	}
+	var sent Message
 	m, err := updateJSON(ctx, s.rdb, s.messageKey(id), func(m *Message) error {
 		if m.State == pmsbridge.MessageSent {
+			sent = *m
 			return errMessageSent
 		}
 		fn(m)
@@ -275,7 +277,7 @@ func (s *Store) updateMessage(ctx context.Context, id string, fn func(*Message))
 		return nil
 	})
 	if errors.Is(err, errMessageSent) {
-		return s.MessageOf(ctx, id)
+		return sent, nil // as read: sent is final
 	}
 	if err != nil {
 		return m, fmt.Errorf("message %s: %w", id, err)
