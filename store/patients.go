@@ -47,10 +47,10 @@ type Patient struct {
 	Link *Link `json:"link"`
 }
 
-// Link ties a Cliniko patient, in a subscription and on a Cliniko shard, to
 // Name is the patient's full name for display, e.g. "Zoë O'Brien".
 func (p Patient) Name() string { return strings.TrimSpace(p.FirstName + " " + p.LastName) }
 
+// Link ties a Cliniko patient, in a subscription and on a Cliniko shard, to
 // our patient. Links are per subscription: two clinics never collide.
 type Link struct {
 	SubscriptionID    string    `json:"subscription_id"`
@@ -539,7 +539,7 @@ func (s *Store) PatientLabels(ctx context.Context, ids []string) (map[string]Pat
 		l := PatientLabel{ID: r.ID, SubscriptionID: r.SubscriptionID}
 		if s.keys != nil {
 			if p, err := s.decodePatient(r); err == nil {
-				l.Name, l.Named = strings.TrimSpace(p.FirstName+" "+p.LastName), true
+				l.Name, l.Named = p.Name(), true
 			}
 		}
 		out[r.ID] = l
