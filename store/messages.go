@@ -157,11 +157,12 @@ func (s *Store) RequestMessage(ctx context.Context, m Message) (Message, bool, e
 	if problems := messageProblems(m); len(problems) > 0 {
 		return fail(invalid("message", problems...))
 	}
-	owner, err := s.rdb.HGet(ctx, s.key("prg", m.ProgrammeID), "patient").Result()
-	if errors.Is(err, redis.Nil) || err == nil && owner != m.PatientID {
-		return fail(invalid("message", "no such programme for this patient"))
-	} else if err != nil {
+	owner, err := s.programmePatient(ctx, m.ProgrammeID)
+	if err != nil {
 		return fail(err)
+	}
+	if owner != m.PatientID {
+		return fail(invalid("message", "no such programme for this patient"))
 	}
 	switch {
 	case m.ID != "":

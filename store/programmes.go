@@ -605,15 +605,22 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 	return nil
 }
 
+// programmePatient is the id of the patient programme id belongs to (its
+// hash's patient field); "" when there is no such programme.
+func (s *Store) programmePatient(ctx context.Context, id string) (string, error) {
+	patient, err := s.rdb.HGet(ctx, s.key("prg", id), "patient").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return patient, err
+}
+
 // indexFailedPDF adds a programme version to its patient's set of failed
 // PDFs, or takes it out (the patients page flags them without reading
 // every programme).
 func (s *Store) indexFailedPDF(ctx context.Context, programmeID string, version int, failed bool) error {
-	patient, err := s.rdb.HGet(ctx, s.key("prg", programmeID), "patient").Result()
-	if errors.Is(err, redis.Nil) || err == nil && !validID(patient) {
-		return nil
-	}
-	if err != nil {
+	patient, err := s.programmePatient(ctx, programmeID)
+	if err != nil || !validID(patient) {
 		return err
 	}
 	member := programmeID + ":" + strconv.Itoa(version)
