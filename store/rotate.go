@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -144,9 +142,8 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 		}
 	}
 	for f, v := range h {
-		n, ok := strings.CutPrefix(f, "v:")
-		version, err := strconv.Atoi(n)
-		if !ok || err != nil || !s.keys.NeedsRotation(v) {
+		version, ok := versionOfField(f)
+		if !ok || !s.keys.NeedsRotation(v) {
 			continue
 		}
 		p, err := s.openVersion(id, version, v)
