@@ -163,11 +163,17 @@ func (s *Store) SharedWith(ctx context.Context, patientID string) ([]string, err
 // old owner keeps access only if another rule allows it; an individual share
 // with the new owner is dropped, as owning supersedes it.
 func (s *Store) Transfer(ctx context.Context, patientID, newOwnerID string) error {
-	fail := func(err error) error { return fmt.Errorf("transfer %s to %s: %w", patientID, newOwnerID, err) }
 	x, err := s.GetPatient(ctx, patientID)
 	if err != nil {
-		return fail(err)
+		return fmt.Errorf("transfer %s to %s: %w", patientID, newOwnerID, err)
 	}
+	return s.transfer(ctx, x, newOwnerID)
+}
+
+// transfer is Transfer of patient x, as just read.
+func (s *Store) transfer(ctx context.Context, x Patient, newOwnerID string) error {
+	patientID := x.ID
+	fail := func(err error) error { return fmt.Errorf("transfer %s to %s: %w", patientID, newOwnerID, err) }
 	if _, err := s.colleague(ctx, newOwnerID, x.SubscriptionID); err != nil {
 		return fail(err)
 	}
@@ -214,7 +220,7 @@ func (s *Store) TransferBySupport(ctx context.Context, patientID, newOwnerID str
 	if x.OwnerID == newOwnerID {
 		return fail(invalid("transfer", "the practitioner already owns the patient"))
 	}
-	if err := s.Transfer(ctx, patientID, newOwnerID); err != nil {
+	if err := s.transfer(ctx, x, newOwnerID); err != nil {
 		return "", err
 	}
 	if err := s.Audit(ctx, AuditEntry{PatientID: patientID, Op: "patient.transferred",

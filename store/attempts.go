@@ -81,9 +81,9 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 				return nil
 			}
 			if err == nil {
-				a.PatientID, err = s.rdb.HGet(ctx, s.key("prg", id), "patient").Result()
+				a.PatientID, err = s.programmePatient(ctx, id)
 			}
-			if err != nil && !errors.Is(err, redis.Nil) {
+			if err != nil {
 				return fmt.Errorf("record access attempt: %w", err)
 			}
 			remember = a.PatientID != ""

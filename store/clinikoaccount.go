@@ -250,18 +250,6 @@ func MatchAccount(u ClinikoUser, clinic map[string]ClinikoAccount) AccountMatch 
 // takes acct's fresher list of businesses. acct must be Known (ErrInvalid
 // otherwise); an unknown subscription is ErrNotFound.
 func (s *Store) ClaimClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount) (ClinikoAccount, bool, error) {
-	return s.putClinikoAccount(ctx, subID, acct, false)
-}
-
-// SetClinikoAccount records acct as the subscription's Cliniko account on
-// its shard whatever was recorded before: for a person's decision (the
-// clinic moved to another Cliniko account). acct must be Known.
-func (s *Store) SetClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount) error {
-	_, _, err := s.putClinikoAccount(ctx, subID, acct, true)
-	return err
-}
-
-func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct ClinikoAccount, overwrite bool) (ClinikoAccount, bool, error) {
 	if !acct.Known() || !validID(acct.Shard) {
 		return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s: %w", subID, invalid("cliniko account", "a shard and at least one business are required"))
 	}
@@ -269,43 +257,37 @@ func (s *Store) putClinikoAccount(ctx context.Context, subID string, acct Clinik
 		return ClinikoAccount{}, false, fmt.Errorf("cliniko account: %w", err)
 	}
 	key := s.subClinikoKey(subID)
-	for range maxTxRetries {
-		var inForce ClinikoAccount
-		var same bool
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			b, err := tx.HGet(ctx, key, acct.Shard).Bytes()
-			var cur ClinikoAccount
-			switch {
-			case errors.Is(err, redis.Nil):
-			case err != nil:
-				return err
-			default:
-				if err := jsonUnmarshal(b, &cur); err != nil {
-					return err
-				}
-			}
-			if cur.Known() && !overwrite && !cur.Same(acct) {
-				inForce, same = cur, false
-				return nil
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.HSet(ctx, key, acct.Shard, mustJSON(acct))
-				return nil
-			})
-			if err == nil {
-				inForce, same = acct, true
-			}
+	var inForce ClinikoAccount
+	var same bool
+	err := watchRetry(ctx, s.rdb, key, func(tx *redis.Tx) error {
+		b, err := tx.HGet(ctx, key, acct.Shard).Bytes()
+		var cur ClinikoAccount
+		switch {
+		case errors.Is(err, redis.Nil):
+		case err != nil:
 			return err
-		}, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
+		default:
+			if err := jsonUnmarshal(b, &cur); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: %w", subID, acct.Shard, err)
+		if cur.Known() && !cur.Same(acct) {
+			inForce, same = cur, false
+			return nil
 		}
-		return inForce, same, nil
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, key, acct.Shard, mustJSON(acct))
+			return nil
+		})
+		if err == nil {
+			inForce, same = acct, true
+		}
+		return err
+	})
+	if err != nil {
+		return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: %w", subID, acct.Shard, err)
 	}
-	return ClinikoAccount{}, false, fmt.Errorf("cliniko account of %s/%s: too much contention: %w", subID, acct.Shard, ErrConflict)
+	return inForce, same, nil
 }
 
 // AccountCheck is what a saved key's Cliniko account means for its

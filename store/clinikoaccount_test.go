@@ -121,12 +121,6 @@ func TestClaimClinikoAccount(t *testing.T) {
 		t.Errorf("au1 account = %q after the uk2 claim", got.ID())
 	}
 
-	// A person's decision overwrites.
-	must(t, b.store.SetClinikoAccount(b.ctx, sub.ID, theirs))
-	if got, _, _ := b.store.SubscriptionClinikoAccount(b.ctx, sub.ID, "au1"); got.ID() != "au1:555" {
-		t.Errorf("after SetClinikoAccount: %q", got.ID())
-	}
-
 	// Bad input changes nothing.
 	if _, _, err := b.store.ClaimClinikoAccount(b.ctx, sub.ID, account("au1")); !errors.Is(err, store.ErrInvalid) {
 		t.Errorf("unknown account: err = %v, want ErrInvalid", err)

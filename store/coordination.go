@@ -46,15 +46,6 @@ end
 return 0
 `)
 
-// releaseLockScript deletes a lock that still holds the holder's token.
-// KEYS[1] lock; ARGV token. Returns 1 when released.
-var releaseLockScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-`)
-
 // ErrLockLost is returned by Lock.Renew when the lock is no longer this
 // holder's (it ran out and another process took it, or it was removed).
 var ErrLockLost = errors.New("lock lost")
@@ -111,7 +102,7 @@ func (l *Lock) Held(ctx context.Context) (bool, error) {
 
 // Release gives the lock up (not an error when it is no longer held).
 func (l *Lock) Release(ctx context.Context) error {
-	if err := releaseLockScript.Run(ctx, l.s.rdb, []string{l.key}, l.token).Err(); err != nil {
+	if err := delIfScript.Run(ctx, l.s.rdb, []string{l.key}, l.token).Err(); err != nil {
 		return fmt.Errorf("release lock: %w", err)
 	}
 	return nil

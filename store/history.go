@@ -164,43 +164,37 @@ func (s *Store) addEvent(ctx context.Context, taskID string, e JobEvent) error {
 		e.Count = 1
 	}
 	key := s.historyKey(taskID)
-	for range maxTxRetries {
-		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
-			merged := false
-			var head JobEvent
-			if e.Kind == EventFailed {
-				b, err := tx.LIndex(ctx, key, 0).Bytes()
-				switch {
-				case errors.Is(err, redis.Nil):
-				case err != nil:
-					return err
-				case json.Unmarshal(b, &head) == nil && e.repeats(head):
-					head.Count += e.Count
-					head.LastAt, head.LastAttempt = e.At, e.Attempt
-					merged = true
-				}
+	err := watchRetry(ctx, s.rdb, key, func(tx *redis.Tx) error {
+		merged := false
+		var head JobEvent
+		if e.Kind == EventFailed {
+			b, err := tx.LIndex(ctx, key, 0).Bytes()
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			case json.Unmarshal(b, &head) == nil && e.repeats(head):
+				head.Count += e.Count
+				head.LastAt, head.LastAttempt = e.At, e.Attempt
+				merged = true
 			}
-			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				if merged {
-					p.LSet(ctx, key, 0, mustJSON(head))
-				} else {
-					p.LPush(ctx, key, mustJSON(e))
-					p.LTrim(ctx, key, 0, int64(s.opts.JobHistoryCap-1))
-				}
-				p.PExpire(ctx, key, s.opts.JobHistoryTTL)
-				return nil
-			})
-			return err
-		}, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
 		}
-		if err != nil {
-			return fmt.Errorf("job history of %s: %w", taskID, err)
-		}
-		return nil
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if merged {
+				p.LSet(ctx, key, 0, mustJSON(head))
+			} else {
+				p.LPush(ctx, key, mustJSON(e))
+				p.LTrim(ctx, key, 0, int64(s.opts.JobHistoryCap-1))
+			}
+			p.PExpire(ctx, key, s.opts.JobHistoryTTL)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("job history of %s: %w", taskID, err)
 	}
-	return fmt.Errorf("job history of %s: too much contention: %w", taskID, ErrConflict)
+	return nil
 }
 
 // JobHistory returns what happened to a job, oldest first (empty when

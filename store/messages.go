@@ -157,11 +157,12 @@ func (s *Store) RequestMessage(ctx context.Context, m Message) (Message, bool, e
 	if problems := messageProblems(m); len(problems) > 0 {
 		return fail(invalid("message", problems...))
 	}
-	owner, err := s.rdb.HGet(ctx, s.key("prg", m.ProgrammeID), "patient").Result()
-	if errors.Is(err, redis.Nil) || err == nil && owner != m.PatientID {
-		return fail(invalid("message", "no such programme for this patient"))
-	} else if err != nil {
+	owner, err := s.programmePatient(ctx, m.ProgrammeID)
+	if err != nil {
 		return fail(err)
+	}
+	if owner != m.PatientID {
+		return fail(invalid("message", "no such programme for this patient"))
 	}
 	switch {
 	case m.ID != "":
@@ -266,8 +267,10 @@ func (s *Store) updateMessage(ctx context.Context, id string, fn func(*Message))
 	if !validID(id) {
 		return Message{}, fmt.Errorf("message %q: %w", id, ErrNotFound)
 	}
+	var sent Message
 	m, err := updateJSON(ctx, s.rdb, s.messageKey(id), func(m *Message) error {
 		if m.State == pmsbridge.MessageSent {
+			sent = *m
 			return errMessageSent
 		}
 		fn(m)
@@ -275,7 +278,7 @@ func (s *Store) updateMessage(ctx context.Context, id string, fn func(*Message))
 		return nil
 	})
 	if errors.Is(err, errMessageSent) {
-		return s.MessageOf(ctx, id)
+		return sent, nil // as read: sent is final
 	}
 	if err != nil {
 		return m, fmt.Errorf("message %s: %w", id, err)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -90,8 +89,7 @@ func (s *Store) NextOwed(ctx context.Context, kind OwedKind, before time.Time, l
 	if limit <= 0 {
 		return nil, nil
 	}
-	key := s.owedKey(kind)
-	cursorKey := key + ":cursor"
+	key, cursorKey := s.owedKey(kind), s.key("owed", string(kind), "cursor")
 	cur, err := s.rdb.Get(ctx, cursorKey).Result()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("owed %s: %w", kind, err)
@@ -213,14 +211,7 @@ func (s *Store) AwaitImport(ctx context.Context, w ImportWait, ttl time.Duration
 // expired or been cleared).
 func (s *Store) ImportWaitOf(ctx context.Context, id string) (ImportWait, error) {
 	var w ImportWait
-	b, err := s.rdb.Get(ctx, s.importWaitKey(id)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return w, fmt.Errorf("import wait %s: %w", id, ErrNotFound)
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &w)
-	}
-	if err != nil {
+	if err := getJSON(ctx, s.rdb, s.importWaitKey(id), &w); err != nil {
 		return w, fmt.Errorf("import wait %s: %w", id, err)
 	}
 	return w, nil

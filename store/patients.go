@@ -47,10 +47,10 @@ type Patient struct {
 	Link *Link `json:"link"`
 }
 
-// Link ties a Cliniko patient, in a subscription and on a Cliniko shard, to
 // Name is the patient's full name for display, e.g. "Zoë O'Brien".
 func (p Patient) Name() string { return strings.TrimSpace(p.FirstName + " " + p.LastName) }
 
+// Link ties a Cliniko patient, in a subscription and on a Cliniko shard, to
 // our patient. Links are per subscription: two clinics never collide.
 type Link struct {
 	SubscriptionID    string    `json:"subscription_id"`
@@ -260,7 +260,7 @@ func (s *Store) LinkedPatientsOf(ctx context.Context, subID, shard string) (map[
 // SampleLinkedPatient returns the Cliniko id of one of a subscription's
 // linked patients on shard that Cliniko still showed at the last look (not
 // archived there), to check a new key against; ok is false when there is
-// none. At most a few records are read.
+// none. At most a few records are read, in one round trip.
 func (s *Store) SampleLinkedPatient(ctx context.Context, subID, shard string) (clinikoID string, ok bool, err error) {
 	if !validID(subID) || !validID(shard) {
 		return "", false, nil
@@ -269,16 +269,23 @@ func (s *Store) SampleLinkedPatient(ctx context.Context, subID, shard string) (c
 	if err != nil {
 		return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
 	}
+	clinikoIDs := make(map[string]string, len(pairs))
+	keys := make([]string, 0, len(pairs))
 	for _, kv := range pairs {
-		p, err := s.GetPatient(ctx, kv.Value)
-		if errors.Is(err, ErrNotFound) {
-			continue
+		if validID(kv.Value) {
+			clinikoIDs[kv.Value] = kv.Key
+			keys = append(keys, s.key("pat", kv.Value))
 		}
-		if err != nil {
-			return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
-		}
-		if p.Link != nil && !p.Link.ArchivedInCliniko {
-			return kv.Key, true, nil
+	}
+	// The link is a plain field of the record: one pipeline, nothing
+	// decrypted.
+	recs, err := getMany[patientRecord](ctx, s.rdb, keys)
+	if err != nil {
+		return "", false, fmt.Errorf("sample linked patient of %s/%s: %w", subID, shard, err)
+	}
+	for _, r := range recs {
+		if r.Link != nil && !r.Link.ArchivedInCliniko {
+			return clinikoIDs[r.ID], true, nil
 		}
 	}
 	return "", false, nil
@@ -539,7 +546,7 @@ func (s *Store) PatientLabels(ctx context.Context, ids []string) (map[string]Pat
 		l := PatientLabel{ID: r.ID, SubscriptionID: r.SubscriptionID}
 		if s.keys != nil {
 			if p, err := s.decodePatient(r); err == nil {
-				l.Name, l.Named = strings.TrimSpace(p.FirstName+" "+p.LastName), true
+				l.Name, l.Named = p.Name(), true
 			}
 		}
 		out[r.ID] = l

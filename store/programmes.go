@@ -275,17 +275,27 @@ func (s *Store) openVersion(programmeID string, version int, field string) (pmsb
 	return p, nil
 }
 
+// versionField is the field of a programme hash that holds version n.
+func versionField(n int) string { return "v:" + strconv.Itoa(n) }
+
+// versionOfField is the version a programme hash's field holds; ok is
+// false for the other fields (code, patient, latest).
+func versionOfField(f string) (n int, ok bool) {
+	v, ok := strings.CutPrefix(f, "v:")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(v)
+	return n, err == nil
+}
+
 // programmeVersions decodes every version held in programme id's hash,
 // highest first.
 func (s *Store) programmeVersions(id string, h map[string]string) ([]pmsbridge.Programme, error) {
 	var out []pmsbridge.Programme
 	for f, v := range h {
-		n, ok := strings.CutPrefix(f, "v:")
+		version, ok := versionOfField(f)
 		if !ok {
-			continue
-		}
-		version, err := strconv.Atoi(n)
-		if err != nil {
 			continue
 		}
 		p, err := s.openVersion(id, version, v)
@@ -319,7 +329,7 @@ func (s *Store) GetProgramme(ctx context.Context, id string, version int) (pmsbr
 		}
 		return vs[0], nil
 	}
-	field, err := s.rdb.HGet(ctx, s.key("prg", id), "v:"+strconv.Itoa(version)).Result()
+	field, err := s.rdb.HGet(ctx, s.key("prg", id), versionField(version)).Result()
 	if errors.Is(err, redis.Nil) {
 		return p, fmt.Errorf("get programme %s v%d: %w", id, version, ErrNotFound)
 	}
@@ -605,15 +615,22 @@ func (s *Store) SetPDFState(ctx context.Context, programmeID string, version int
 	return nil
 }
 
+// programmePatient is the id of the patient programme id belongs to (its
+// hash's patient field); "" when there is no such programme.
+func (s *Store) programmePatient(ctx context.Context, id string) (string, error) {
+	patient, err := s.rdb.HGet(ctx, s.key("prg", id), "patient").Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return patient, err
+}
+
 // indexFailedPDF adds a programme version to its patient's set of failed
 // PDFs, or takes it out (the patients page flags them without reading
 // every programme).
 func (s *Store) indexFailedPDF(ctx context.Context, programmeID string, version int, failed bool) error {
-	patient, err := s.rdb.HGet(ctx, s.key("prg", programmeID), "patient").Result()
-	if errors.Is(err, redis.Nil) || err == nil && !validID(patient) {
-		return nil
-	}
-	if err != nil {
+	patient, err := s.programmePatient(ctx, programmeID)
+	if err != nil || !validID(patient) {
 		return err
 	}
 	member := programmeID + ":" + strconv.Itoa(version)

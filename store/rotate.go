@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -144,9 +142,8 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 		}
 	}
 	for f, v := range h {
-		n, ok := strings.CutPrefix(f, "v:")
-		version, err := strconv.Atoi(n)
-		if !ok || err != nil || !s.keys.NeedsRotation(v) {
+		version, ok := versionOfField(f)
+		if !ok || !s.keys.NeedsRotation(v) {
 			continue
 		}
 		p, err := s.openVersion(id, version, v)
@@ -176,7 +173,7 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 		return false, fmt.Errorf("code index entry taken by %s: %w", cur, ErrConflict)
 	}
 	for _, k := range append(s.codeIndexKeys(macs[1:]), s.key("code", code)) {
-		if n, err := dropIfScript.Run(ctx, s.rdb, []string{k}, id).Int(); err != nil {
+		if n, err := delIfScript.Run(ctx, s.rdb, []string{k}, id).Int(); err != nil {
 			return false, err
 		} else if n > 0 {
 			changed = true
@@ -184,10 +181,3 @@ func (s *Store) reencryptProgramme(ctx context.Context, id string) (bool, error)
 	}
 	return changed, nil
 }
-
-// dropIfScript deletes a string key only if it holds an expected value.
-// KEYS[1]; ARGV value. Returns 1 when deleted.
-var dropIfScript = redis.NewScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)

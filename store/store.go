@@ -500,34 +500,41 @@ func getMany[T any](ctx context.Context, rdb redis.UniversalClient, keys []strin
 	return out, nil
 }
 
+// watchRetry runs fn as an optimistic transaction on key (WATCH key; fn
+// reads through tx and writes in tx.TxPipelined), running it again when
+// another writer changed key first, at most maxTxRetries times.
+func watchRetry(ctx context.Context, rdb redis.UniversalClient, key string, fn func(*redis.Tx) error) error {
+	for range maxTxRetries {
+		err := rdb.Watch(ctx, fn, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("too much contention: %w", ErrConflict)
+}
+
 // updateJSON applies fn to the JSON record at key under WATCH, retrying when
 // another writer got there first. fn's error aborts the update.
 func updateJSON[T any](ctx context.Context, rdb redis.UniversalClient, key string, fn func(*T) error) (T, error) {
 	var out T
-	for range maxTxRetries {
-		err := rdb.Watch(ctx, func(tx *redis.Tx) error {
-			var v T
-			if err := getJSON(ctx, tx, key, &v); err != nil {
-				return err
-			}
-			if err := fn(&v); err != nil {
-				return err
-			}
-			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, mustJSON(v), 0)
-				return nil
-			})
-			if err == nil {
-				out = v
-			}
+	err := watchRetry(ctx, rdb, key, func(tx *redis.Tx) error {
+		var v T
+		if err := getJSON(ctx, tx, key, &v); err != nil {
 			return err
-		}, key)
-		if errors.Is(err, redis.TxFailedErr) {
-			continue
 		}
-		return out, err
-	}
-	return out, fmt.Errorf("too much contention: %w", ErrConflict)
+		if err := fn(&v); err != nil {
+			return err
+		}
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, mustJSON(v), 0)
+			return nil
+		})
+		if err == nil {
+			out = v
+		}
+		return err
+	})
+	return out, err
 }
 
 // sortedUnique returns the sorted distinct non-empty strings of in.
@@ -555,6 +562,16 @@ var swapFieldScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
   return 1
+end
+return 0
+`)
+
+// delIfScript deletes a string key only if it still holds an expected
+// value: a lock's holder token (Lock.Release), a code index entry's
+// programme id (Reencrypt). KEYS[1]; ARGV value. Returns 1 when deleted.
+var delIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
 end
 return 0
 `)

@@ -87,13 +87,24 @@ func (s *Store) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
+	subs, err := s.subscriptionsOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+// subscriptionsOf reads the subscriptions ids with one pipeline (getMany:
+// those missing are skipped), each as GetSubscription returns it
+// (withTimeZone).
+func (s *Store) subscriptionsOf(ctx context.Context, ids []string) ([]Subscription, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = s.key("sub", id)
 	}
 	subs, err := getMany[Subscription](ctx, s.rdb, keys)
 	if err != nil {
-		return nil, fmt.Errorf("list subscriptions: %w", err)
+		return nil, err
 	}
 	for i := range subs {
 		subs[i] = s.withTimeZone(subs[i])
@@ -196,13 +207,8 @@ func (s *Store) SyncCursor(ctx context.Context, subID, shard string) (at time.Ti
 // SubscriptionsByID returns the subscriptions among ids that exist, by id,
 // with one Redis round trip.
 func (s *Store) SubscriptionsByID(ctx context.Context, ids []string) (map[string]Subscription, error) {
-	keys := []string{}
-	for _, id := range sortedUnique(ids) {
-		if validID(id) {
-			keys = append(keys, s.key("sub", id))
-		}
-	}
-	subs, err := getMany[Subscription](ctx, s.rdb, keys)
+	ids = slices.DeleteFunc(sortedUnique(ids), func(id string) bool { return !validID(id) })
+	subs, err := s.subscriptionsOf(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions by id: %w", err)
 	}
