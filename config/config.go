@@ -8,17 +8,16 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/mail"
 	"net/netip"
 	"net/url"
 	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/mail"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -357,7 +356,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Mail.SMTPURL != "" {
-		if err := checkSMTPURL(c.Mail.SMTPURL); err != nil {
+		if err := mail.CheckSMTPURL(c.Mail.SMTPURL); err != nil {
 			add("mail.smtp_url", "%v", err)
 		}
 		if c.Mail.From == "" {
@@ -365,8 +364,8 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Mail.From != "" {
-		if a, err := mail.ParseAddress(c.Mail.From); err != nil || !strings.Contains(a.Address, "@") {
-			add("mail.from", "must look like \"Name <address@domain>\"")
+		if err := mail.CheckFrom(c.Mail.From); err != nil {
+			add("mail.from", "%v", err)
 		}
 	}
 	sms := c.SMS
@@ -463,30 +462,6 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// checkSMTPURL checks mail.smtp_url without echoing it (it may hold a
-// password).
-func checkSMTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a valid URL: use smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
-	}
-	if u.Scheme != "smtp" && u.Scheme != "smtps" {
-		return fmt.Errorf("must start with smtp:// (STARTTLS when offered) or smtps:// (implicit TLS)")
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("has no host: use smtp://[user:pass@]host:587")
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("has a bad port")
-		}
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return fmt.Errorf("must be just scheme, optional user:password, host and port")
-	}
-	return nil
 }
 
 // makeKeyHint follows a problem with an encryption key.
