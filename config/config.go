@@ -11,13 +11,13 @@ import (
 	"net/netip"
 	"net/url"
 	"reflect"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko"
 	"github.com/physitrack/pmsbridge/mail"
+	"github.com/physitrack/pmsbridge/sms"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -368,20 +368,19 @@ func (c Config) Validate() error {
 			add("mail.from", "%v", err)
 		}
 	}
-	sms := c.SMS
-	if sms.TwilioAccountSID != "" || sms.TwilioAuthToken != "" || sms.From != "" {
-		if !twilioSIDRe.MatchString(sms.TwilioAccountSID) {
-			add("sms.twilio_account_sid", "must be AC followed by 32 hexadecimal digits (Twilio console → Account info)")
+	if c.SMS.TwilioAccountSID != "" || c.SMS.TwilioAuthToken != "" || c.SMS.From != "" {
+		if err := sms.CheckAccountSID(c.SMS.TwilioAccountSID); err != nil {
+			add("sms.twilio_account_sid", "%v", err)
 		}
-		if sms.TwilioAuthToken == "" {
+		if c.SMS.TwilioAuthToken == "" {
 			add("sms.twilio_auth_token", "is required when SMS is configured")
 		}
-		if !e164Re.MatchString(sms.From) && !messagingSIDRe.MatchString(sms.From) {
-			add("sms.from", "must be an E.164 number like +61412345678 or a messaging service sid (MG…)")
+		if err := sms.CheckFrom(c.SMS.From); err != nil {
+			add("sms.from", "%v", err)
 		}
 	}
-	if u, err := url.Parse(sms.TwilioBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		add("sms.twilio_base_url", "must be an http(s) address like https://api.twilio.com")
+	if err := sms.CheckBaseURL(c.SMS.TwilioBaseURL); err != nil {
+		add("sms.twilio_base_url", "%v", err)
 	}
 	return p.err()
 }
@@ -438,12 +437,6 @@ func (c Config) checkSecrets(p *problems, required bool) {
 		}
 	}
 }
-
-var (
-	twilioSIDRe    = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	messagingSIDRe = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
-	e164Re         = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-)
 
 // ParseTrustedProxy reads one entry of http.trusted_proxies: a CIDR such as
 // 10.0.0.0/8 or fd00::/8, or a single address (taken as /32 or /128).
