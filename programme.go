@@ -34,8 +34,25 @@ type Programme struct {
 	StartsOn       string     `json:"starts_on"` // YYYY-MM-DD
 	Notes          string     `json:"notes"`
 	Exercises      []Exercise `json:"exercises"`
-	Code           string     `json:"code"` // 8 lower-case letters, same for every version
+	Code           string     `json:"code"` // CodeLength lower-case letters, same for every version
 	CreatedAt      time.Time  `json:"created_at"`
+}
+
+// CodeLength is the length of a programme access code: lower-case letters.
+const CodeLength = 8
+
+// ValidCode reports whether code has the form of an access code: the one
+// rule that the store, the access page and the code email and text apply.
+func ValidCode(code string) bool {
+	if len(code) != CodeLength {
+		return false
+	}
+	for i := range len(code) {
+		if code[i] < 'a' || code[i] > 'z' {
+			return false
+		}
+	}
+	return true
 }
 
 // DoseField is one of an exercise's dose fields, with the range a

@@ -124,7 +124,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case code == "" || yearText == "":
 		form.Error = "Enter the 8-letter code from your programme and your year of birth (four digits, for example 1985)."
-	case !store.ValidCode(code):
+	case !pmsbridge.ValidCode(code):
 		form.Error = "Your code is 8 letters from a to z, as printed on your programme (you typed " + pmsbridge.Count(len([]rune(code)), "character", "characters") + "). Check it and try again."
 	case err != nil || year < 1000 || year > 9999:
 		form.Error = "Enter your year of birth as four digits, for example 1985."

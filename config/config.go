@@ -8,17 +8,16 @@ package config
 import (
 	"fmt"
 	"net"
-	"net/mail"
 	"net/netip"
 	"net/url"
 	"reflect"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/physitrack/pmsbridge/cliniko"
+	"github.com/physitrack/pmsbridge/mail"
+	"github.com/physitrack/pmsbridge/sms"
 	"github.com/physitrack/pmsbridge/store"
 )
 
@@ -357,7 +356,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Mail.SMTPURL != "" {
-		if err := checkSMTPURL(c.Mail.SMTPURL); err != nil {
+		if err := mail.CheckSMTPURL(c.Mail.SMTPURL); err != nil {
 			add("mail.smtp_url", "%v", err)
 		}
 		if c.Mail.From == "" {
@@ -365,24 +364,23 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.Mail.From != "" {
-		if a, err := mail.ParseAddress(c.Mail.From); err != nil || !strings.Contains(a.Address, "@") {
-			add("mail.from", "must look like \"Name <address@domain>\"")
+		if err := mail.CheckFrom(c.Mail.From); err != nil {
+			add("mail.from", "%v", err)
 		}
 	}
-	sms := c.SMS
-	if sms.TwilioAccountSID != "" || sms.TwilioAuthToken != "" || sms.From != "" {
-		if !twilioSIDRe.MatchString(sms.TwilioAccountSID) {
-			add("sms.twilio_account_sid", "must be AC followed by 32 hexadecimal digits (Twilio console → Account info)")
+	if c.SMS.TwilioAccountSID != "" || c.SMS.TwilioAuthToken != "" || c.SMS.From != "" {
+		if err := sms.CheckAccountSID(c.SMS.TwilioAccountSID); err != nil {
+			add("sms.twilio_account_sid", "%v", err)
 		}
-		if sms.TwilioAuthToken == "" {
+		if c.SMS.TwilioAuthToken == "" {
 			add("sms.twilio_auth_token", "is required when SMS is configured")
 		}
-		if !e164Re.MatchString(sms.From) && !messagingSIDRe.MatchString(sms.From) {
-			add("sms.from", "must be an E.164 number like +61412345678 or a messaging service sid (MG…)")
+		if err := sms.CheckFrom(c.SMS.From); err != nil {
+			add("sms.from", "%v", err)
 		}
 	}
-	if u, err := url.Parse(sms.TwilioBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		add("sms.twilio_base_url", "must be an http(s) address like https://api.twilio.com")
+	if err := sms.CheckBaseURL(c.SMS.TwilioBaseURL); err != nil {
+		add("sms.twilio_base_url", "%v", err)
 	}
 	return p.err()
 }
@@ -440,12 +438,6 @@ func (c Config) checkSecrets(p *problems, required bool) {
 	}
 }
 
-var (
-	twilioSIDRe    = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	messagingSIDRe = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
-	e164Re         = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-)
-
 // ParseTrustedProxy reads one entry of http.trusted_proxies: a CIDR such as
 // 10.0.0.0/8 or fd00::/8, or a single address (taken as /32 or /128).
 func ParseTrustedProxy(s string) (netip.Prefix, error) {
@@ -463,30 +455,6 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
-// checkSMTPURL checks mail.smtp_url without echoing it (it may hold a
-// password).
-func checkSMTPURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("is not a valid URL: use smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
-	}
-	if u.Scheme != "smtp" && u.Scheme != "smtps" {
-		return fmt.Errorf("must start with smtp:// (STARTTLS when offered) or smtps:// (implicit TLS)")
-	}
-	if u.Hostname() == "" {
-		return fmt.Errorf("has no host: use smtp://[user:pass@]host:587")
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("has a bad port")
-		}
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return fmt.Errorf("must be just scheme, optional user:password, host and port")
-	}
-	return nil
 }
 
 // makeKeyHint follows a problem with an encryption key.

@@ -252,19 +252,14 @@ func get(m map[string]any, key string) any {
 	return cur
 }
 
-// lookup returns the value of a dotted key in c, as its Go value.
+// lookup returns the value of a dotted key in c, as its Go value (nil for
+// an unknown key): the field fieldOf finds, as WithDefaults does.
 func lookup(c Config, key string) any {
-	var m map[string]any
-	_ = mapstructure.Decode(c, &m)
-	var cur any = m
-	for _, p := range strings.Split(key, ".") {
-		mm, ok := cur.(map[string]any)
-		if !ok {
-			return nil
-		}
-		cur = mm[p]
+	f := fieldOf(reflect.ValueOf(c), key)
+	if !f.IsValid() {
+		return nil
 	}
-	return cur
+	return f.Interface()
 }
 
 // Redacted returns the effective configuration as YAML-ready ordered pairs,

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	htmltemplate "html/template"
-	"regexp"
 	"strings"
 	texttemplate "text/template"
+
+	"github.com/physitrack/pmsbridge"
 )
 
 // CodeEmail is what the email that gives a patient their programme code
@@ -27,8 +28,6 @@ type CodeEmail struct {
 	AccessURL string
 }
 
-var codeRe = regexp.MustCompile(`^[a-z]{8}$`)
-
 // Compose returns the code email addressed to to, with the given stable
 // Message-ID (see Message). The subject is "Your access code from
 // <clinic>"; the text tells the patient where to go, the code to enter, and
@@ -39,7 +38,7 @@ func (c CodeEmail) Compose(to, messageID string) (Message, error) {
 	switch {
 	case c.Clinic == "":
 		return Message{}, errors.New("mail: the code email needs the clinic's name")
-	case !codeRe.MatchString(c.Code):
+	case !pmsbridge.ValidCode(c.Code):
 		return Message{}, errors.New("mail: the code must be 8 lower-case letters")
 	case !strings.HasPrefix(c.AccessURL, "https://") && !strings.HasPrefix(c.AccessURL, "http://"):
 		return Message{}, errors.New("mail: the access address must be an http(s) URL")

@@ -59,11 +59,11 @@ func (c Config) WithDefaults() Config {
 // text never holds the URL (which may hold a password).
 func (c Config) Validate() error {
 	var errs []error
-	if _, err := parseServer(c.SMTPURL); err != nil {
-		errs = append(errs, err)
+	if err := CheckSMTPURL(c.SMTPURL); err != nil {
+		errs = append(errs, fmt.Errorf("SMTP URL %w", err))
 	}
-	if _, err := parseFrom(c.From); err != nil {
-		errs = append(errs, err)
+	if err := CheckFrom(c.From); err != nil {
+		errs = append(errs, fmt.Errorf("from %w", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", c.Timeout))
@@ -87,14 +87,30 @@ type server struct {
 	hasAuth  bool
 }
 
+// CheckSMTPURL is the one rule for mail.smtp_url: the configuration
+// checks it at start, Validate again. Its messages read after the name of
+// what is checked ("SMTP URL …", "mail.smtp_url: …") and never echo the
+// URL (which may hold a password).
+func CheckSMTPURL(raw string) error {
+	_, err := parseServer(raw)
+	return err
+}
+
+// CheckFrom is the one rule for mail.from, "Name <address@domain>"; its
+// messages read after the name of what is checked.
+func CheckFrom(raw string) error {
+	_, err := parseFrom(raw)
+	return err
+}
+
 // parseServer reads mail.smtp_url. Its errors never echo the URL.
 func parseServer(raw string) (server, error) {
 	if raw == "" {
-		return server{}, errors.New("SMTP URL is required: smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
+		return server{}, errors.New("is required: smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return server{}, errors.New("SMTP URL is not a valid URL: use smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
+		return server{}, errors.New("is not a valid URL: use smtp://[user:pass@]host:587 or smtps://[user:pass@]host:465")
 	}
 	var s server
 	switch u.Scheme {
@@ -103,21 +119,21 @@ func parseServer(raw string) (server, error) {
 	case "smtps":
 		s.port, s.implicit = DefaultImplicitTLSPort, true
 	default:
-		return server{}, errors.New("SMTP URL must start with smtp:// (STARTTLS when offered) or smtps:// (implicit TLS)")
+		return server{}, errors.New("must start with smtp:// (STARTTLS when offered) or smtps:// (implicit TLS)")
 	}
 	s.host = u.Hostname()
 	if s.host == "" {
-		return server{}, errors.New("SMTP URL has no host")
+		return server{}, errors.New("has no host: use smtp://[user:pass@]host:587")
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return server{}, errors.New("SMTP URL has a bad port")
+			return server{}, errors.New("has a bad port")
 		}
 		s.port = n
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return server{}, errors.New("SMTP URL must be just scheme, optional user:password, host and port")
+		return server{}, errors.New("must be just scheme, optional user:password, host and port")
 	}
 	if u.User != nil {
 		s.user = u.User.Username()
@@ -136,15 +152,15 @@ type from struct {
 
 func parseFrom(raw string) (from, error) {
 	if raw == "" {
-		return from{}, errors.New("from is required: \"Clinic name <codes@your.domain>\"")
+		return from{}, errors.New("is required: \"Clinic name <codes@your.domain>\"")
 	}
 	a, err := stdmail.ParseAddress(raw)
 	if err != nil {
-		return from{}, errors.New("from must look like \"Name <address@domain>\"")
+		return from{}, errors.New("must look like \"Name <address@domain>\"")
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	if at < 1 || at == len(a.Address)-1 {
-		return from{}, errors.New("from must look like \"Name <address@domain>\"")
+		return from{}, errors.New("must look like \"Name <address@domain>\"")
 	}
 	return from{name: a.Name, address: a.Address, domain: a.Address[at+1:]}, nil
 }

@@ -91,9 +91,6 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrorCause returns the cause code; pmsbridge.CauseOf uses it.
 func (e *Error) ErrorCause() pmsbridge.Cause { return e.Cause }
 
-// Temporary reports whether a later attempt may succeed.
-func (e *Error) Temporary() bool { return e.Cause.Transient() }
-
 // ErrorMessage returns a sentence for practitioners and support staff
 // saying what went wrong and what to do; pmsbridge.MessageOf uses it. It
 // holds the masked address at most.

@@ -116,9 +116,6 @@ func (s *Sender) Server() string {
 	return d + ")"
 }
 
-// FromAddress is mail.from's address (the sender of every message).
-func (s *Sender) FromAddress() string { return s.from.address }
-
 var refRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // MessageID makes the Message-ID of a message request from its own stable

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -266,7 +267,7 @@ func (c *Client) Find(ctx context.Context, l Lookup) (Sent, bool, error) {
 			case s.Created.IsZero() || s.Created.Before(oldest):
 				older++
 			case am.To == l.To && strings.HasPrefix(am.Direction, "outbound") &&
-				strings.Contains(am.Body, l.Body) && !contains(l.Exclude, am.SID):
+				strings.Contains(am.Body, l.Body) && !slices.Contains(l.Exclude, am.SID):
 				return s, true, nil
 			}
 		}
@@ -280,15 +281,6 @@ func (c *Client) Find(ctx context.Context, l Lookup) (Sent, bool, error) {
 	}
 	return Sent{}, false, &Error{Op: OpLookup, Cause: pmsbridge.CauseDeliveryUnavailable, To: to,
 		Detail: "too many recent messages to this number to check whether the earlier attempt arrived; nothing sent"}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sameOrigin resolves a next_page_uri (relative to the API's host) and

@@ -2,11 +2,11 @@ package sms
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf16"
 
+	"github.com/physitrack/pmsbridge"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -98,8 +98,6 @@ type CodeText struct {
 	AccessURL string
 }
 
-var codeRe = regexp.MustCompile(`^[a-z]{8}$`)
-
 // minClinic is the shortest a clinic's name is cut to so that the text fits
 // one segment; a shorter cut would no longer say who is writing.
 const minClinic = 12
@@ -126,7 +124,7 @@ func (c CodeText) Compose() (Text, error) {
 	switch {
 	case clinic == "":
 		return Text{}, errors.New("sms: the code text needs the clinic's name")
-	case !codeRe.MatchString(c.Code):
+	case !pmsbridge.ValidCode(c.Code):
 		return Text{}, errors.New("sms: the code must be 8 lower-case letters")
 	case !strings.HasPrefix(c.AccessURL, "https://") && !strings.HasPrefix(c.AccessURL, "http://"):
 		return Text{}, errors.New("sms: the access address must be an http(s) URL")

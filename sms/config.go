@@ -68,17 +68,17 @@ var (
 // text never holds the auth token.
 func (c Config) Validate() error {
 	var errs []error
-	if !accountSIDRe.MatchString(c.AccountSID) {
-		errs = append(errs, errors.New("account SID must be AC followed by 32 hexadecimal digits"))
+	if err := CheckAccountSID(c.AccountSID); err != nil {
+		errs = append(errs, fmt.Errorf("account SID %w", err))
 	}
 	if c.AuthToken == "" {
 		errs = append(errs, errors.New("auth token is required"))
 	}
-	if !e164Re.MatchString(c.From) && !serviceSIDRe.MatchString(c.From) {
-		errs = append(errs, errors.New("from must be an E.164 number like +61480000000 or a messaging service sid (MG…)"))
+	if err := CheckFrom(c.From); err != nil {
+		errs = append(errs, fmt.Errorf("from %w", err))
 	}
-	if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
-		errs = append(errs, errors.New("base URL must be an http(s) address like https://api.twilio.com"))
+	if err := CheckBaseURL(c.BaseURL); err != nil {
+		errs = append(errs, fmt.Errorf("base URL %w", err))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout must be positive, got %s", c.Timeout))
@@ -91,6 +91,35 @@ func (c Config) Validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("sms config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// CheckAccountSID is the one rule for sms.twilio_account_sid: the
+// configuration checks it at start, Validate again. Its message reads after
+// the name of what is checked ("account SID …", "sms.twilio_account_sid:
+// …"); so do CheckFrom's and CheckBaseURL's.
+func CheckAccountSID(sid string) error {
+	if !accountSIDRe.MatchString(sid) {
+		return errors.New("must be AC followed by 32 hexadecimal digits (Twilio console → Account info)")
+	}
+	return nil
+}
+
+// CheckFrom is the one rule for sms.from: an E.164 number or a messaging
+// service sid.
+func CheckFrom(from string) error {
+	if !e164Re.MatchString(from) && !serviceSIDRe.MatchString(from) {
+		return errors.New("must be an E.164 number like +61480000000 or a messaging service sid (MG…)")
+	}
+	return nil
+}
+
+// CheckBaseURL is the one rule for sms.twilio_base_url (without its
+// trailing slash, which WithDefaults trims): http(s), a host, nothing else.
+func CheckBaseURL(base string) error {
+	if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return errors.New("must be an http(s) address like https://api.twilio.com")
 	}
 	return nil
 }

@@ -97,9 +97,6 @@ func (e *Error) Unwrap() error { return e.Err }
 // ErrorCause returns the cause code; pmsbridge.CauseOf uses it.
 func (e *Error) ErrorCause() pmsbridge.Cause { return e.Cause }
 
-// Temporary reports whether a later attempt may succeed.
-func (e *Error) Temporary() bool { return e.Cause.Transient() }
-
 // RetryTime is when Twilio asked us to try again (zero when it did not
 // say).
 func (e *Error) RetryTime() time.Time { return e.RetryAt }

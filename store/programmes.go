@@ -15,9 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// CodeLength is the length of a programme access code: lower-case letters.
-const CodeLength = 8
-
 // DefaultEventTTL is how long ClaimEvent remembers an event id by default.
 const DefaultEventTTL = 30 * 24 * time.Hour
 
@@ -30,37 +27,24 @@ type PDFState struct {
 	UpdatedAt    time.Time          `json:"updated_at"` // set to now when zero
 }
 
-// newCode returns CodeLength letters a–z from crypto/rand, uniformly: bytes
-// of 234 or more (26×9) are rejected instead of folded, which would favour
-// the first letters.
+// newCode returns pmsbridge.CodeLength letters a–z from crypto/rand,
+// uniformly: bytes of 234 or more (26×9) are rejected instead of folded,
+// which would favour the first letters.
 func newCode() string {
-	var out [CodeLength]byte
+	var out [pmsbridge.CodeLength]byte
 	buf := make([]byte, 16)
-	for n := 0; n < CodeLength; {
+	for n := 0; n < pmsbridge.CodeLength; {
 		if _, err := rand.Read(buf); err != nil {
 			panic(err)
 		}
 		for _, b := range buf {
-			if b < 234 && n < CodeLength {
+			if b < 234 && n < pmsbridge.CodeLength {
 				out[n] = 'a' + b%26
 				n++
 			}
 		}
 	}
 	return string(out[:])
-}
-
-// ValidCode reports whether code has the form of an access code.
-func ValidCode(code string) bool {
-	if len(code) != CodeLength {
-		return false
-	}
-	for i := range len(code) {
-		if code[i] < 'a' || code[i] > 'z' {
-			return false
-		}
-	}
-	return true
 }
 
 // createVersionScript adds a version to a programme hash, atomically on one
@@ -247,7 +231,7 @@ func versionAAD(programmeID string, version int) string {
 // openCode reads a programme hash's sealed code. A plain code is from
 // before codes were encrypted (Reencrypt seals it).
 func (s *Store) openCode(programmeID, field string) (string, error) {
-	if ValidCode(field) {
+	if pmsbridge.ValidCode(field) {
 		return field, nil
 	}
 	b, err := s.keys.Decrypt(field, codeAAD(programmeID))
@@ -409,7 +393,7 @@ func (s *Store) ListProgrammes(ctx context.Context, patientID string) ([]pmsbrid
 // LatestByCode returns the latest version of the programme with access code
 // code; ErrNotFound for an unknown or malformed code. Two round trips.
 func (s *Store) LatestByCode(ctx context.Context, code string) (pmsbridge.Programme, error) {
-	if !ValidCode(code) {
+	if !pmsbridge.ValidCode(code) {
 		return pmsbridge.Programme{}, fmt.Errorf("programme by code: %w", ErrNotFound)
 	}
 	id, err := s.programmeIDByCode(ctx, code)
@@ -464,7 +448,7 @@ func (s *Store) codeMAC(code string) string { return s.keys.MAC("code", code) }
 func (s *Store) OpenProgramme(ctx context.Context, code string, yearOfBirth int, client string) (pmsbridge.Programme, Attempt, error) {
 	code = strings.ToLower(strings.TrimSpace(code))
 	att := Attempt{client: client, TriesLeft: -1}
-	if ValidCode(code) {
+	if pmsbridge.ValidCode(code) {
 		att.code = code
 	}
 	var keys []limitKey
@@ -538,7 +522,7 @@ func (l AccessLock) Locked() bool { return !l.Until.IsZero() }
 // CodeLock reads a programme code's lock-out without counting a try (for
 // the practitioner's page).
 func (s *Store) CodeLock(ctx context.Context, code string) (AccessLock, error) {
-	if !ValidCode(code) {
+	if !pmsbridge.ValidCode(code) {
 		return AccessLock{Max: s.opts.AccessMaxFailures}, nil
 	}
 	k := s.codeLimit(code)
@@ -553,7 +537,7 @@ func (s *Store) CodeLock(ctx context.Context, code string) (AccessLock, error) {
 // try again at once (a practitioner's decision; the caller audits it).
 // The tries counted against the patient's device address are kept.
 func (s *Store) UnlockCode(ctx context.Context, code string) error {
-	if !ValidCode(code) {
+	if !pmsbridge.ValidCode(code) {
 		return nil
 	}
 	if err := s.rdb.Del(ctx, s.codeLimit(code).key).Err(); err != nil {
